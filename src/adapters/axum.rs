@@ -1,0 +1,1 @@
+//! Adapter for axum (built in issue 5).

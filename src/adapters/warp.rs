@@ -1,0 +1,1 @@
+//! Adapter for warp (built in issue 5).

@@ -1,0 +1,1 @@
+//! `StatusCallback`: a status callback parsed from its form pairs.

@@ -1,0 +1,1 @@
+//! A local fake of Twilio's Messages API that sends signed status callbacks (built in issue 6).

@@ -1,0 +1,1 @@
+//! `Reconciler`: repairs missed callbacks by polling the API.

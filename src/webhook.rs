@@ -1,0 +1,1 @@
+//! `StatusWebhook`: the framework-agnostic status-callback handler.
