@@ -11,6 +11,7 @@ pub mod client;
 pub mod emulator;
 pub mod error;
 pub mod ids;
+pub mod notify;
 pub mod reconcile;
 pub mod secret;
 pub mod signature;

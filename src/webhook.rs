@@ -1,1 +1,516 @@
 //! `StatusWebhook`: the framework-agnostic status-callback handler.
+//!
+//! Adapters hand it the request as received (method, raw target, headers, raw body) and send
+//! back the [`WebhookResponse`] it returns. It implements the whole contract:
+//!
+//! | request | status | store |
+//! |---|---|---|
+//! | valid signature, new or changing event | 204 | applied atomically |
+//! | valid signature, duplicate or stale event | 204 | event kept once |
+//! | missing or invalid signature | 403 | untouched |
+//! | signed but malformed (no `MessageSid`/`MessageStatus`, bad SID) | 400 | untouched |
+//! | body over the limit (default 64 KiB) | 413 | untouched |
+//! | wrong content type / method | 415 / 405 | untouched |
+//! | store unavailable | 503 + `Retry-After` | untouched; Twilio or the reconciler repairs it |
+//!
+//! Twilio signs the URL it called, which a reverse proxy hides from the app, so the public URL is
+//! configuration ([`PublicUrl`]); rebuilding it from `Forwarded`/`X-Forwarded-*` headers is
+//! opt-in, for proxies the operator trusts.
+
+use std::fmt;
+use std::sync::Arc;
+
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+
+use crate::callback::{CallbackError, StatusCallback};
+use crate::ids::MessageSid;
+use crate::notify::{Notifier, StatusChange};
+use crate::signature::{SignatureError, SignatureValidator};
+use crate::store::{Applied, EventSource, StatusStore, StoreError};
+
+/// The default body limit: 64 KiB.
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+
+/// The `Retry-After` (seconds) sent with a 503.
+const RETRY_AFTER_SECS: u32 = 5;
+
+/// The header carrying Twilio's per-attempt idempotency token.
+const IDEMPOTENCY_HEADER: &str = "i-twilio-idempotency-token";
+
+/// How the webhook learns the public URL Twilio called (and signed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PublicUrl {
+    /// The public origin (and any path prefix a proxy strips), e.g. `https://example.com` or
+    /// `https://example.com/api`; the request's raw target (path and query, untouched) is
+    /// appended to it.
+    Base(String),
+    /// Rebuild the URL from `Forwarded` / `X-Forwarded-Proto/Host/Port` headers. Only for a
+    /// proxy you trust to set (and overwrite) them: anyone else can forge them.
+    TrustedProxy,
+}
+
+impl PublicUrl {
+    /// A base URL, validated: `http` or `https`, a host, no query or fragment. A trailing `/` is
+    /// dropped (the request target brings its own).
+    ///
+    /// # Errors
+    /// [`WebhookConfigError::PublicUrl`] when the URL is not of that form.
+    pub fn base(url: impl Into<String>) -> Result<Self, WebhookConfigError> {
+        let mut url: String = url.into();
+        let rest = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"))
+            .ok_or(WebhookConfigError::PublicUrl(
+                "must start with http:// or https://",
+            ))?;
+        if rest.is_empty() || rest.starts_with('/') {
+            return Err(WebhookConfigError::PublicUrl("has no host"));
+        }
+        if rest.contains(['?', '#']) {
+            return Err(WebhookConfigError::PublicUrl(
+                "must not have a query or fragment",
+            ));
+        }
+        if rest
+            .bytes()
+            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+        {
+            return Err(WebhookConfigError::PublicUrl(
+                "must not contain spaces or control characters",
+            ));
+        }
+        while url.ends_with('/') {
+            url.pop();
+        }
+        Ok(Self::Base(url))
+    }
+
+    /// The full URL Twilio called for a request with this raw target and headers.
+    fn resolve(&self, target: &str, headers: &HeaderMap) -> Result<String, &'static str> {
+        if !target.starts_with('/') {
+            return Err("request target is not a path");
+        }
+        match self {
+            PublicUrl::Base(base) => {
+                let mut url = String::with_capacity(base.len() + target.len());
+                url.push_str(base);
+                url.push_str(target);
+                Ok(url)
+            }
+            PublicUrl::TrustedProxy => forwarded_url(headers, target)
+                .ok_or("forwarded headers do not give a valid public URL"),
+        }
+    }
+}
+
+/// Why a [`StatusWebhook`] could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WebhookConfigError {
+    /// The public URL is not a valid base.
+    #[error("invalid public url: {0}")]
+    PublicUrl(&'static str),
+    /// No public URL was configured.
+    #[error("no public url configured: call public_url() or trusted_proxy()")]
+    NoPublicUrl,
+    /// The body limit is zero.
+    #[error("body limit must be at least 1 byte")]
+    BodyLimit,
+}
+
+/// Why a request was refused. Each kind maps to one HTTP status ([`status_code`](Self::status_code)).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WebhookError {
+    /// Not a POST (405).
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// Not `application/x-www-form-urlencoded` (415).
+    #[error("unsupported content type")]
+    UnsupportedMediaType,
+    /// The body is larger than the limit (413).
+    #[error("body larger than {limit} bytes")]
+    PayloadTooLarge {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The public URL could not be determined (403: nothing can be verified).
+    #[error("cannot determine the public url: {0}")]
+    PublicUrl(&'static str),
+    /// The signature is missing or wrong (403).
+    #[error("signature rejected")]
+    Signature(#[source] SignatureError),
+    /// Signed, but not a status callback the crate can read (400).
+    #[error("malformed status callback")]
+    Malformed(#[source] CallbackError),
+    /// The store failed (503 when it is unavailable, else 500).
+    #[error("store failed")]
+    Store(#[source] StoreError),
+}
+
+impl WebhookError {
+    /// The HTTP status this refusal is answered with.
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            WebhookError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            WebhookError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            WebhookError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            WebhookError::PublicUrl(_) | WebhookError::Signature(_) => StatusCode::FORBIDDEN,
+            WebhookError::Malformed(_) => StatusCode::BAD_REQUEST,
+            WebhookError::Store(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
+            WebhookError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// A request as an adapter received it.
+#[derive(Debug, Clone, Copy)]
+pub struct WebhookRequest<'a> {
+    /// The HTTP method.
+    pub method: &'a Method,
+    /// The raw request target: path and query exactly as received (never decoded or re-encoded).
+    pub target: &'a str,
+    /// The request headers.
+    pub headers: &'a HeaderMap,
+    /// The raw body.
+    pub body: &'a [u8],
+}
+
+impl<'a> WebhookRequest<'a> {
+    /// A request from its parts.
+    pub fn new(
+        method: &'a Method,
+        target: &'a str,
+        headers: &'a HeaderMap,
+        body: &'a [u8],
+    ) -> Self {
+        Self {
+            method,
+            target,
+            headers,
+            body,
+        }
+    }
+}
+
+/// A callback that was accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Accepted {
+    /// The message.
+    pub sid: MessageSid,
+    /// What the store did with it.
+    pub applied: Applied,
+}
+
+/// What to answer, and what happened.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct WebhookResponse {
+    /// The HTTP status to send.
+    pub status: StatusCode,
+    /// Headers to send (`Allow` with 405, `Retry-After` with 503).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// The accepted callback, or why the request was refused.
+    pub outcome: Result<Accepted, WebhookError>,
+}
+
+impl WebhookResponse {
+    fn accepted(accepted: Accepted) -> Self {
+        Self {
+            status: StatusCode::NO_CONTENT,
+            headers: Vec::new(),
+            outcome: Ok(accepted),
+        }
+    }
+
+    fn refused(error: WebhookError) -> Self {
+        let status = error.status_code();
+        let mut headers = Vec::new();
+        if status == StatusCode::METHOD_NOT_ALLOWED {
+            headers.push((header::ALLOW, HeaderValue::from_static("POST")));
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.push((header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS)));
+        }
+        Self {
+            status,
+            headers,
+            outcome: Err(error),
+        }
+    }
+
+    /// The response body: empty on success, a short reason otherwise (never secrets or input).
+    pub fn body(&self) -> &'static str {
+        match &self.outcome {
+            Ok(_) => "",
+            Err(WebhookError::MethodNotAllowed) => "method not allowed\n",
+            Err(WebhookError::UnsupportedMediaType) => "unsupported content type\n",
+            Err(WebhookError::PayloadTooLarge { .. }) => "payload too large\n",
+            Err(WebhookError::PublicUrl(_) | WebhookError::Signature(_)) => "forbidden\n",
+            Err(WebhookError::Malformed(_)) => "malformed status callback\n",
+            Err(WebhookError::Store(_)) => "temporarily unavailable\n",
+        }
+    }
+}
+
+/// The status-callback handler: validate the signature, parse, apply to the store, notify.
+///
+/// Cheap to clone (an `Arc` inside).
+#[derive(Clone)]
+pub struct StatusWebhook {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    validator: SignatureValidator,
+    store: Arc<dyn StatusStore>,
+    public_url: PublicUrl,
+    body_limit: usize,
+    notifier: Option<Notifier>,
+}
+
+impl fmt::Debug for StatusWebhook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StatusWebhook")
+            .field("validator", &self.inner.validator)
+            .field("store", &self.inner.store)
+            .field("public_url", &self.inner.public_url)
+            .field("body_limit", &self.inner.body_limit)
+            .field("notifier", &self.inner.notifier.is_some())
+            .finish()
+    }
+}
+
+/// Builds a [`StatusWebhook`].
+#[derive(Debug)]
+#[must_use]
+pub struct StatusWebhookBuilder {
+    validator: SignatureValidator,
+    store: Arc<dyn StatusStore>,
+    public_url: Option<Result<PublicUrl, WebhookConfigError>>,
+    body_limit: usize,
+    notifier: Option<Notifier>,
+}
+
+impl StatusWebhook {
+    /// Starts building a webhook that checks signatures with `validator` and writes to `store`.
+    pub fn builder(
+        validator: SignatureValidator,
+        store: Arc<dyn StatusStore>,
+    ) -> StatusWebhookBuilder {
+        StatusWebhookBuilder {
+            validator,
+            store,
+            public_url: None,
+            body_limit: DEFAULT_BODY_LIMIT,
+            notifier: None,
+        }
+    }
+
+    /// The largest body accepted, in bytes. Adapters stop reading past it.
+    pub fn body_limit(&self) -> usize {
+        self.inner.body_limit
+    }
+
+    /// The store the webhook writes to.
+    pub fn store(&self) -> &Arc<dyn StatusStore> {
+        &self.inner.store
+    }
+
+    /// The response for a body the adapter stopped reading because it exceeded
+    /// [`body_limit`](Self::body_limit).
+    pub fn payload_too_large(&self) -> WebhookResponse {
+        let limit = self.inner.body_limit;
+        tracing::warn!(limit, "status callback refused: body too large");
+        WebhookResponse::refused(WebhookError::PayloadTooLarge { limit })
+    }
+
+    /// Handles one request. Never panics on any input.
+    pub async fn handle(&self, req: WebhookRequest<'_>) -> WebhookResponse {
+        match self.process(req).await {
+            Ok(accepted) => WebhookResponse::accepted(accepted),
+            Err(error) => {
+                match &error {
+                    WebhookError::Store(e) => {
+                        tracing::error!(error = %e, "status callback not stored: store failed")
+                    }
+                    WebhookError::Signature(e) => {
+                        tracing::warn!(reason = %e, target = req.target, "status callback refused: signature")
+                    }
+                    WebhookError::Malformed(e) => {
+                        tracing::warn!(reason = %e, "status callback refused: malformed")
+                    }
+                    other => tracing::warn!(reason = %other, "status callback refused"),
+                }
+                WebhookResponse::refused(error)
+            }
+        }
+    }
+
+    async fn process(&self, req: WebhookRequest<'_>) -> Result<Accepted, WebhookError> {
+        let inner = &*self.inner;
+        if req.method != Method::POST {
+            return Err(WebhookError::MethodNotAllowed);
+        }
+        if !is_form(req.headers) {
+            return Err(WebhookError::UnsupportedMediaType);
+        }
+        if req.body.len() > inner.body_limit {
+            return Err(WebhookError::PayloadTooLarge {
+                limit: inner.body_limit,
+            });
+        }
+        let url = inner
+            .public_url
+            .resolve(req.target, req.headers)
+            .map_err(WebhookError::PublicUrl)?;
+        inner
+            .validator
+            .validate_http(req.method, &url, req.headers, req.body)
+            .map_err(WebhookError::Signature)?;
+        let token = req
+            .headers
+            .get(IDEMPOTENCY_HEADER)
+            .and_then(|v| v.to_str().ok());
+        let callback =
+            StatusCallback::from_form(req.body, token).map_err(WebhookError::Malformed)?;
+        let event = callback.to_event();
+        let applied = inner
+            .store
+            .apply(&event)
+            .await
+            .map_err(WebhookError::Store)?;
+        tracing::debug!(
+            message_sid = %callback.message_sid,
+            status = %callback.status,
+            outcome = ?applied.outcome,
+            "status callback applied"
+        );
+        if let Some(notifier) = &inner.notifier
+            && let Some(change) = StatusChange::from_applied(
+                &callback.message_sid,
+                &applied,
+                callback.error_code,
+                EventSource::Callback,
+            )
+        {
+            notifier.publish(change);
+        }
+        Ok(Accepted {
+            sid: callback.message_sid,
+            applied,
+        })
+    }
+}
+
+// Replaced by the signature module's trusted-proxy helper when it lands.
+fn forwarded_url(_headers: &HeaderMap, _target: &str) -> Option<String> {
+    None
+}
+
+fn is_form(headers: &HeaderMap) -> bool {
+    let mut values = headers.get_all(header::CONTENT_TYPE).iter();
+    let (Some(ct), None) = (values.next(), values.next()) else {
+        return false;
+    };
+    let Ok(ct) = ct.to_str() else { return false };
+    let essence = ct.split(';').next().unwrap_or("").trim();
+    essence.eq_ignore_ascii_case("application/x-www-form-urlencoded")
+}
+
+impl StatusWebhookBuilder {
+    /// The public base URL Twilio calls (see [`PublicUrl::base`]).
+    pub fn public_url(mut self, base: impl Into<String>) -> Self {
+        self.public_url = Some(PublicUrl::base(base));
+        self
+    }
+
+    /// Rebuild the public URL from `Forwarded`/`X-Forwarded-*` headers, which only a proxy
+    /// you trust may set.
+    pub fn trusted_proxy(mut self) -> Self {
+        self.public_url = Some(Ok(PublicUrl::TrustedProxy));
+        self
+    }
+
+    /// The largest body accepted (default 64 KiB).
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// Publish every real status change to `notifier`.
+    pub fn notifier(mut self, notifier: Notifier) -> Self {
+        self.notifier = Some(notifier);
+        self
+    }
+
+    /// Builds the webhook.
+    ///
+    /// # Errors
+    /// [`WebhookConfigError`] when no public URL was given, it is invalid, or the body limit is 0.
+    pub fn build(self) -> Result<StatusWebhook, WebhookConfigError> {
+        let public_url = self.public_url.ok_or(WebhookConfigError::NoPublicUrl)??;
+        if self.body_limit == 0 {
+            return Err(WebhookConfigError::BodyLimit);
+        }
+        Ok(StatusWebhook {
+            inner: Arc::new(Inner {
+                validator: self.validator,
+                store: self.store,
+                public_url,
+                body_limit: self.body_limit,
+                notifier: self.notifier,
+            }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_url_base_is_validated() {
+        assert_eq!(
+            PublicUrl::base("https://example.com/").unwrap(),
+            PublicUrl::Base("https://example.com".into())
+        );
+        assert_eq!(
+            PublicUrl::base("https://Example.com:8443/api").unwrap(),
+            PublicUrl::Base("https://Example.com:8443/api".into())
+        );
+        assert!(PublicUrl::base("example.com").is_err());
+        assert!(PublicUrl::base("https://").is_err());
+        assert!(PublicUrl::base("https://x.com/?a=1").is_err());
+        assert!(PublicUrl::base("https://x.com/a b").is_err());
+    }
+
+    #[test]
+    fn resolve_appends_the_raw_target() {
+        let p = PublicUrl::base("https://example.com").unwrap();
+        let h = HeaderMap::new();
+        assert_eq!(
+            p.resolve("/cb?x=%2B1&y=2", &h).unwrap(),
+            "https://example.com/cb?x=%2B1&y=2"
+        );
+        assert!(p.resolve("http://evil/cb", &h).is_err());
+    }
+
+    #[test]
+    fn form_content_type_detection() {
+        let mut h = HeaderMap::new();
+        assert!(!is_form(&h));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded; charset=utf-8"),
+        );
+        assert!(is_form(&h));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        assert!(!is_form(&h));
+    }
+}
