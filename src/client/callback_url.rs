@@ -421,7 +421,7 @@ mod tests {
             "tt"
         );
         assert_eq!(
-            field(b().total_timeout(Duration::from_micros(1500_500)).build()),
+            field(b().total_timeout(Duration::from_micros(1_500_500)).build()),
             "tt"
         );
         let rec = ConnectionOverrides::recommended();

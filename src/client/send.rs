@@ -390,13 +390,13 @@ impl SendMessage {
                 ));
             }
         }
-        if let Some(p) = self.validity_period {
-            if p.subsec_nanos() != 0 || p.is_zero() || p > MAX_VALIDITY_PERIOD {
-                return Err(Error::invalid(
-                    "ValidityPeriod",
-                    "must be whole seconds from 1 to 36000",
-                ));
-            }
+        if let Some(p) = self.validity_period
+            && (p.subsec_nanos() != 0 || p.is_zero() || p > MAX_VALIDITY_PERIOD)
+        {
+            return Err(Error::invalid(
+                "ValidityPeriod",
+                "must be whole seconds from 1 to 36000",
+            ));
         }
         if self.attempt == Some(0) {
             return Err(Error::invalid("Attempt", "must be at least 1"));

@@ -241,26 +241,25 @@ pub(crate) fn transport_error(e: reqwest::Error) -> Error {
 /// Builds the API error from an error answer: Twilio's JSON when present, otherwise the
 /// status's reason and a sanitised snippet.
 pub(crate) fn api_error(status: u16, body: &[u8], looks_like_text: bool) -> ApiError {
-    if !looks_like_text {
-        if let Ok(serde_json::Value::Object(map)) =
+    if !looks_like_text
+        && let Ok(serde_json::Value::Object(map)) =
             serde_json::from_slice::<serde_json::Value>(body)
-        {
-            let text = |k: &str| map.get(k).and_then(|v| v.as_str()).map(str::to_owned);
-            let code = map.get("code").and_then(|v| match v {
-                serde_json::Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
-                serde_json::Value::String(s) => s.trim().parse().ok(),
-                _ => None,
-            });
-            let message = text("message");
-            if code.is_some() || message.is_some() {
-                return ApiError {
-                    http_status: status,
-                    code,
-                    message: message.unwrap_or_else(|| reason(status)),
-                    more_info: text("more_info"),
-                    detail: text("detail"),
-                };
-            }
+    {
+        let text = |k: &str| map.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+        let code = map.get("code").and_then(|v| match v {
+            serde_json::Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+            serde_json::Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        });
+        let message = text("message");
+        if code.is_some() || message.is_some() {
+            return ApiError {
+                http_status: status,
+                code,
+                message: message.unwrap_or_else(|| reason(status)),
+                more_info: text("more_info"),
+                detail: text("detail"),
+            };
         }
     }
     let mut err = ApiError::new(status, None, format!("{} (non-json body)", reason(status)));
