@@ -201,8 +201,7 @@ impl std::error::Error for TransportError {
 ///
 /// The JSON parser's own message is not kept because it can quote response text (message
 /// bodies, phone numbers); the category and position are enough to find the problem.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{what}: {kind} at line {line} column {column}")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecodeError {
     what: &'static str,
     kind: &'static str,
@@ -242,6 +241,18 @@ impl DecodeError {
     }
 }
 
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.what, self.kind)?;
+        if self.line > 0 {
+            write!(f, " at line {} column {}", self.line, self.column)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,6 +278,14 @@ mod tests {
         let err = serde_json::from_str::<u32>("\"my secret text\"").unwrap_err();
         let d = DecodeError::json("message", &err);
         assert!(!d.to_string().contains("secret"));
-        assert!(d.to_string().starts_with("message: unexpected value"));
+        assert!(
+            d.to_string()
+                .starts_with("message: unexpected value at line 1")
+        );
+        let d = DecodeError::other("message page", "next_page_uri is not on the api host");
+        assert_eq!(
+            d.to_string(),
+            "message page: next_page_uri is not on the api host"
+        );
     }
 }

@@ -73,7 +73,7 @@ impl ClientBuilder {
         self
     }
 
-    /// The time allowed for a whole request, response body included (default 30 s).
+    /// The time allowed for each try of a request, response body included (default 30 s).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self

@@ -74,22 +74,11 @@ impl StatusCallbackUrl {
     /// [`Error::InvalidRequest`] (field `StatusCallback`) when it is not HTTP(S), has a fragment
     /// already, or its host contains an underscore.
     pub fn from_url(url: Url) -> Result<Self> {
-        if !matches!(url.scheme(), "http" | "https") || !url.has_host() {
-            return Err(Error::invalid(
-                "StatusCallback",
-                "must be an http or https url",
-            ));
-        }
+        check_status_callback(&url)?;
         if url.fragment().is_some() {
             return Err(Error::invalid(
                 "StatusCallback",
                 "must not have a fragment; set overrides with with_overrides",
-            ));
-        }
-        if url.host_str().is_some_and(|h| h.contains('_')) {
-            return Err(Error::invalid(
-                "StatusCallback",
-                "host must not contain underscores",
             ));
         }
         Ok(Self {
@@ -133,6 +122,28 @@ impl StatusCallbackUrl {
         }
         url
     }
+}
+
+/// The checks Twilio applies to any `StatusCallback`: HTTP(S), no underscore in the host.
+pub(crate) fn check_status_callback(url: &Url) -> Result<()> {
+    if !is_http(url) {
+        return Err(Error::invalid(
+            "StatusCallback",
+            "must be an http or https url",
+        ));
+    }
+    if url.host_str().is_some_and(|h| h.contains('_')) {
+        return Err(Error::invalid(
+            "StatusCallback",
+            "host must not contain underscores",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether the URL is absolute HTTP(S) with a host.
+pub(crate) fn is_http(url: &Url) -> bool {
+    matches!(url.scheme(), "http" | "https") && url.has_host()
 }
 
 impl From<StatusCallbackUrl> for Url {

@@ -88,7 +88,8 @@ impl Message {
     /// `store.record_sent(&msg.to_sent_message(true)).await`.
     ///
     /// `store_body` chooses whether the text is kept (it may be personal data). The creation
-    /// time is `date_created`, or now if Twilio did not send one.
+    /// time is `date_created`, or now if Twilio did not send one; `to` is empty if Twilio sent
+    /// none.
     pub fn to_sent_message(&self, store_body: bool) -> SentMessage {
         let mut sent = SentMessage::new(
             self.sid.clone(),

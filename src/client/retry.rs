@@ -6,7 +6,7 @@ use std::time::Duration;
 ///
 /// The defaults follow twilio-node: up to 3 tries in all, a full-jitter exponential backoff of
 /// `rand * min(3000 ms, 100 ms * 2^n)` before retry `n` (counting from 0), and a `Retry-After`
-/// header honoured up to 30 s.
+/// header (in seconds) honoured instead, capped at 30 s.
 ///
 /// What is retried depends on whether a repeat could duplicate an effect:
 /// - every request: a connection failure (the request provably never left) and a 429 answer

@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 use time::macros::format_description;
 use url::Url;
 
+use super::callback_url::{check_status_callback, is_http};
 use super::enums::{AddressRetention, ContentRetention, RiskCheck, ScheduleType, TrafficType};
 use crate::error::{Error, Result};
 use crate::ids::MessagingServiceSid;
@@ -377,18 +378,7 @@ impl SendMessage {
             check_sid("ApplicationSid", "AP", sid)?;
         }
         if let Some(url) = &self.status_callback {
-            if !is_http(url) {
-                return Err(Error::invalid(
-                    "StatusCallback",
-                    "must be an http or https url",
-                ));
-            }
-            if url.host_str().is_some_and(|h| h.contains('_')) {
-                return Err(Error::invalid(
-                    "StatusCallback",
-                    "host must not contain underscores",
-                ));
-            }
+            check_status_callback(url)?;
         }
         if let Some(p) = self.validity_period
             && (p.subsec_nanos() != 0 || p.is_zero() || p > MAX_VALIDITY_PERIOD)
@@ -516,10 +506,6 @@ impl SendMessage {
 
 fn bool_str(b: bool) -> String {
     if b { "true" } else { "false" }.to_owned()
-}
-
-fn is_http(url: &Url) -> bool {
-    matches!(url.scheme(), "http" | "https") && url.has_host()
 }
 
 /// `SendAt` as ISO-8601 in UTC, whole seconds: `2024-05-01T12:00:00Z`.

@@ -334,6 +334,43 @@ mod tests {
         assert!(e.detail.is_some());
     }
 
+    fn inner(base: &str) -> Inner {
+        Inner {
+            http: reqwest::Client::new(),
+            base: Url::parse(base).unwrap(),
+            account_sid: AccountSid::new("AC0123456789abcdef0123456789abcdef").unwrap(),
+            credentials: Credentials::AuthToken(crate::secret::AuthToken::new("t")),
+            user_agent: HeaderValue::from_static("t"),
+            timeout: None,
+            retry: RetryPolicy::none(),
+        }
+    }
+
+    #[test]
+    fn page_uris_resolve_only_onto_the_api_host() {
+        let i = inner("http://127.0.0.1:4010/emu/");
+        assert_eq!(
+            i.account_url("/Messages.json").as_str(),
+            "http://127.0.0.1:4010/emu/2010-04-01/Accounts/AC0123456789abcdef0123456789abcdef/Messages.json"
+        );
+        let next = "/2010-04-01/Accounts/AC1/Messages.json?To=%2B1&DateSent%3E=2008-01-02&Page=1";
+        assert_eq!(
+            i.resolve_page_uri(next).unwrap().as_str(),
+            format!("http://127.0.0.1:4010/emu{next}")
+        );
+        let same = "http://127.0.0.1:4010/emu/x.json?Page=2";
+        assert_eq!(i.resolve_page_uri(same).unwrap().as_str(), same);
+        for bad in [
+            "//evil.example.com/x",
+            "https://evil.example.com/x",
+            "http://127.0.0.1:4011/emu/x",
+            "x.json",
+            "",
+        ] {
+            assert!(i.resolve_page_uri(bad).is_err(), "{bad}");
+        }
+    }
+
     #[test]
     fn html_bodies_become_snippets() {
         let body = b"<html><head><title>502 Bad Gateway</title></head>\r\n<body>\x07<h1>Bad   Gateway</h1></body></html>";
