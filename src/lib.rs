@@ -19,7 +19,10 @@ pub mod status;
 pub mod store;
 pub mod webhook;
 
-pub use error::{Error, Result};
+pub use client::{
+    Client, ClientBuilder, ListFilter, Message, RetryPolicy, SendMessage, StatusCallbackUrl,
+};
+pub use error::{ApiError, Error, Result};
 pub use ids::{AccountSid, ApiKeySid, MessageSid, MessagingServiceSid, SidError};
 pub use secret::{ApiKeySecret, AuthToken};
 pub use signature::{SignatureError, SignatureValidator};
