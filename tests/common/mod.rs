@@ -1,0 +1,101 @@
+//! Helpers shared by the integration tests: signed status callbacks and a failing store.
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use twilio_delivery::AuthToken;
+use twilio_delivery::ids::MessageSid;
+use twilio_delivery::signature::sign;
+use twilio_delivery::store::{
+    Applied, HistoryEntry, ListQuery, MessageRecord, Page, SentMessage, StatusEvent, StatusStore,
+    StoreError,
+};
+
+pub const TOKEN: &str = "f7e6d5c4b3a2918071605f4e3d2c1b0a";
+pub const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
+
+pub fn token() -> AuthToken {
+    AuthToken::new(TOKEN)
+}
+
+/// The n-th test message SID.
+pub fn sid(n: u32) -> MessageSid {
+    MessageSid::new(format!("SM{n:032x}")).unwrap()
+}
+
+/// The form pairs of a status callback as Twilio sends them.
+pub fn callback_pairs(
+    sid: &MessageSid,
+    status: &str,
+    error_code: Option<u32>,
+) -> Vec<(String, String)> {
+    let mut p = vec![
+        ("ApiVersion", "2010-04-01".to_owned()),
+        ("MessageStatus", status.to_owned()),
+        ("SmsSid", sid.to_string()),
+        ("SmsStatus", status.to_owned()),
+        ("To", "+14155550199".to_owned()),
+        ("From", "+14155550100".to_owned()),
+        ("MessageSid", sid.to_string()),
+        ("AccountSid", ACCOUNT.to_owned()),
+    ];
+    if let Some(code) = error_code {
+        p.push(("ErrorCode", code.to_string()));
+    }
+    p.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+}
+
+/// Encodes pairs as a form body.
+pub fn form_body(pairs: &[(String, String)]) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
+/// A signed callback: (body, signature) for `url`.
+pub fn signed(url: &str, pairs: &[(String, String)]) -> (String, String) {
+    (form_body(pairs), sign(&token(), url, pairs))
+}
+
+/// A store whose every write fails as if the database were down; reads go to an inner store.
+#[derive(Debug, Default)]
+pub struct DownStore {
+    pub inner: twilio_delivery::MemoryStore,
+    pub attempts: AtomicUsize,
+}
+
+fn down() -> StoreError {
+    StoreError::Unavailable("connection refused".into())
+}
+
+#[async_trait]
+impl StatusStore for DownStore {
+    async fn record_sent(&self, _: &SentMessage) -> Result<Applied, StoreError> {
+        self.attempts.fetch_add(1, Ordering::SeqCst);
+        Err(down())
+    }
+    async fn apply(&self, _: &StatusEvent) -> Result<Applied, StoreError> {
+        self.attempts.fetch_add(1, Ordering::SeqCst);
+        Err(down())
+    }
+    async fn get(&self, sid: &MessageSid) -> Result<Option<MessageRecord>, StoreError> {
+        self.inner.get(sid).await
+    }
+    async fn history(&self, sid: &MessageSid) -> Result<Vec<HistoryEntry>, StoreError> {
+        self.inner.history(sid).await
+    }
+    async fn pending(&self, t: OffsetDateTime, n: u32) -> Result<Vec<MessageRecord>, StoreError> {
+        self.inner.pending(t, n).await
+    }
+    async fn list(&self, q: &ListQuery) -> Result<Page, StoreError> {
+        self.inner.list(q).await
+    }
+}
+
+/// Shared handle to a store as the webhook wants it.
+pub fn arc<S: StatusStore>(s: S) -> Arc<S> {
+    Arc::new(s)
+}
