@@ -53,10 +53,10 @@ td_postgres_port_busy() {
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
-# Runs a command as the server's user.
+# Runs a command as the server's user (from /, which that user can always enter).
 td_postgres_as_owner() {
     if [ "$(id -u)" -eq 0 ]; then
-        runuser -u postgres -- "$@"
+        (cd / && runuser -u postgres -- "$@")
     else
         "$@"
     fi
