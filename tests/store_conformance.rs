@@ -1097,5 +1097,9 @@ mod pg {
                 .unwrap_err()
                 .is_unavailable()
         );
+        match PostgresStore::connect("postgres://u:secret@127.0.0.1:notaport/db").await {
+            Err(StoreError::Config(msg)) => assert!(!msg.contains("secret"), "{msg}"),
+            other => panic!("expected a config error, got {other:?}"),
+        }
     }
 }

@@ -81,9 +81,16 @@ impl PostgresStore {
     /// Connects a pool with sqlx's defaults to `url` (`postgres://user:pass@host/db`).
     ///
     /// # Errors
-    /// [`StoreError::Unavailable`] when the URL is invalid or the server cannot be reached.
+    /// [`StoreError::Config`] when the URL is invalid, [`StoreError::Unavailable`] when the
+    /// server cannot be reached.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        Ok(Self::new(PgPool::connect(url).await.map_err(db_error)?))
+        match PgPool::connect(url).await {
+            Ok(pool) => Ok(Self::new(pool)),
+            Err(sqlx::Error::Configuration(e)) => {
+                Err(StoreError::Config(format!("invalid postgres url: {e}")))
+            }
+            Err(e) => Err(db_error(e)),
+        }
     }
 
     /// Creates or upgrades the schema: applies, in one transaction, every schema version not yet
