@@ -30,6 +30,11 @@ pub use sql::TablePrefix;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::SqliteStore;
+/// The `sqlx` the SQL stores are built on: build the pools for `SqliteStore::new` and
+/// `PostgresStore::new` with it, without depending on a matching version yourself.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
+pub use sqlx;
 
 /// A message as the app sent it, recorded right after the create call returned.
 #[derive(Debug, Clone, PartialEq)]
