@@ -213,3 +213,59 @@ async fn spawned_reconciler_repairs_and_stops_cleanly() {
         .await
         .expect("stops promptly");
 }
+
+/// Two app instances on one PostgreSQL: only one of them polls Twilio in a pass.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_reconcilers_on_one_postgres_do_not_both_poll() {
+    use twilio_delivery::store::PostgresStore;
+    let Some(pool_a) = pg::pool().await else {
+        return;
+    };
+    let Some(pool_b) = pg::pool().await else {
+        return;
+    };
+    let prefix = pg::random_prefix();
+    let a = Arc::new(PostgresStore::new(pool_a.clone()).with_prefix(prefix.clone()));
+    let b = Arc::new(PostgresStore::new(pool_b).with_prefix(prefix.clone()));
+    a.migrate().await.unwrap();
+    let server = MockServer::start().await;
+    for n in 50..60 {
+        let mut m = SentMessage::new(sid(n), "+14155550199", MessageStatus::Sent);
+        m.created_at = OffsetDateTime::now_utc() - HOUR;
+        a.record_sent(&m).await.unwrap();
+        Mock::given(method("GET"))
+            .and(path(fetch_path(&sid(n))))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(message_json(&sid(n), "delivered", None))
+                    .set_delay(Duration::from_millis(100)),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+    }
+    let ra = Reconciler::builder(client(&server), a.clone())
+        .min_age(Duration::ZERO)
+        .concurrency(2)
+        .build();
+    let rb = Reconciler::builder(client(&server), b.clone())
+        .min_age(Duration::ZERO)
+        .concurrency(2)
+        .build();
+    let (x, y) = tokio::join!(ra.run_once(), rb.run_once());
+    let (x, y) = (x.unwrap(), y.unwrap());
+    assert!(
+        x.skipped_locked != y.skipped_locked,
+        "exactly one pass ran: {x:?} {y:?}"
+    );
+    assert_eq!(x.checked + y.checked, 10);
+    assert_eq!(server.received_requests().await.unwrap().len(), 10);
+    assert!(
+        b.pending(OffsetDateTime::now_utc(), 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    pg::drop_tables(&pool_a, &prefix).await;
+}
