@@ -21,6 +21,6 @@ pub mod webhook;
 pub use error::{Error, Result};
 pub use ids::{AccountSid, ApiKeySid, MessageSid, MessagingServiceSid, SidError};
 pub use secret::{ApiKeySecret, AuthToken};
-pub use signature::{SignatureError, SignatureValidator};
+pub use signature::{SignatureError, SignatureValidator, Verified};
 pub use status::MessageStatus;
 pub use store::{MemoryStore, StatusStore, StoreError};
