@@ -167,9 +167,9 @@ pub fn url_with_body_sha256(url: &str, body: &[u8]) -> String {
     let hex = body_sha256_hex(body);
     let hex = std::str::from_utf8(&hex).unwrap_or_default();
     let (before, fragment) = url.split_at(url.find('#').unwrap_or(url.len()));
-    let sep = match before.find('?') {
+    let sep = match before.split_once('?') {
         None => "?",
-        Some(_) if before.ends_with('?') || before.ends_with('&') => "",
+        Some((_, query)) if query.is_empty() || query.ends_with('&') => "",
         Some(_) => "&",
     };
     format!("{before}{sep}bodySHA256={hex}{fragment}")
@@ -240,6 +240,10 @@ mod tests {
         assert_eq!(
             url_with_body_sha256("https://h/p?a=1&", body),
             format!("https://h/p?a=1&bodySHA256={hash}")
+        );
+        assert_eq!(
+            url_with_body_sha256("https://h/p??", body),
+            format!("https://h/p??&bodySHA256={hash}")
         );
     }
 }
