@@ -1,6 +1,58 @@
 //! # twilio-delivery
 //!
 //! Send SMS/MMS through Twilio and know, reliably, what became of every message.
+//!
+//! ```text
+//!             your app ──send──▶ Client ──HTTPS──▶ Twilio (or the local emulator)
+//!                                  │ record_sent                 │ signed status callbacks
+//!                                  ▼                             ▼
+//!  subscribers ◀── changes ── StatusStore ◀── apply ── StatusWebhook ◀── axum | actix-web | warp
+//!                                  ▲
+//!                     Reconciler ──┘ (polls Twilio for messages stuck before a final status)
+//! ```
+//!
+//! - [`client`]: a typed Messages API client (send, fetch, list, cancel, redact, delete) with
+//!   typed Twilio errors and retries that never duplicate a message.
+//! - [`signature`]: `X-Twilio-Signature` validation that matches Twilio to the byte (ports,
+//!   query strings, repeated keys, JSON bodies, several keys for rotation, constant time).
+//! - [`status`]: the max-register state machine: whatever order callbacks arrive in, and however
+//!   often, every message converges to the same status.
+//! - [`store`]: where records and history live: [`MemoryStore`], `SqliteStore` (embedded
+//!   default), `PostgresStore` (many app instances).
+//! - [`webhook`]: the framework-agnostic status-callback handler; [`adapters`] mount it.
+//! - [`reconcile`]: repairs missed callbacks by polling the API.
+//! - `emulator`: a local Twilio that sends real signed callbacks, for demos and tests.
+//!
+//! ## Example: receive status callbacks
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use twilio_delivery::{AuthToken, MemoryStore, SignatureValidator};
+//! use twilio_delivery::webhook::StatusWebhook;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let token = AuthToken::new(std::env::var("TWILIO_AUTH_TOKEN")?);
+//! let webhook = StatusWebhook::builder(SignatureValidator::new(token), Arc::new(MemoryStore::new()))
+//!     // The scheme and host Twilio calls: the URL it signs, not what the proxy forwards.
+//!     .public_url("https://example.com")
+//!     .build()?;
+//! // Mount it: `adapters::axum`, `adapters::actix_web` or `adapters::warp`,
+//! // or call `webhook.handle(request)` from any framework.
+//! # let _ = webhook; Ok(()) }
+//! ```
+//!
+//! ## Features
+//!
+//! | Name | Enables | Default |
+//! |---|---|---|
+//! | `rustls` | TLS for the API client through rustls | yes |
+//! | `native-tls` | TLS for the API client through the platform's TLS | no |
+//! | `sqlite` | `store::SqliteStore`, the embedded store for one process | yes |
+//! | `postgres` | `store::PostgresStore`, shared by many app instances | no |
+//! | `axum` | `adapters::axum` (axum 0.8) | no |
+//! | `actix-web` | `adapters::actix_web` (actix-web 4) | no |
+//! | `warp` | `adapters::warp` (warp 0.4) | no |
+//! | `emulator` | `emulator`: a local Twilio Messages API that sends signed callbacks | no |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod adapters;
@@ -25,6 +77,6 @@ pub use client::{
 pub use error::{ApiError, Error, Result};
 pub use ids::{AccountSid, ApiKeySid, MessageSid, MessagingServiceSid, SidError};
 pub use secret::{ApiKeySecret, AuthToken};
-pub use signature::{SignatureError, SignatureValidator};
+pub use signature::{SignatureError, SignatureValidator, Verified};
 pub use status::MessageStatus;
 pub use store::{MemoryStore, StatusStore, StoreError};

@@ -1,1 +1,324 @@
-//! `Reconciler`: repairs missed callbacks by polling the API.
+//! `Reconciler`: repairs missed status callbacks by polling the API.
+//!
+//! Twilio does not retry a callback that got a 5xx or timed out unless told to, and callbacks
+//! do go missing. The reconciler periodically takes the messages whose status is not final
+//! after a configurable age ([`StatusStore::pending`]), fetches each from the API and applies
+//! the result as an event marked [`EventSource::Reconciler`]. The max-register rule makes this
+//! safe to run at any time, alongside the webhook, in any number of app instances; with a
+//! shared store (PostgreSQL) only one instance runs a pass at a time
+//! ([`StatusStore::try_reconcile_lock`]).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use time::OffsetDateTime;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::client::Client;
+use crate::error::Error;
+use crate::notify::{Notifier, StatusChange};
+use crate::store::{EventSource, MessageRecord, StatusStore, StoreError};
+
+/// What one reconciliation pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PassReport {
+    /// The pass did not run: another instance holds the reconciliation lock.
+    pub skipped_locked: bool,
+    /// Messages fetched from the API.
+    pub checked: usize,
+    /// Messages whose current status changed.
+    pub updated: usize,
+    /// Messages the API no longer knows (deleted, or another account's).
+    pub not_found: usize,
+    /// Fetches that failed (the messages are tried again next pass).
+    pub errors: usize,
+    /// The pass stopped early because the API asked to slow down (429).
+    pub rate_limited: bool,
+}
+
+/// Why a pass could not run at all.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReconcileError {
+    /// The store could not be read or locked.
+    #[error("reconciliation pass failed: store error")]
+    Store(#[from] StoreError),
+}
+
+/// Repairs missed status callbacks by polling the API. Build with [`Reconciler::builder`].
+#[derive(Clone)]
+pub struct Reconciler {
+    client: Client,
+    store: Arc<dyn StatusStore>,
+    notifier: Option<Notifier>,
+    min_age: Duration,
+    interval: Duration,
+    max_backoff: Duration,
+    batch_size: u32,
+    concurrency: usize,
+}
+
+impl fmt::Debug for Reconciler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reconciler")
+            .field("client", &self.client)
+            .field("store", &self.store)
+            .field("min_age", &self.min_age)
+            .field("interval", &self.interval)
+            .field("batch_size", &self.batch_size)
+            .field("concurrency", &self.concurrency)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Reconciler`].
+#[derive(Debug)]
+#[must_use]
+pub struct ReconcilerBuilder {
+    inner: Reconciler,
+}
+
+impl ReconcilerBuilder {
+    /// Only messages at least this old are polled (default 15 minutes; Twilio suggests
+    /// polling what is not final after a few hours at the latest).
+    pub fn min_age(mut self, age: Duration) -> Self {
+        self.inner.min_age = age;
+        self
+    }
+
+    /// Time between passes when run periodically (default 5 minutes).
+    pub fn interval(mut self, interval: Duration) -> Self {
+        self.inner.interval = interval;
+        self
+    }
+
+    /// Longest wait between passes after consecutive failing passes (default 1 hour).
+    pub fn max_backoff(mut self, max: Duration) -> Self {
+        self.inner.max_backoff = max;
+        self
+    }
+
+    /// Messages polled per pass at most (default 200).
+    pub fn batch_size(mut self, n: u32) -> Self {
+        self.inner.batch_size = n.max(1);
+        self
+    }
+
+    /// Fetches in flight at once (default 4).
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.inner.concurrency = n.max(1);
+        self
+    }
+
+    /// Publish every status change the reconciler makes.
+    pub fn notifier(mut self, notifier: Notifier) -> Self {
+        self.inner.notifier = Some(notifier);
+        self
+    }
+
+    /// The reconciler.
+    pub fn build(self) -> Reconciler {
+        self.inner
+    }
+}
+
+enum Fetched {
+    Changed,
+    Unchanged,
+    NotFound,
+    Failed { rate_limited: bool },
+}
+
+impl Reconciler {
+    /// A reconciler that polls with `client` and repairs `store`.
+    pub fn builder(client: Client, store: Arc<dyn StatusStore>) -> ReconcilerBuilder {
+        ReconcilerBuilder {
+            inner: Reconciler {
+                client,
+                store,
+                notifier: None,
+                min_age: Duration::from_secs(15 * 60),
+                interval: Duration::from_secs(5 * 60),
+                max_backoff: Duration::from_secs(60 * 60),
+                batch_size: 200,
+                concurrency: 4,
+            },
+        }
+    }
+
+    /// Runs one pass now: lock, take pending messages, fetch and apply each.
+    ///
+    /// # Errors
+    /// [`ReconcileError::Store`] when the store cannot be locked or read. Failed fetches and
+    /// failed writes of single messages are counted in the report instead.
+    pub async fn run_once(&self) -> Result<PassReport, ReconcileError> {
+        let Some(_lock) = self.store.try_reconcile_lock().await? else {
+            tracing::debug!("reconciliation pass skipped: another instance holds the lock");
+            return Ok(PassReport {
+                skipped_locked: true,
+                ..PassReport::default()
+            });
+        };
+        let cutoff = OffsetDateTime::now_utc() - self.min_age;
+        let pending = self.store.pending(cutoff, self.batch_size).await?;
+        let mut report = PassReport::default();
+        let mut results = futures_util::stream::iter(pending)
+            .map(|record| self.fix(record))
+            .buffer_unordered(self.concurrency);
+        while let Some(result) = results.next().await {
+            match result {
+                Fetched::Changed => {
+                    report.checked += 1;
+                    report.updated += 1;
+                }
+                Fetched::Unchanged => report.checked += 1,
+                Fetched::NotFound => report.not_found += 1,
+                Fetched::Failed { rate_limited } => {
+                    report.errors += 1;
+                    if rate_limited {
+                        // Stop starting new fetches; in-flight ones are dropped with the stream.
+                        report.rate_limited = true;
+                        break;
+                    }
+                }
+            }
+        }
+        tracing::info!(
+            checked = report.checked,
+            updated = report.updated,
+            not_found = report.not_found,
+            errors = report.errors,
+            rate_limited = report.rate_limited,
+            "reconciliation pass done"
+        );
+        Ok(report)
+    }
+
+    async fn fix(&self, record: MessageRecord) -> Fetched {
+        let message = match self.client.messages().fetch(&record.sid).await {
+            Ok(m) => m,
+            Err(e) => return self.fetch_failed(&record, &e),
+        };
+        let event = message.to_status_event();
+        match self.store.apply(&event).await {
+            Ok(applied) => {
+                let change = StatusChange::from_applied(
+                    &record.sid,
+                    &applied,
+                    event.error_code,
+                    EventSource::Reconciler,
+                );
+                match (change, &self.notifier) {
+                    (Some(change), Some(notifier)) => {
+                        notifier.publish(change);
+                        Fetched::Changed
+                    }
+                    (Some(_), None) => Fetched::Changed,
+                    (None, _) => Fetched::Unchanged,
+                }
+            }
+            Err(e) => {
+                tracing::warn!(message_sid = %record.sid, error = %e, "reconciler could not store a status");
+                Fetched::Failed {
+                    rate_limited: false,
+                }
+            }
+        }
+    }
+
+    fn fetch_failed(&self, record: &MessageRecord, e: &Error) -> Fetched {
+        if e.api_error().is_some_and(|a| a.is_not_found()) {
+            tracing::warn!(message_sid = %record.sid, "reconciler: message not found at the api");
+            return Fetched::NotFound;
+        }
+        let rate_limited = e.api_error().is_some_and(|a| a.is_rate_limited());
+        tracing::warn!(message_sid = %record.sid, error = %e, "reconciler could not fetch a message");
+        Fetched::Failed { rate_limited }
+    }
+
+    /// Runs passes every `interval` until `shutdown` resolves; after a pass with errors (or a
+    /// store failure) the wait doubles, up to `max_backoff`, and resets after a clean pass.
+    pub async fn run_until<F>(self, shutdown: F)
+    where
+        F: std::future::Future<Output = ()> + Send,
+    {
+        tokio::pin!(shutdown);
+        let mut failures: u32 = 0;
+        loop {
+            let clean = match self.run_once().await {
+                Ok(r) => r.errors == 0 && !r.rate_limited,
+                Err(e) => {
+                    tracing::error!(error = %e, "reconciliation pass failed");
+                    false
+                }
+            };
+            failures = if clean { 0 } else { failures.saturating_add(1) };
+            let wait = backoff(self.interval, self.max_backoff, failures);
+            tokio::select! {
+                () = &mut shutdown => break,
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+        tracing::debug!("reconciler stopped");
+    }
+
+    /// Runs [`run_until`](Self::run_until) in a background task; stop it with the handle.
+    pub fn spawn(self) -> ReconcilerHandle {
+        let (tx, mut rx) = watch::channel(false);
+        let task = tokio::spawn(self.run_until(async move {
+            // Resolves on `true` or when the handle is dropped.
+            let _ = rx.wait_for(|stop| *stop).await;
+        }));
+        ReconcilerHandle { stop: tx, task }
+    }
+}
+
+/// The wait before the next pass after `failures` consecutive failing passes.
+fn backoff(interval: Duration, max: Duration, failures: u32) -> Duration {
+    let factor = 1u32.checked_shl(failures.min(16)).unwrap_or(u32::MAX);
+    interval.saturating_mul(factor).min(max.max(interval))
+}
+
+/// Controls a reconciler started with [`Reconciler::spawn`]. Dropping it stops the reconciler.
+#[derive(Debug)]
+pub struct ReconcilerHandle {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl ReconcilerHandle {
+    /// Stops the reconciler after the pass in progress (if any) and waits for it.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        if let Err(e) = self.task.await
+            && e.is_panic()
+        {
+            tracing::error!("reconciler task panicked");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let i = Duration::from_secs(10);
+        let m = Duration::from_secs(100);
+        assert_eq!(backoff(i, m, 0), i);
+        assert_eq!(backoff(i, m, 1), Duration::from_secs(20));
+        assert_eq!(backoff(i, m, 3), Duration::from_secs(80));
+        assert_eq!(backoff(i, m, 4), m);
+        assert_eq!(backoff(i, m, u32::MAX), m);
+        assert_eq!(
+            backoff(i, Duration::from_secs(1), 5),
+            i,
+            "max below interval keeps interval"
+        );
+    }
+}

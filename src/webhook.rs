@@ -25,7 +25,9 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use crate::callback::{CallbackError, StatusCallback};
 use crate::ids::MessageSid;
 use crate::notify::{Notifier, StatusChange};
-use crate::signature::{SignatureError, SignatureValidator};
+use crate::signature::{
+    PublicUrl, PublicUrlError, SignatureError, SignatureValidator, TrustedProxy,
+};
 use crate::store::{Applied, EventSource, StatusStore, StoreError};
 
 /// The default body limit: 64 KiB.
@@ -37,71 +39,31 @@ const RETRY_AFTER_SECS: u32 = 5;
 /// The header carrying Twilio's per-attempt idempotency token.
 const IDEMPOTENCY_HEADER: &str = "i-twilio-idempotency-token";
 
-/// How the webhook learns the public URL Twilio called (and signed).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum PublicUrl {
-    /// The public origin (and any path prefix a proxy strips), e.g. `https://example.com` or
-    /// `https://example.com/api`; the request's raw target (path and query, untouched) is
-    /// appended to it.
-    Base(String),
-    /// Rebuild the URL from `Forwarded` / `X-Forwarded-Proto/Host/Port` headers. Only for a
-    /// proxy you trust to set (and overwrite) them: anyone else can forge them.
-    TrustedProxy,
-}
-
-impl PublicUrl {
-    /// A base URL, validated: `http` or `https`, a host, no query or fragment. A trailing `/` is
-    /// dropped (the request target brings its own).
-    ///
-    /// # Errors
-    /// [`WebhookConfigError::PublicUrl`] when the URL is not of that form.
-    pub fn base(url: impl Into<String>) -> Result<Self, WebhookConfigError> {
-        let mut url: String = url.into();
-        let rest = url
-            .strip_prefix("https://")
-            .or_else(|| url.strip_prefix("http://"))
-            .ok_or(WebhookConfigError::PublicUrl(
-                "must start with http:// or https://",
-            ))?;
-        if rest.is_empty() || rest.starts_with('/') {
-            return Err(WebhookConfigError::PublicUrl("has no host"));
-        }
-        if rest.contains(['?', '#']) {
-            return Err(WebhookConfigError::PublicUrl(
-                "must not have a query or fragment",
-            ));
-        }
-        if rest
-            .bytes()
-            .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
-        {
-            return Err(WebhookConfigError::PublicUrl(
-                "must not contain spaces or control characters",
-            ));
-        }
-        while url.ends_with('/') {
-            url.pop();
-        }
-        Ok(Self::Base(url))
+/// Checks a configured base URL: `http` or `https`, a host, no query, fragment or whitespace.
+fn check_base(url: &str) -> Result<(), WebhookConfigError> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or(WebhookConfigError::PublicUrl(
+            "must start with http:// or https://",
+        ))?;
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err(WebhookConfigError::PublicUrl("has no host"));
     }
-
-    /// The full URL Twilio called for a request with this raw target and headers.
-    fn resolve(&self, target: &str, headers: &HeaderMap) -> Result<String, &'static str> {
-        if !target.starts_with('/') {
-            return Err("request target is not a path");
-        }
-        match self {
-            PublicUrl::Base(base) => {
-                let mut url = String::with_capacity(base.len() + target.len());
-                url.push_str(base);
-                url.push_str(target);
-                Ok(url)
-            }
-            PublicUrl::TrustedProxy => forwarded_url(headers, target)
-                .ok_or("forwarded headers do not give a valid public URL"),
-        }
+    if rest.contains(['?', '#']) {
+        return Err(WebhookConfigError::PublicUrl(
+            "must not have a query or fragment",
+        ));
     }
+    if rest
+        .bytes()
+        .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+    {
+        return Err(WebhookConfigError::PublicUrl(
+            "must not contain spaces or control characters",
+        ));
+    }
+    Ok(())
 }
 
 /// Why a [`StatusWebhook`] could not be built.
@@ -136,8 +98,8 @@ pub enum WebhookError {
         limit: usize,
     },
     /// The public URL could not be determined (403: nothing can be verified).
-    #[error("cannot determine the public url: {0}")]
-    PublicUrl(&'static str),
+    #[error("cannot determine the public url")]
+    PublicUrl(#[source] PublicUrlError),
     /// The signature is missing or wrong (403).
     #[error("signature rejected")]
     Signature(#[source] SignatureError),
@@ -364,7 +326,7 @@ impl StatusWebhook {
         }
         let url = inner
             .public_url
-            .resolve(req.target, req.headers)
+            .resolve(req.headers, req.target)
             .map_err(WebhookError::PublicUrl)?;
         inner
             .validator
@@ -405,11 +367,6 @@ impl StatusWebhook {
     }
 }
 
-// Replaced by the signature module's trusted-proxy helper when it lands.
-fn forwarded_url(_headers: &HeaderMap, _target: &str) -> Option<String> {
-    None
-}
-
 fn is_form(headers: &HeaderMap) -> bool {
     let mut values = headers.get_all(header::CONTENT_TYPE).iter();
     let (Some(ct), None) = (values.next(), values.next()) else {
@@ -421,16 +378,30 @@ fn is_form(headers: &HeaderMap) -> bool {
 }
 
 impl StatusWebhookBuilder {
-    /// The public base URL Twilio calls (see [`PublicUrl::base`]).
+    /// The public base URL Twilio calls: scheme and host (and any path prefix a proxy strips),
+    /// e.g. `https://example.com`; the request's raw target (path and query) is appended to it.
+    /// This is the URL Twilio signs, not the address the app listens on.
     pub fn public_url(mut self, base: impl Into<String>) -> Self {
-        self.public_url = Some(PublicUrl::base(base));
+        let base: String = base.into();
+        self.public_url = Some(check_base(&base).map(|()| PublicUrl::Base(base)));
+        self
+    }
+
+    /// Any [`PublicUrl`]: e.g. [`PublicUrl::Fixed`] for one full URL, query included.
+    pub fn public_url_with(mut self, public_url: PublicUrl) -> Self {
+        self.public_url = Some(match &public_url {
+            PublicUrl::Base(base) | PublicUrl::Fixed(base) => {
+                check_base(base.split(['?']).next().unwrap_or(base)).map(|()| public_url)
+            }
+            _ => Ok(public_url),
+        });
         self
     }
 
     /// Rebuild the public URL from `Forwarded`/`X-Forwarded-*` headers, which only a proxy
-    /// you trust may set.
-    pub fn trusted_proxy(mut self) -> Self {
-        self.public_url = Some(Ok(PublicUrl::TrustedProxy));
+    /// you trust may set: anyone else could choose the URL the signature is checked against.
+    pub fn trusted_proxy(mut self, proxy: TrustedProxy) -> Self {
+        self.public_url = Some(Ok(PublicUrl::TrustedProxy(proxy)));
         self
     }
 
@@ -473,29 +444,11 @@ mod tests {
 
     #[test]
     fn public_url_base_is_validated() {
-        assert_eq!(
-            PublicUrl::base("https://example.com/").unwrap(),
-            PublicUrl::Base("https://example.com".into())
-        );
-        assert_eq!(
-            PublicUrl::base("https://Example.com:8443/api").unwrap(),
-            PublicUrl::Base("https://Example.com:8443/api".into())
-        );
-        assert!(PublicUrl::base("example.com").is_err());
-        assert!(PublicUrl::base("https://").is_err());
-        assert!(PublicUrl::base("https://x.com/?a=1").is_err());
-        assert!(PublicUrl::base("https://x.com/a b").is_err());
-    }
-
-    #[test]
-    fn resolve_appends_the_raw_target() {
-        let p = PublicUrl::base("https://example.com").unwrap();
-        let h = HeaderMap::new();
-        assert_eq!(
-            p.resolve("/cb?x=%2B1&y=2", &h).unwrap(),
-            "https://example.com/cb?x=%2B1&y=2"
-        );
-        assert!(p.resolve("http://evil/cb", &h).is_err());
+        assert!(check_base("https://Example.com:8443/api").is_ok());
+        assert!(check_base("example.com").is_err());
+        assert!(check_base("https://").is_err());
+        assert!(check_base("https://x.com/?a=1").is_err());
+        assert!(check_base("https://x.com/a b").is_err());
     }
 
     #[test]

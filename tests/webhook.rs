@@ -300,3 +300,48 @@ async fn bad_input_corpus_never_panics_and_never_touches_the_store() {
     }
     assert!(is_empty(&store).await);
 }
+
+#[tokio::test]
+async fn trusted_proxy_headers_give_the_public_url_only_when_opted_in() {
+    use twilio_delivery::signature::{Scheme, TrustedProxy};
+    let store = arc(MemoryStore::new());
+    let proxied = StatusWebhook::builder(SignatureValidator::new(token()), store.clone())
+        .trusted_proxy(TrustedProxy::new(Scheme::Http))
+        .build()
+        .unwrap();
+    let (body, sig) = signed(&url(), &callback_pairs(&sid(10), "sent", None));
+    let mut h = headers(Some(&sig), FORM);
+    h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+    h.insert(
+        "x-forwarded-host",
+        HeaderValue::from_static("hooks.example.com"),
+    );
+    let (code, err) = post(&proxied, TARGET, &h, body.as_bytes()).await;
+    assert_eq!(code, StatusCode::NO_CONTENT, "{err:?}");
+    // The same headers mean nothing to a webhook configured with its public URL.
+    let fixed = StatusWebhook::builder(SignatureValidator::new(token()), store.clone())
+        .public_url("http://internal:8080")
+        .build()
+        .unwrap();
+    let (code, _) = post(&fixed, TARGET, &h, body.as_bytes()).await;
+    assert_eq!(code, StatusCode::FORBIDDEN);
+    // Forged host header with a space: refused, never panics.
+    h.insert("x-forwarded-host", HeaderValue::from_static("evil .com"));
+    let (code, err) = post(&proxied, TARGET, &h, body.as_bytes()).await;
+    assert_eq!(code, StatusCode::FORBIDDEN);
+    assert!(matches!(err, Some(WebhookError::PublicUrl(_))));
+}
+
+#[test]
+fn misconfiguration_is_a_clear_build_error() {
+    let store = arc(MemoryStore::new());
+    let err = StatusWebhook::builder(SignatureValidator::new(token()), store.clone())
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("public url"), "{err}");
+    let err = StatusWebhook::builder(SignatureValidator::new(token()), store)
+        .public_url("example.com/twilio")
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("http://"), "{err}");
+}

@@ -40,10 +40,13 @@ impl MemoryStore {
     }
 }
 
-fn fill<T: Clone>(slot: &mut Option<T>, value: &Option<T>) {
-    if slot.is_none() {
+/// Fills an empty `slot` from `value`; whether that changed it.
+fn fill<T: Clone>(slot: &mut Option<T>, value: &Option<T>) -> bool {
+    let fills = slot.is_none() && value.is_some();
+    if fills {
         slot.clone_from(value);
     }
+    fills
 }
 
 #[async_trait]
@@ -164,10 +167,14 @@ impl StatusStore for MemoryStore {
             r.error_message.clone_from(&event.error_message);
             r.updated_at = now;
         }
-        fill(&mut r.account_sid, &event.account_sid);
-        fill(&mut r.to, &event.to);
-        fill(&mut r.from, &event.from);
-        fill(&mut r.messaging_service_sid, &event.messaging_service_sid);
+        // Fill what the record lacks; `|` (not `||`) so that every field is filled.
+        let filled = fill(&mut r.account_sid, &event.account_sid)
+            | fill(&mut r.to, &event.to)
+            | fill(&mut r.from, &event.from)
+            | fill(&mut r.messaging_service_sid, &event.messaging_service_sid);
+        if filled {
+            r.updated_at = now;
+        }
         Ok(Applied {
             outcome,
             previous,
@@ -181,11 +188,15 @@ impl StatusStore for MemoryStore {
     }
 
     async fn history(&self, sid: &MessageSid) -> Result<Vec<HistoryEntry>, StoreError> {
-        Ok(self
+        let mut history = self
             .lock()
             .get(sid)
             .map(|e| e.history.clone())
-            .unwrap_or_default())
+            .unwrap_or_default();
+        // Oldest first by the time received; a stable sort keeps arrival order for equal times,
+        // as the SQL stores do with their insertion ids.
+        history.sort_by_key(|h| h.received_at);
+        Ok(history)
     }
 
     async fn pending(

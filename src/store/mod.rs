@@ -30,6 +30,11 @@ pub use sql::TablePrefix;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::SqliteStore;
+/// The `sqlx` the SQL stores are built on: build the pools for `SqliteStore::new` and
+/// `PostgresStore::new` with it, without depending on a matching version yourself.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
+pub use sqlx;
 
 /// A message as the app sent it, recorded right after the create call returned.
 #[derive(Debug, Clone, PartialEq)]
@@ -169,6 +174,21 @@ pub struct Applied {
 }
 
 impl Applied {
+    /// An outcome, for stores implemented outside this crate.
+    pub fn new(
+        outcome: Outcome,
+        previous: Option<MessageStatus>,
+        current: MessageStatus,
+        new_event: bool,
+    ) -> Self {
+        Self {
+            outcome,
+            previous,
+            current,
+            new_event,
+        }
+    }
+
     /// Whether the current status changed.
     pub fn changed(&self) -> bool {
         self.outcome.changed()
@@ -207,6 +227,28 @@ pub struct MessageRecord {
     pub updated_at: OffsetDateTime,
 }
 
+impl MessageRecord {
+    /// A record with only its SID, status and creation time known, for stores implemented
+    /// outside this crate; set the other fields on the returned value.
+    pub fn new(sid: MessageSid, status: MessageStatus, created_at: OffsetDateTime) -> Self {
+        Self {
+            sid,
+            account_sid: None,
+            to: None,
+            from: None,
+            messaging_service_sid: None,
+            body: None,
+            num_segments: None,
+            status,
+            error_code: None,
+            error_message: None,
+            sent_recorded: false,
+            created_at,
+            updated_at: created_at,
+        }
+    }
+}
+
 /// One distinct (sid, status) observation in a message's history.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -223,6 +265,21 @@ pub struct HistoryEntry {
     pub idempotency_token: Option<String>,
     /// The raw form pairs of the first callback that carried it.
     pub raw: Vec<(String, String)>,
+}
+
+impl HistoryEntry {
+    /// A history entry, for stores implemented outside this crate; set the other fields on
+    /// the returned value.
+    pub fn new(status: MessageStatus, received_at: OffsetDateTime, source: EventSource) -> Self {
+        Self {
+            status,
+            error_code: None,
+            received_at,
+            source,
+            idempotency_token: None,
+            raw: Vec::new(),
+        }
+    }
 }
 
 /// Filters and paging for [`StatusStore::list`]: newest first.
@@ -306,6 +363,13 @@ pub struct Page {
     pub records: Vec<MessageRecord>,
     /// The cursor for the next page, `None` on the last page.
     pub next: Option<Cursor>,
+}
+
+impl Page {
+    /// A page, for stores implemented outside this crate.
+    pub fn new(records: Vec<MessageRecord>, next: Option<Cursor>) -> Self {
+        Self { records, next }
+    }
 }
 
 /// Why a store operation failed.

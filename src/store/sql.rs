@@ -1,4 +1,16 @@
-//! Shared by the SQL backends: the validated table prefix.
+//! Shared by the SQL backends: the validated table prefix, the statements, row conversion.
+//!
+//! Both backends run the same statements (SQLite and PostgreSQL both take `$n` placeholders);
+//! only a few fragments differ by [`Dialect`]. The prefix is the only text interpolated into
+//! SQL, and only after [`TablePrefix::new`] has validated it; every value is a bind parameter.
+
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+use super::{EventSource, HistoryEntry, MessageRecord, StoreError};
+use crate::ids::{AccountSid, MessageSid, MessagingServiceSid};
+use crate::status::MessageStatus;
 
 /// A table-name prefix for the SQL stores (default `twilio_`), validated so it cannot inject SQL:
 /// 1 to 32 characters, ASCII letters, digits and `_`, not starting with a digit.
@@ -12,10 +24,9 @@ impl TablePrefix {
     /// [`super::StoreError::Config`] when the prefix is empty, too long or has other characters.
     pub fn new(prefix: impl Into<String>) -> Result<Self, super::StoreError> {
         let p = prefix.into();
-        let ok = !p.is_empty()
-            && p.len() <= 32
+        let ok = p.len() <= 32
             && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-            && !p.as_bytes()[0].is_ascii_digit();
+            && p.bytes().next().is_some_and(|b| !b.is_ascii_digit());
         if ok {
             Ok(Self(p))
         } else {
@@ -35,5 +46,423 @@ impl TablePrefix {
 impl Default for TablePrefix {
     fn default() -> Self {
         Self("twilio_".into())
+    }
+}
+
+/// The SQL flavour a statement is written for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
+    Sqlite,
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    Postgres,
+}
+
+/// One versioned schema step: its version number, a name, and its DDL with `{prefix}` holes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Migration {
+    pub(crate) version: i64,
+    pub(crate) name: &'static str,
+    ddl: &'static str,
+}
+
+impl Migration {
+    /// The DDL with the validated prefix filled in.
+    pub(crate) fn render(&self, prefix: &TablePrefix) -> String {
+        self.ddl.replace("{prefix}", prefix.as_str())
+    }
+}
+
+/// The SQLite schema steps, oldest first.
+#[cfg(feature = "sqlite")]
+pub(crate) const SQLITE_MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "init",
+    ddl: include_str!("../../sql/sqlite/0001_init.sql"),
+}];
+
+/// The PostgreSQL schema steps, oldest first.
+#[cfg(feature = "postgres")]
+pub(crate) const POSTGRES_MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "init",
+    ddl: include_str!("../../sql/postgres/0001_init.sql"),
+}];
+
+/// The lowest precedence of a final status. Every non-final status ranks below it (a law of
+/// [`MessageStatus::precedence`], tested there), so "not final" is `status_rank < FINAL_RANK`
+/// in SQL, which the partial pending index in the DDL spells out as a literal.
+pub(crate) const FINAL_RANK: u8 = 7;
+
+/// The most distinct statuses one [`super::ListQuery`] may filter on in a SQL store.
+pub(crate) const MAX_LIST_STATUSES: usize = 256;
+
+/// The columns of a message record, in the order [`RecordRow`] reads them.
+const RECORD_COLUMNS: &str = "sid, account_sid, to_addr, from_addr, messaging_service_sid, body, \
+     num_segments, status, error_code, error_message, sent_recorded, created_at, updated_at";
+
+/// Every statement a SQL store runs, rendered once for its prefix and dialect.
+#[derive(Debug)]
+pub(crate) struct Statements {
+    pub(crate) prefix: TablePrefix,
+    /// `$1` sid → `status` (locks the row in PostgreSQL).
+    pub(crate) select_status: Arc<str>,
+    /// The conditional upsert for an event; see [`Statements::new`] for its binds.
+    pub(crate) upsert_event: Arc<str>,
+    /// The upsert for `record_sent`; see [`Statements::new`] for its binds.
+    pub(crate) upsert_sent: Arc<str>,
+    /// Inserts an event once per (sid, status); returns `id` when it was new.
+    pub(crate) insert_event: Arc<str>,
+    /// `$1` sid → a record.
+    pub(crate) get: Arc<str>,
+    /// `$1` sid → its events, oldest first.
+    pub(crate) history: Arc<str>,
+    /// `$1` older than, `$2` limit → non-final records, oldest first.
+    pub(crate) pending: Arc<str>,
+    /// `SELECT <record columns> FROM messages WHERE TRUE`, for the list query builder.
+    pub(crate) list_head: String,
+    /// Creates the migrations table if missing.
+    pub(crate) create_migrations: String,
+    /// → every applied version.
+    pub(crate) select_versions: Arc<str>,
+    /// `$1` version, `$2` name, `$3` applied at: records an applied version.
+    pub(crate) insert_version: Arc<str>,
+}
+
+impl Statements {
+    /// Renders every statement for `prefix` in `dialect`.
+    ///
+    /// Binds of `upsert_event`: `$1` sid, `$2` account_sid, `$3` to, `$4` from, `$5` service,
+    /// `$6` status, `$7` rank, `$8` error_code, `$9` error_message, `$10` created_at, `$11` now.
+    ///
+    /// Binds of `upsert_sent`: `$1` sid, `$2` account_sid, `$3` to, `$4` from, `$5` service,
+    /// `$6` body, `$7` num_segments, `$8` status, `$9` rank, `$10` created_at, `$11` now.
+    ///
+    /// Binds of `insert_event`: `$1` sid, `$2` status, `$3` error_code, `$4` received_at,
+    /// `$5` source, `$6` idempotency_token, `$7` raw pairs as JSON.
+    pub(crate) fn new(prefix: TablePrefix, dialect: Dialect) -> Self {
+        let p = prefix.as_str();
+        let (collate, for_update, inserted) = match dialect {
+            Dialect::Sqlite => ("BINARY", "", ""),
+            // `xmax = 0` on a row returned by an upsert: this statement inserted it.
+            Dialect::Postgres => ("\"C\"", " FOR UPDATE", ", (xmax = 0) AS inserted"),
+        };
+        // The max-register order of `MessageStatus::cmp_precedence`: rank, then byte-wise name
+        // between two unknown statuses (rank 0).
+        let adv = format!(
+            "(excluded.status_rank > m.status_rank OR (excluded.status_rank = 0 \
+             AND m.status_rank = 0 AND excluded.status COLLATE {collate} > m.status COLLATE {collate}))"
+        );
+        let upsert_event = format!(
+            "INSERT INTO {p}messages AS m (sid, account_sid, to_addr, from_addr, \
+             messaging_service_sid, status, status_rank, error_code, error_message, sent_recorded, \
+             created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, FALSE, $10, $11) \
+             ON CONFLICT (sid) DO UPDATE SET \
+             status = CASE WHEN {adv} THEN excluded.status ELSE m.status END, \
+             status_rank = CASE WHEN {adv} THEN excluded.status_rank ELSE m.status_rank END, \
+             error_code = CASE WHEN {adv} THEN excluded.error_code ELSE m.error_code END, \
+             error_message = CASE WHEN {adv} THEN excluded.error_message ELSE m.error_message END, \
+             account_sid = COALESCE(m.account_sid, excluded.account_sid), \
+             to_addr = COALESCE(m.to_addr, excluded.to_addr), \
+             from_addr = COALESCE(m.from_addr, excluded.from_addr), \
+             messaging_service_sid = COALESCE(m.messaging_service_sid, excluded.messaging_service_sid), \
+             updated_at = excluded.updated_at \
+             WHERE {adv} \
+             OR (m.account_sid IS NULL AND excluded.account_sid IS NOT NULL) \
+             OR (m.to_addr IS NULL AND excluded.to_addr IS NOT NULL) \
+             OR (m.from_addr IS NULL AND excluded.from_addr IS NOT NULL) \
+             OR (m.messaging_service_sid IS NULL AND excluded.messaging_service_sid IS NOT NULL) \
+             RETURNING status{inserted}"
+        );
+        let upsert_sent = format!(
+            "INSERT INTO {p}messages AS m (sid, account_sid, to_addr, from_addr, \
+             messaging_service_sid, body, num_segments, status, status_rank, sent_recorded, \
+             created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, TRUE, $10, $11) \
+             ON CONFLICT (sid) DO UPDATE SET \
+             status = CASE WHEN {adv} THEN excluded.status ELSE m.status END, \
+             status_rank = CASE WHEN {adv} THEN excluded.status_rank ELSE m.status_rank END, \
+             error_code = CASE WHEN {adv} THEN NULL ELSE m.error_code END, \
+             error_message = CASE WHEN {adv} THEN NULL ELSE m.error_message END, \
+             account_sid = COALESCE(m.account_sid, excluded.account_sid), \
+             to_addr = excluded.to_addr, \
+             from_addr = COALESCE(excluded.from_addr, m.from_addr), \
+             messaging_service_sid = COALESCE(m.messaging_service_sid, excluded.messaging_service_sid), \
+             body = COALESCE(m.body, excluded.body), \
+             num_segments = COALESCE(m.num_segments, excluded.num_segments), \
+             sent_recorded = TRUE, \
+             created_at = excluded.created_at, \
+             updated_at = excluded.updated_at \
+             RETURNING status{inserted}"
+        );
+        let insert_event = format!(
+            "INSERT INTO {p}events (message_sid, status, error_code, received_at, source, \
+             idempotency_token, raw) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (message_sid, status) DO NOTHING RETURNING id"
+        );
+        let create_migrations = match dialect {
+            Dialect::Sqlite => format!(
+                "CREATE TABLE IF NOT EXISTS {p}migrations (version INTEGER NOT NULL PRIMARY KEY, \
+                 name TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT"
+            ),
+            Dialect::Postgres => format!(
+                "CREATE TABLE IF NOT EXISTS {p}migrations (version BIGINT NOT NULL PRIMARY KEY, \
+                 name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"
+            ),
+        };
+        Self {
+            select_status: format!("SELECT status FROM {p}messages WHERE sid = $1{for_update}")
+                .into(),
+            upsert_event: upsert_event.into(),
+            upsert_sent: upsert_sent.into(),
+            insert_event: insert_event.into(),
+            get: format!("SELECT {RECORD_COLUMNS} FROM {p}messages WHERE sid = $1").into(),
+            history: format!(
+                "SELECT status, error_code, received_at, source, idempotency_token, raw \
+                 FROM {p}events WHERE message_sid = $1 ORDER BY received_at, id"
+            )
+            .into(),
+            pending: format!(
+                "SELECT {RECORD_COLUMNS} FROM {p}messages WHERE status_rank < {FINAL_RANK} \
+                 AND created_at < $1 ORDER BY created_at, sid LIMIT $2"
+            )
+            .into(),
+            list_head: format!("SELECT {RECORD_COLUMNS} FROM {p}messages WHERE TRUE"),
+            create_migrations,
+            select_versions: format!("SELECT version FROM {p}migrations").into(),
+            insert_version: format!(
+                "INSERT INTO {p}migrations (version, name, applied_at) VALUES ($1, $2, $3)"
+            )
+            .into(),
+            prefix,
+        }
+    }
+}
+
+/// A message row as the database returns it, before validation.
+#[derive(Debug)]
+pub(crate) struct RecordRow<T> {
+    pub(crate) sid: String,
+    pub(crate) account_sid: Option<String>,
+    pub(crate) to: Option<String>,
+    pub(crate) from: Option<String>,
+    pub(crate) messaging_service_sid: Option<String>,
+    pub(crate) body: Option<String>,
+    pub(crate) num_segments: Option<i64>,
+    pub(crate) status: String,
+    pub(crate) error_code: Option<i64>,
+    pub(crate) error_message: Option<String>,
+    pub(crate) sent_recorded: bool,
+    pub(crate) created_at: T,
+    pub(crate) updated_at: T,
+}
+
+impl RecordRow<OffsetDateTime> {
+    /// Validates the row into a record; a bad SID or number is [`StoreError::Corrupt`].
+    pub(crate) fn into_record(self) -> Result<MessageRecord, StoreError> {
+        Ok(MessageRecord {
+            sid: MessageSid::new(self.sid).map_err(corrupt("sid"))?,
+            account_sid: self
+                .account_sid
+                .map(AccountSid::new)
+                .transpose()
+                .map_err(corrupt("account_sid"))?,
+            to: self.to,
+            from: self.from,
+            messaging_service_sid: self
+                .messaging_service_sid
+                .map(MessagingServiceSid::new)
+                .transpose()
+                .map_err(corrupt("messaging_service_sid"))?,
+            body: self.body,
+            num_segments: to_u32(self.num_segments, "num_segments")?,
+            status: MessageStatus::from(self.status),
+            error_code: to_u32(self.error_code, "error_code")?,
+            error_message: self.error_message,
+            sent_recorded: self.sent_recorded,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+impl RecordRow<i64> {
+    /// Converts stored microseconds into times, then validates like the timestamped row.
+    #[cfg(feature = "sqlite")]
+    pub(crate) fn into_record(self) -> Result<MessageRecord, StoreError> {
+        let created_at = from_micros(self.created_at, "created_at")?;
+        let updated_at = from_micros(self.updated_at, "updated_at")?;
+        RecordRow {
+            sid: self.sid,
+            account_sid: self.account_sid,
+            to: self.to,
+            from: self.from,
+            messaging_service_sid: self.messaging_service_sid,
+            body: self.body,
+            num_segments: self.num_segments,
+            status: self.status,
+            error_code: self.error_code,
+            error_message: self.error_message,
+            sent_recorded: self.sent_recorded,
+            created_at,
+            updated_at,
+        }
+        .into_record()
+    }
+}
+
+/// An event row as the database returns it, before validation.
+#[derive(Debug)]
+pub(crate) struct EventRow {
+    pub(crate) status: String,
+    pub(crate) error_code: Option<i64>,
+    pub(crate) received_at: OffsetDateTime,
+    pub(crate) source: String,
+    pub(crate) idempotency_token: Option<String>,
+    pub(crate) raw: String,
+}
+
+impl EventRow {
+    /// Validates the row into a history entry; bad raw JSON is [`StoreError::Corrupt`].
+    pub(crate) fn into_entry(self) -> Result<HistoryEntry, StoreError> {
+        Ok(HistoryEntry {
+            status: MessageStatus::from(self.status),
+            error_code: to_u32(self.error_code, "error_code")?,
+            received_at: self.received_at,
+            source: EventSource::parse(&self.source),
+            idempotency_token: self.idempotency_token,
+            raw: serde_json::from_str(&self.raw)
+                .map_err(|e| StoreError::Corrupt(format!("raw pairs of an event: {e}")))?,
+        })
+    }
+}
+
+/// The raw pairs as stored: a JSON array of `[key, value]` arrays, in wire order.
+pub(crate) fn raw_json(raw: &[(String, String)]) -> String {
+    // Serializing strings into JSON cannot fail.
+    serde_json::to_string(raw).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// The rank stored beside a status.
+pub(crate) fn rank(status: &MessageStatus) -> i32 {
+    i32::from(status.precedence())
+}
+
+/// Maps a database error: rows that cannot be decoded are corrupt, anything else is a failure
+/// of the database (unreachable, pool closed, statement failed) that may pass.
+pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
+    match e {
+        sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::Decode(_)
+        | sqlx::Error::ColumnNotFound(_)
+        | sqlx::Error::ColumnIndexOutOfBounds { .. }
+        | sqlx::Error::TypeNotFound { .. } => StoreError::Corrupt(e.to_string()),
+        other => StoreError::Unavailable(Box::new(other)),
+    }
+}
+
+fn corrupt<E: std::fmt::Display>(column: &'static str) -> impl Fn(E) -> StoreError {
+    move |e| StoreError::Corrupt(format!("{column}: {e}"))
+}
+
+fn to_u32(v: Option<i64>, column: &'static str) -> Result<Option<u32>, StoreError> {
+    v.map(u32::try_from).transpose().map_err(corrupt(column))
+}
+
+/// Microseconds since the Unix epoch, rounded down (times are stored with microsecond
+/// precision, as PostgreSQL keeps them).
+pub(crate) fn micros_floor(t: OffsetDateTime) -> i64 {
+    saturate(t.unix_timestamp_nanos().div_euclid(1000))
+}
+
+/// Microseconds since the Unix epoch, rounded up: a stored (rounded-down) time `s` is before
+/// `t` exactly when `s < micros_ceil(t)`, and at or after `t` exactly when `s >= micros_ceil(t)`.
+pub(crate) fn micros_ceil(t: OffsetDateTime) -> i64 {
+    let n = t.unix_timestamp_nanos();
+    saturate(n.div_euclid(1000) + i128::from(n.rem_euclid(1000) != 0))
+}
+
+fn saturate(n: i128) -> i64 {
+    i64::try_from(n).unwrap_or(if n < 0 { i64::MIN } else { i64::MAX })
+}
+
+/// The time for stored microseconds.
+pub(crate) fn from_micros(us: i64, column: &'static str) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000).map_err(corrupt(column))
+}
+
+/// `t` rounded down to a whole microsecond (or `t` itself at the edge of the range).
+#[cfg(feature = "postgres")]
+pub(crate) fn floor_time(t: OffsetDateTime) -> OffsetDateTime {
+    from_micros(micros_floor(t), "").unwrap_or(t)
+}
+
+/// `t` rounded up to a whole microsecond (or `t` itself at the edge of the range).
+#[cfg(feature = "postgres")]
+pub(crate) fn ceil_time(t: OffsetDateTime) -> OffsetDateTime {
+    from_micros(micros_ceil(t), "").unwrap_or(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn final_rank_separates_final_from_non_final() {
+        for s in MessageStatus::KNOWN {
+            assert_eq!(s.is_final(), s.precedence() >= FINAL_RANK, "{s:?}");
+        }
+        assert!(MessageStatus::Unknown("x".into()).precedence() < FINAL_RANK);
+    }
+
+    #[test]
+    fn pending_index_uses_the_final_rank() {
+        let needle = format!("status_rank < {FINAL_RANK}");
+        #[cfg(feature = "sqlite")]
+        assert!(SQLITE_MIGRATIONS.iter().any(|m| m.ddl.contains(&needle)));
+        #[cfg(feature = "postgres")]
+        assert!(POSTGRES_MIGRATIONS.iter().any(|m| m.ddl.contains(&needle)));
+    }
+
+    #[test]
+    fn prefixes_are_validated() {
+        for ok in ["twilio_", "a", "A_1", "_x", &"p".repeat(32)] {
+            assert!(TablePrefix::new(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "1a", "a-b", "a b", "a;drop", "é", &"p".repeat(33)] {
+            assert!(TablePrefix::new(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn microsecond_rounding() {
+        let t = datetime!(2024-05-01 12:00:00.000_001_5 UTC);
+        assert_eq!(micros_floor(t) + 1, micros_ceil(t));
+        let whole = datetime!(2024-05-01 12:00:00.000_002 UTC);
+        assert_eq!(micros_floor(whole), micros_ceil(whole));
+        assert_eq!(from_micros(micros_floor(whole), "t").unwrap(), whole);
+        let before = datetime!(1969-12-31 23:59:59.999_999_5 UTC);
+        assert_eq!(micros_floor(before), -1);
+        assert_eq!(micros_ceil(before), 0);
+    }
+
+    #[test]
+    fn raw_pairs_round_trip_in_order() {
+        let raw = vec![
+            ("b".to_owned(), "1".to_owned()),
+            ("a".to_owned(), "\0\"é".to_owned()),
+            ("b".to_owned(), "2".to_owned()),
+        ];
+        let row = EventRow {
+            status: "sent".into(),
+            error_code: None,
+            received_at: OffsetDateTime::UNIX_EPOCH,
+            source: "callback".into(),
+            idempotency_token: None,
+            raw: raw_json(&raw),
+        };
+        assert_eq!(row.into_entry().unwrap().raw, raw);
     }
 }

@@ -99,3 +99,42 @@ impl StatusStore for DownStore {
 pub fn arc<S: StatusStore>(s: S) -> Arc<S> {
     Arc::new(s)
 }
+
+/// A PostgreSQL database for tests, from `TEST_DATABASE_URL`.
+#[cfg(feature = "postgres")]
+pub mod pg {
+    use twilio_delivery::store::TablePrefix;
+    use twilio_delivery::store::sqlx::postgres::{PgPool, PgPoolOptions};
+    use twilio_delivery::store::sqlx::{self, AssertSqlSafe};
+
+    /// A pool, or `None` (after printing that the test skipped) when `TEST_DATABASE_URL` is unset.
+    pub async fn pool() -> Option<PgPool> {
+        let Ok(url) = std::env::var("TEST_DATABASE_URL") else {
+            eprintln!("skipped: TEST_DATABASE_URL not set");
+            return None;
+        };
+        Some(
+            PgPoolOptions::new()
+                .max_connections(8)
+                .connect(&url)
+                .await
+                .expect("TEST_DATABASE_URL is set but the database cannot be reached"),
+        )
+    }
+
+    /// A table prefix no other test uses.
+    pub fn random_prefix() -> TablePrefix {
+        TablePrefix::new(format!("t{:016x}_", fastrand::u64(..))).unwrap()
+    }
+
+    /// Drops the tables of one prefix.
+    pub async fn drop_tables(pool: &PgPool, prefix: &TablePrefix) {
+        let p = prefix.as_str();
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "DROP TABLE IF EXISTS {p}events, {p}messages, {p}migrations CASCADE"
+        )))
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+}

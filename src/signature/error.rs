@@ -1,0 +1,64 @@
+//! Why a signature was rejected (`SignatureError`) and why a validator could not be built (`ConfigError`).
+
+use super::Algorithm;
+
+/// Why a request's signature was not accepted. Messages never contain secrets or request data.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignatureError {
+    /// No `X-Twilio-Signature` header.
+    #[error("missing x-twilio-signature header")]
+    Missing,
+    /// The header is empty, not canonical padded base64, or not the length of a known MAC.
+    #[error("malformed x-twilio-signature header: {reason}")]
+    Malformed {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// No configured key signs any URL candidate with this signature.
+    #[error("signature does not match")]
+    Mismatch,
+    /// The body is neither a form nor empty, and the URL carries no `bodySHA256` parameter, so
+    /// nothing covers the body.
+    #[error("request body not covered by the signature: the url has no bodySHA256 parameter")]
+    BodyHashMissing,
+    /// The signature is valid but the `bodySHA256` in the URL is not the SHA-256 of the body.
+    #[error("bodySHA256 in the url does not match the request body")]
+    BodyHashMismatch,
+    /// A header that decides the outcome appears several times with different values.
+    #[error("several different {header} headers")]
+    AmbiguousHeaders {
+        /// The header's name, lower-case.
+        header: &'static str,
+    },
+    /// The `X-Twilio-Webhooks-Signature-Settings` header cannot be read.
+    #[error("invalid x-twilio-webhooks-signature-settings header: {reason}")]
+    InvalidSettings {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The settings header announces an algorithm this crate does not know.
+    #[error("unsupported signature algorithm announced in x-twilio-webhooks-signature-settings")]
+    UnsupportedAlgorithm,
+    /// The request is signed with an algorithm for which no key is configured.
+    #[error("no key configured for {0}")]
+    NoKeyForAlgorithm(Algorithm),
+}
+
+/// Why a [`SignatureValidator`](super::SignatureValidator) could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// No key was added.
+    #[error("no signing key configured")]
+    NoKeys,
+    /// A key id is empty.
+    #[error("empty signing key id")]
+    EmptyKeyId,
+    /// Two keys have the same id.
+    #[error("duplicate signing key id {0:?}")]
+    DuplicateKeyId(String),
+    /// A key's secret is empty: anyone could sign with it.
+    #[error("empty secret for signing key {0:?}")]
+    EmptySecret(String),
+}

@@ -1,0 +1,271 @@
+//! The reconciler against a wiremock Twilio: stuck messages are fetched and fixed, final ones
+//! are never fetched, API errors are counted and stop the pass on 429.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+use time::OffsetDateTime;
+use twilio_delivery::ids::{AccountSid, MessageSid};
+use twilio_delivery::notify::Notifier;
+use twilio_delivery::reconcile::Reconciler;
+use twilio_delivery::store::{EventSource, SentMessage, StatusStore};
+use twilio_delivery::{Client, MemoryStore, MessageStatus};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+fn message_json(sid: &MessageSid, status: &str, error_code: Option<u32>) -> serde_json::Value {
+    json!({
+        "account_sid": ACCOUNT, "api_version": "2010-04-01", "body": "hi",
+        "date_created": "Thu, 24 Aug 2023 05:01:45 +0000", "date_sent": "Thu, 24 Aug 2023 05:01:45 +0000",
+        "date_updated": "Thu, 24 Aug 2023 05:01:46 +0000", "direction": "outbound-api",
+        "error_code": error_code, "error_message": null, "from": "+14155550100",
+        "messaging_service_sid": null, "num_media": "0", "num_segments": "1", "price": null,
+        "price_unit": "USD", "sid": sid.as_str(), "status": status, "subresource_uris": {},
+        "to": "+14155550199", "uri": format!("/2010-04-01/Accounts/{ACCOUNT}/Messages/{sid}.json"),
+    })
+}
+
+fn fetch_path(sid: &MessageSid) -> String {
+    format!("/2010-04-01/Accounts/{ACCOUNT}/Messages/{sid}.json")
+}
+
+fn client(server: &MockServer) -> Client {
+    Client::builder(AccountSid::new(ACCOUNT).unwrap(), token())
+        .base_url(server.uri().parse().unwrap())
+        .retry_policy(twilio_delivery::RetryPolicy::none())
+        .build()
+        .unwrap()
+}
+
+async fn sent(store: &MemoryStore, sid: &MessageSid, status: MessageStatus, age: Duration) {
+    let mut m = SentMessage::new(sid.clone(), "+14155550199", status);
+    m.created_at = OffsetDateTime::now_utc() - age;
+    store.record_sent(&m).await.unwrap();
+}
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+#[tokio::test]
+async fn stuck_messages_are_fetched_and_fixed_final_and_young_ones_are_not() {
+    let server = MockServer::start().await;
+    let store = Arc::new(MemoryStore::new());
+    sent(&store, &sid(1), MessageStatus::Sent, HOUR).await;
+    sent(&store, &sid(2), MessageStatus::Queued, HOUR).await;
+    sent(&store, &sid(3), MessageStatus::Delivered, HOUR).await; // final: never fetched
+    sent(&store, &sid(4), MessageStatus::Sent, Duration::from_secs(1)).await; // too young
+    Mock::given(method("GET"))
+        .and(path(fetch_path(&sid(1))))
+        .respond_with(ResponseTemplate::new(200).set_body_json(message_json(
+            &sid(1),
+            "delivered",
+            None,
+        )))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(fetch_path(&sid(2))))
+        .respond_with(ResponseTemplate::new(200).set_body_json(message_json(
+            &sid(2),
+            "undelivered",
+            Some(30003),
+        )))
+        .expect(1)
+        .mount(&server)
+        .await;
+    for n in [3, 4] {
+        Mock::given(method("GET"))
+            .and(path(fetch_path(&sid(n))))
+            .respond_with(ResponseTemplate::new(500))
+            .expect(0)
+            .mount(&server)
+            .await;
+    }
+    let notifier = Notifier::new(16);
+    let mut changes = notifier.subscribe();
+    let rec = Reconciler::builder(client(&server), store.clone())
+        .min_age(Duration::from_secs(60))
+        .notifier(notifier)
+        .build();
+    let report = rec.run_once().await.unwrap();
+    assert_eq!((report.checked, report.updated, report.errors), (2, 2, 0));
+    assert_eq!(
+        store.get(&sid(1)).await.unwrap().unwrap().status,
+        MessageStatus::Delivered
+    );
+    let r2 = store.get(&sid(2)).await.unwrap().unwrap();
+    assert_eq!(
+        (r2.status, r2.error_code),
+        (MessageStatus::Undelivered, Some(30003))
+    );
+    let hist = store.history(&sid(1)).await.unwrap();
+    assert_eq!(hist.len(), 1);
+    assert_eq!(hist[0].source, EventSource::Reconciler);
+    let c = changes.recv().await.unwrap();
+    assert_eq!(c.source, EventSource::Reconciler);
+    // A second pass finds nothing left to fix.
+    let again = rec.run_once().await.unwrap();
+    assert_eq!(again.checked, 0);
+}
+
+#[tokio::test]
+async fn unchanged_and_not_found_messages_are_counted_not_updated() {
+    let server = MockServer::start().await;
+    let store = Arc::new(MemoryStore::new());
+    sent(&store, &sid(5), MessageStatus::Sent, HOUR).await;
+    sent(&store, &sid(6), MessageStatus::Sent, HOUR).await;
+    Mock::given(method("GET"))
+        .and(path(fetch_path(&sid(5))))
+        .respond_with(ResponseTemplate::new(200).set_body_json(message_json(&sid(5), "sent", None)))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(fetch_path(&sid(6))))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({
+            "code": 20404, "message": "The requested resource was not found",
+            "more_info": "https://www.twilio.com/docs/errors/20404", "status": 404})))
+        .mount(&server)
+        .await;
+    let rec = Reconciler::builder(client(&server), store.clone())
+        .min_age(Duration::ZERO)
+        .build();
+    let report = rec.run_once().await.unwrap();
+    assert_eq!(
+        (report.checked, report.updated, report.not_found),
+        (1, 0, 1)
+    );
+    assert_eq!(
+        store.get(&sid(5)).await.unwrap().unwrap().status,
+        MessageStatus::Sent
+    );
+}
+
+#[tokio::test]
+async fn api_errors_are_counted_and_rate_limiting_stops_the_pass() {
+    let server = MockServer::start().await;
+    let store = Arc::new(MemoryStore::new());
+    for n in 10..30 {
+        sent(&store, &sid(n), MessageStatus::Sent, HOUR).await;
+    }
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(429).set_body_json(json!({
+            "code": 20429, "message": "Too Many Requests",
+            "more_info": "https://www.twilio.com/docs/errors/20429", "status": 429})))
+        .mount(&server)
+        .await;
+    let rec = Reconciler::builder(client(&server), store.clone())
+        .min_age(Duration::ZERO)
+        .concurrency(2)
+        .build();
+    let report = rec.run_once().await.unwrap();
+    assert!(report.rate_limited);
+    assert!(report.errors >= 1);
+    let requests = server.received_requests().await.unwrap().len();
+    assert!(
+        requests < 20,
+        "the pass stopped early, made {requests} requests"
+    );
+    // Nothing changed; every message is still pending for the next pass.
+    assert_eq!(
+        store
+            .pending(OffsetDateTime::now_utc(), 100)
+            .await
+            .unwrap()
+            .len(),
+        20
+    );
+}
+
+#[tokio::test]
+async fn spawned_reconciler_repairs_and_stops_cleanly() {
+    let server = MockServer::start().await;
+    let store = Arc::new(MemoryStore::new());
+    sent(&store, &sid(40), MessageStatus::Sent, HOUR).await;
+    Mock::given(method("GET"))
+        .and(path(fetch_path(&sid(40))))
+        .respond_with(ResponseTemplate::new(200).set_body_json(message_json(
+            &sid(40),
+            "delivered",
+            None,
+        )))
+        .mount(&server)
+        .await;
+    let handle = Reconciler::builder(client(&server), store.clone())
+        .min_age(Duration::ZERO)
+        .interval(Duration::from_millis(20))
+        .build()
+        .spawn();
+    for _ in 0..250 {
+        if store.get(&sid(40)).await.unwrap().unwrap().status == MessageStatus::Delivered {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        store.get(&sid(40)).await.unwrap().unwrap().status,
+        MessageStatus::Delivered
+    );
+    tokio::time::timeout(Duration::from_secs(5), handle.shutdown())
+        .await
+        .expect("stops promptly");
+}
+
+/// Two app instances on one PostgreSQL: only one of them polls Twilio in a pass.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_reconcilers_on_one_postgres_do_not_both_poll() {
+    use twilio_delivery::store::PostgresStore;
+    let Some(pool_a) = pg::pool().await else {
+        return;
+    };
+    let Some(pool_b) = pg::pool().await else {
+        return;
+    };
+    let prefix = pg::random_prefix();
+    let a = Arc::new(PostgresStore::new(pool_a.clone()).with_prefix(prefix.clone()));
+    let b = Arc::new(PostgresStore::new(pool_b).with_prefix(prefix.clone()));
+    a.migrate().await.unwrap();
+    let server = MockServer::start().await;
+    for n in 50..60 {
+        let mut m = SentMessage::new(sid(n), "+14155550199", MessageStatus::Sent);
+        m.created_at = OffsetDateTime::now_utc() - HOUR;
+        a.record_sent(&m).await.unwrap();
+        Mock::given(method("GET"))
+            .and(path(fetch_path(&sid(n))))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(message_json(&sid(n), "delivered", None))
+                    .set_delay(Duration::from_millis(100)),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+    }
+    let ra = Reconciler::builder(client(&server), a.clone())
+        .min_age(Duration::ZERO)
+        .concurrency(2)
+        .build();
+    let rb = Reconciler::builder(client(&server), b.clone())
+        .min_age(Duration::ZERO)
+        .concurrency(2)
+        .build();
+    let (x, y) = tokio::join!(ra.run_once(), rb.run_once());
+    let (x, y) = (x.unwrap(), y.unwrap());
+    assert!(
+        x.skipped_locked != y.skipped_locked,
+        "exactly one pass ran: {x:?} {y:?}"
+    );
+    assert_eq!(x.checked + y.checked, 10);
+    assert_eq!(server.received_requests().await.unwrap().len(), 10);
+    assert!(
+        b.pending(OffsetDateTime::now_utc(), 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    pg::drop_tables(&pool_a, &prefix).await;
+}

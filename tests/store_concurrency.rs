@@ -1,0 +1,384 @@
+//! Every backend under concurrent writers: 200 messages, each with a random multiset of its
+//! statuses (with duplicates), applied from 16 tasks in random order while half the messages
+//! are also `record_sent`; the result must be the max-register answer with every distinct event
+//! in the history exactly once, and the `Applied` answers must form one consistent chain per
+//! message. PostgreSQL runs it through 4 pools, like 4 app instances.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use twilio_delivery::status::Outcome;
+use twilio_delivery::store::{Applied, EventSource, SentMessage, StatusEvent, StatusStore};
+use twilio_delivery::{MessageSid, MessageStatus};
+
+const MESSAGES: u32 = 200;
+const TASKS: usize = 16;
+
+fn sid(n: u32) -> MessageSid {
+    MessageSid::new(format!("SM{n:032x}")).unwrap()
+}
+
+/// The error code an event of `status` carries (so the expected code is known per status).
+fn code_of(status: &MessageStatus) -> Option<u32> {
+    match status {
+        MessageStatus::Failed => Some(30008),
+        MessageStatus::Undelivered => Some(30003),
+        MessageStatus::Unknown(_) => Some(1),
+        _ => None,
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Apply(StatusEvent),
+    Sent(SentMessage),
+}
+
+impl Op {
+    fn sid(&self) -> &MessageSid {
+        match self {
+            Op::Apply(e) => &e.sid,
+            Op::Sent(s) => &s.sid,
+        }
+    }
+}
+
+/// What each message must end as.
+#[derive(Debug, Default)]
+struct Expect {
+    statuses: BTreeSet<String>,
+    max: Option<MessageStatus>,
+    sent: bool,
+}
+
+fn seed() -> u64 {
+    let seed = std::env::var("STORE_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_2024);
+    eprintln!("seed {seed} (set STORE_TEST_SEED to replay)");
+    seed
+}
+
+fn workload(seed: u64) -> (Vec<Op>, HashMap<MessageSid, Expect>) {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut pool: Vec<MessageStatus> = MessageStatus::KNOWN.to_vec();
+    pool.push(MessageStatus::parse("x_future"));
+    pool.push(MessageStatus::parse("y_future"));
+    let mut ops = Vec::new();
+    let mut expect = HashMap::new();
+    for n in 0..MESSAGES {
+        let mut e = Expect::default();
+        rng.shuffle(&mut pool);
+        let distinct = rng.usize(1..=5);
+        for status in &pool[..distinct] {
+            e.statuses.insert(status.as_str().to_owned());
+            for copy in 0..rng.usize(1..=3) {
+                let mut ev = StatusEvent::new(sid(n), status.clone(), EventSource::Callback);
+                ev.error_code = code_of(status);
+                ev.to = Some(format!("+1555{n:07}"));
+                ev.raw = vec![
+                    ("MessageStatus".into(), status.as_str().into()),
+                    ("Copy".into(), copy.to_string()),
+                ];
+                ops.push(Op::Apply(ev));
+            }
+            e.max = max(e.max.take(), status.clone());
+        }
+        if n % 2 == 0 {
+            let status = [
+                MessageStatus::Accepted,
+                MessageStatus::Queued,
+                MessageStatus::Scheduled,
+            ][rng.usize(0..3)]
+            .clone();
+            let mut s = SentMessage::new(sid(n), format!("+1555{n:07}"), status.clone());
+            s.body = Some(format!("message {n}"));
+            ops.push(Op::Sent(s));
+            e.max = max(e.max.take(), status);
+            e.sent = true;
+        }
+        expect.insert(sid(n), e);
+    }
+    rng.shuffle(&mut ops);
+    (ops, expect)
+}
+
+fn max(a: Option<MessageStatus>, b: MessageStatus) -> Option<MessageStatus> {
+    Some(match a {
+        Some(a) if a.cmp_precedence(&b).is_ge() => a,
+        _ => b,
+    })
+}
+
+/// Runs the workload from 16 tasks over `stores` (task `i` uses store `i % len`) and checks
+/// the end state and every answer.
+async fn run(stores: Vec<Arc<dyn StatusStore>>) {
+    let (ops, expect) = workload(seed());
+    let ops = Arc::new(ops);
+    let next = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|i| {
+            let store = stores[i % stores.len()].clone();
+            let (ops, next) = (ops.clone(), next.clone());
+            tokio::spawn(async move {
+                let mut answers = Vec::new();
+                loop {
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(op) = ops.get(k) else { break };
+                    let applied = match op {
+                        Op::Apply(e) => store.apply(e).await,
+                        Op::Sent(s) => store.record_sent(s).await,
+                    }
+                    .unwrap_or_else(|e| panic!("{op:?}: {e:?}"));
+                    answers.push((op.sid().clone(), matches!(op, Op::Apply(_)), applied));
+                }
+                answers
+            })
+        })
+        .collect();
+    let mut answers: HashMap<MessageSid, Vec<(bool, Applied)>> = HashMap::new();
+    for t in tasks {
+        for (sid, is_event, a) in t.await.unwrap() {
+            answers.entry(sid).or_default().push((is_event, a));
+        }
+    }
+    assert_eq!(answers.values().map(Vec::len).sum::<usize>(), ops.len());
+
+    let store = &stores[0];
+    for (sid, e) in &expect {
+        let max = e.max.clone().unwrap();
+        let r = store.get(sid).await.unwrap().expect("record exists");
+        assert_eq!(r.status, max, "{sid}: final status is the max");
+        let from_event = e.statuses.contains(max.as_str());
+        let code = if from_event { code_of(&max) } else { None };
+        assert_eq!(
+            r.error_code, code,
+            "{sid}: error code of the event that set it"
+        );
+        assert_eq!(r.sent_recorded, e.sent, "{sid}");
+        assert_eq!(r.to, Some(format!("+1555{:07}", sid_n(sid))), "{sid}");
+        if e.sent {
+            assert_eq!(r.body, Some(format!("message {}", sid_n(sid))), "{sid}");
+        }
+
+        let history = store.history(sid).await.unwrap();
+        let seen: Vec<String> = history
+            .iter()
+            .map(|h| h.status.as_str().to_owned())
+            .collect();
+        let distinct: BTreeSet<String> = seen.iter().cloned().collect();
+        assert_eq!(
+            seen.len(),
+            distinct.len(),
+            "{sid}: an event twice in {seen:?}"
+        );
+        assert_eq!(distinct, e.statuses, "{sid}: every distinct event kept");
+        for h in &history {
+            assert_eq!(h.error_code, code_of(&h.status), "{sid}");
+        }
+
+        check_answers(sid, &answers[sid], &max, e.statuses.len());
+    }
+}
+
+/// The answers for one message are those of some serial order: one creator, one `new_event`
+/// per distinct status, and the changes form a chain from nothing up to the max.
+fn check_answers(
+    sid: &MessageSid,
+    answers: &[(bool, Applied)],
+    max: &MessageStatus,
+    events: usize,
+) {
+    let creators = answers.iter().filter(|(_, a)| a.previous.is_none()).count();
+    assert_eq!(creators, 1, "{sid}: exactly one write created the record");
+    let new_events = answers.iter().filter(|(e, a)| *e && a.new_event).count();
+    assert_eq!(
+        new_events, events,
+        "{sid}: one new_event per distinct status"
+    );
+    assert!(answers.iter().all(|(e, a)| *e || !a.new_event), "{sid}");
+
+    let mut chain: Vec<&Applied> = answers
+        .iter()
+        .map(|(_, a)| a)
+        .filter(|a| a.outcome == Outcome::Advanced)
+        .collect();
+    chain.sort_by(|a, b| a.current.cmp_precedence(&b.current));
+    assert_eq!(
+        chain[0].previous, None,
+        "{sid}: the chain starts at creation"
+    );
+    for w in chain.windows(2) {
+        assert_eq!(
+            w[1].previous.as_ref(),
+            Some(&w[0].current),
+            "{sid}: {chain:?}"
+        );
+        assert!(w[1].current.cmp_precedence(&w[0].current).is_gt(), "{sid}");
+    }
+    assert_eq!(&chain[chain.len() - 1].current, max, "{sid}");
+    for (_, a) in answers {
+        match a.outcome {
+            Outcome::Advanced => {}
+            Outcome::Duplicate => assert_eq!(a.previous.as_ref(), Some(&a.current), "{sid}"),
+            Outcome::Stale => {
+                let prev = a.previous.as_ref().expect("a stale write saw a record");
+                assert_eq!(prev, &a.current, "{sid}");
+            }
+            _ => panic!("unexpected outcome {a:?}"),
+        }
+    }
+}
+
+fn sid_n(sid: &MessageSid) -> u32 {
+    u32::from_str_radix(&sid.as_str()[2..], 16).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_store_converges() {
+    let store: Arc<dyn StatusStore> = Arc::new(twilio_delivery::store::MemoryStore::new());
+    run(vec![store]).await;
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_file_converges() {
+    use twilio_delivery::store::SqliteStore;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("concurrency.db");
+    let path = path.to_str().unwrap();
+    // Two stores (two pools) over one file, like two handlers of one process.
+    let a = SqliteStore::connect(path).await.unwrap();
+    a.migrate().await.unwrap();
+    let b = SqliteStore::connect(path).await.unwrap();
+    b.migrate().await.unwrap();
+    run(vec![Arc::new(a), Arc::new(b)]).await;
+}
+
+#[cfg(feature = "postgres")]
+mod postgres {
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use twilio_delivery::store::sqlx::postgres::{PgPool, PgPoolOptions};
+    use twilio_delivery::store::sqlx::{self, AssertSqlSafe};
+    use twilio_delivery::store::{PostgresStore, StatusStore, TablePrefix};
+
+    async fn pool() -> Option<PgPool> {
+        let Ok(url) = std::env::var("TEST_DATABASE_URL") else {
+            eprintln!("skipped: TEST_DATABASE_URL not set");
+            return None;
+        };
+        Some(
+            PgPoolOptions::new()
+                .max_connections(4)
+                .connect(&url)
+                .await
+                .expect("TEST_DATABASE_URL is set but the database cannot be reached"),
+        )
+    }
+
+    fn random_prefix() -> TablePrefix {
+        TablePrefix::new(format!("c{:016x}_", fastrand::u64(..))).unwrap()
+    }
+
+    async fn drop_tables(pool: &PgPool, prefix: &TablePrefix) {
+        let p = prefix.as_str();
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "DROP TABLE IF EXISTS {p}events, {p}messages, {p}migrations CASCADE"
+        )))
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn four_instances_converge() {
+        let Some(first) = pool().await else { return };
+        let prefix = random_prefix();
+        let mut stores: Vec<Arc<dyn StatusStore>> = Vec::new();
+        for i in 0..4 {
+            let pool = if i == 0 {
+                first.clone()
+            } else {
+                pool().await.unwrap()
+            };
+            let store = PostgresStore::new(pool).with_prefix(prefix.clone());
+            store.migrate().await.unwrap();
+            stores.push(Arc::new(store));
+        }
+        super::run(stores).await;
+        drop_tables(&first, &prefix).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_instance_holds_the_reconcile_lock() {
+        let Some(pool_a) = pool().await else { return };
+        let pool_b = pool().await.unwrap();
+        let prefix = random_prefix();
+        let a = PostgresStore::new(pool_a).with_prefix(prefix.clone());
+        let b = PostgresStore::new(pool_b).with_prefix(prefix.clone());
+        let other = PostgresStore::new(a.pool().clone()).with_prefix(random_prefix());
+
+        let held = a
+            .try_reconcile_lock()
+            .await
+            .unwrap()
+            .expect("free at first");
+        assert!(
+            b.try_reconcile_lock().await.unwrap().is_none(),
+            "a holds it"
+        );
+        assert!(
+            a.try_reconcile_lock().await.unwrap().is_none(),
+            "even for a second pass of a"
+        );
+        assert!(
+            other.try_reconcile_lock().await.unwrap().is_some(),
+            "another prefix has its own lock"
+        );
+        drop(held);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let held_b = loop {
+            if let Some(lock) = b.try_reconcile_lock().await.unwrap() {
+                break lock;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "b never got the lock after a released it"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(
+            a.try_reconcile_lock().await.unwrap().is_none(),
+            "b holds it now"
+        );
+        drop(held_b);
+    }
+
+    #[test]
+    fn lock_released_when_dropped_outside_a_runtime() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let Some((a, b)) = rt.block_on(async {
+            let pool_a = pool().await?;
+            let prefix = random_prefix();
+            let a = PostgresStore::new(pool_a).with_prefix(prefix.clone());
+            let b = PostgresStore::new(pool().await.unwrap()).with_prefix(prefix);
+            Some((a, b))
+        }) else {
+            return;
+        };
+        let held = rt.block_on(a.try_reconcile_lock()).unwrap().expect("free");
+        // Dropped on a plain thread: the connection's socket closes, ending its session.
+        std::thread::spawn(move || drop(held)).join().unwrap();
+        rt.block_on(async {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while b.try_reconcile_lock().await.unwrap().is_none() {
+                assert!(Instant::now() < deadline, "the lock outlived its guard");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+    }
+}
