@@ -11,6 +11,7 @@ use std::time::Duration;
 use actix_web::{App, HttpServer, web};
 use axum::Router;
 use bytes::Bytes;
+use futures_util::StreamExt;
 use http::Method;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tower::ServiceExt;
@@ -49,9 +50,22 @@ pub struct Req {
     pub target: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
-    /// Send the body with `Transfer-Encoding: chunked` and no `Content-Length` (over real HTTP
-    /// and axum's streaming body; the actix and warp harnesses always set a length).
-    pub chunked: bool,
+    pub framing: Framing,
+}
+
+/// How the body goes on the wire. Real HTTP sends every framing as described; axum's
+/// harness streams the body; the actix and warp harnesses always send the whole body with a
+/// `Content-Length` (the declared one, for `DeclaredLength`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// `Content-Length` and the whole body.
+    Length,
+    /// `Transfer-Encoding: chunked`, 100-byte chunks, then the last chunk.
+    Chunked,
+    /// Chunked, but the last chunk never comes: the connection stays open.
+    ChunkedStalled,
+    /// `Content-Length` claims this many bytes; only the body is sent, then nothing.
+    DeclaredLength(u64),
 }
 
 impl Req {
@@ -163,9 +177,18 @@ impl Mounted {
         }
     }
 
+    /// Sends `req`, failing the test if no answer comes within 5 s (an adapter that waits
+    /// for a body it should have refused).
     pub async fn send(&self, req: &Req) -> Resp {
+        let answer = tokio::time::timeout(Duration::from_secs(5), self.exchange(req)).await;
+        answer.unwrap_or_else(|_| panic!("no answer within 5 s to {} {}", req.method, req.target))
+    }
+
+    async fn exchange(&self, req: &Req) -> Resp {
         match self {
-            Mounted::Http { server, .. } if req.chunked => raw_chunked(server.addr, req).await,
+            Mounted::Http { server, .. } if req.framing != Framing::Length => {
+                raw_http(server.addr, req).await
+            }
             Mounted::Http { server, client } => {
                 let mut r = client.request(
                     req.method.clone(),
@@ -190,16 +213,24 @@ impl Mounted {
                 for (k, v) in &req.headers {
                     b = b.header(k, v);
                 }
-                let body = if req.chunked {
-                    let chunks: Vec<Result<Bytes, std::io::Error>> = req
-                        .body
-                        .chunks(100)
-                        .map(|c| Ok(Bytes::copy_from_slice(c)))
-                        .collect();
-                    axum::body::Body::from_stream(futures_util::stream::iter(chunks))
-                } else {
-                    b = b.header("content-length", req.body.len());
-                    axum::body::Body::from(req.body.clone())
+                let pieces: Vec<Bytes> = req.body.chunks(100).map(Bytes::copy_from_slice).collect();
+                let chunks = || {
+                    futures_util::stream::iter(
+                        pieces.clone().into_iter().map(Ok::<_, std::io::Error>),
+                    )
+                };
+                let stalled = || chunks().chain(futures_util::stream::pending());
+                let body = match req.framing {
+                    Framing::Length => {
+                        b = b.header("content-length", req.body.len());
+                        axum::body::Body::from(req.body.clone())
+                    }
+                    Framing::Chunked => axum::body::Body::from_stream(chunks()),
+                    Framing::ChunkedStalled => axum::body::Body::from_stream(stalled()),
+                    Framing::DeclaredLength(n) => {
+                        b = b.header("content-length", n);
+                        axum::body::Body::from_stream(stalled())
+                    }
                 };
                 let resp = router.clone().oneshot(b.body(body).unwrap()).await.unwrap();
                 let (parts, body) = resp.into_parts();
@@ -225,7 +256,11 @@ impl Mounted {
                 for (k, v) in &req.headers {
                     r = r.append_header((k.as_str(), v.as_str()));
                 }
-                let r = r.set_payload(req.body.clone()).to_request();
+                let mut r = r.set_payload(req.body.clone());
+                if let Framing::DeclaredLength(n) = req.framing {
+                    r = r.insert_header(("content-length", n.to_string()));
+                }
+                let r = r.to_request();
                 let resp = actix_web::test::call_service(&app, r).await;
                 let status = resp.status().as_u16();
                 let headers = resp
@@ -247,7 +282,11 @@ impl Mounted {
                 for (k, v) in &req.headers {
                     r = r.header(k.as_str(), v.as_str());
                 }
-                let resp = r.body(&req.body).reply(filter).await;
+                let mut r = r.body(&req.body);
+                if let Framing::DeclaredLength(n) = req.framing {
+                    r = r.header("content-length", n.to_string());
+                }
+                let resp = r.reply(filter).await;
                 Resp {
                     status: resp.status().as_u16(),
                     headers: lower(resp.headers()),
@@ -265,46 +304,76 @@ fn lower(headers: &http::HeaderMap) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Sends `req` over a fresh connection with a chunked body, by hand (no client library sends
-/// chunked bodies without extra features), and reads the status line.
-async fn raw_chunked(addr: SocketAddr, req: &Req) -> Resp {
+/// Sends `req` over a fresh connection by hand, framed as asked (no client library sends a
+/// stalled or lying body), and reads one response.
+async fn raw_http(addr: SocketAddr, req: &Req) -> Resp {
     let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut head = format!(
-        "{} {} HTTP/1.1\r\nhost: {addr}\r\ntransfer-encoding: chunked\r\nconnection: close\r\n",
-        req.method, req.target
-    );
+    let mut wire = format!("{} {} HTTP/1.1\r\nhost: {addr}\r\n", req.method, req.target);
     for (k, v) in &req.headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
+        wire.push_str(&format!("{k}: {v}\r\n"));
     }
-    head.push_str("\r\n");
-    let mut wire = head.into_bytes();
-    for chunk in req.body.chunks(100) {
-        wire.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
-        wire.extend_from_slice(chunk);
-        wire.extend_from_slice(b"\r\n");
+    let mut wire = match req.framing {
+        Framing::DeclaredLength(n) => format!("{wire}content-length: {n}\r\n\r\n").into_bytes(),
+        _ => format!("{wire}transfer-encoding: chunked\r\n\r\n").into_bytes(),
+    };
+    match req.framing {
+        Framing::DeclaredLength(_) => wire.extend_from_slice(&req.body),
+        _ => {
+            for chunk in req.body.chunks(100) {
+                wire.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+                wire.extend_from_slice(chunk);
+                wire.extend_from_slice(b"\r\n");
+            }
+        }
     }
-    wire.extend_from_slice(b"0\r\n\r\n");
+    if req.framing == Framing::Chunked {
+        wire.extend_from_slice(b"0\r\n\r\n");
+    }
     // The server may answer 413 and close before taking the whole body.
     let _ = conn.write_all(&wire).await;
-    let mut answer = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut answer)).await;
-    let text = String::from_utf8_lossy(&answer);
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status line in {text:?}"));
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let headers = head
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    Resp {
-        status,
-        headers,
-        body: body.to_owned(),
+    let read = tokio::time::timeout(Duration::from_secs(5), read_response(&mut conn)).await;
+    read.unwrap_or_else(|_| {
+        panic!(
+            "no answer within 5 s to {:?} ({:?})",
+            req.target, req.framing
+        )
+    })
+}
+
+/// Reads one HTTP/1.1 response: a 204, or one with a `Content-Length`.
+async fn read_response(conn: &mut tokio::net::TcpStream) -> Resp {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap();
+            let headers: Vec<(String, String)> = head
+                .lines()
+                .skip(1)
+                .filter_map(|l| l.split_once(':'))
+                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+                .collect();
+            let length = headers
+                .iter()
+                .find(|(k, _)| k == "content-length")
+                .map(|(_, v)| v.parse::<usize>().unwrap());
+            let complete = match length {
+                Some(n) => body.len() >= n,
+                None => status == 204 || status == 304,
+            };
+            if complete {
+                return Resp {
+                    status,
+                    headers,
+                    body: body.to_owned(),
+                };
+            }
+        }
+        match conn.read(&mut chunk).await {
+            Ok(0) | Err(_) => panic!("connection closed mid-response: {text:?}"),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
     }
 }
 
