@@ -698,3 +698,38 @@ async fn hostile_input_gets_json_errors_and_the_server_survives() {
     let ok = api.get(&path).await;
     assert_eq!(ok.status, 200, "the server still answers");
 }
+
+#[tokio::test]
+async fn extreme_knobs_do_not_panic() {
+    let chaos = Chaos::calm()
+        .step_delay(Duration::MAX, Duration::MAX)
+        .time_scale(f64::INFINITY);
+    let emu = emulator(chaos).await;
+    let api = Api::new(&emu);
+    let m = api
+        .create(&[("To", TO), ("From", FROM), ("Body", "x")])
+        .await;
+    assert_eq!(m["status"], "queued");
+    let send_at = (time::OffsetDateTime::now_utc() + time::Duration::days(30))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let s = api
+        .create(&[
+            ("To", TO),
+            ("MessagingServiceSid", SERVICE),
+            ("Body", "x"),
+            ("ScheduleType", "fixed"),
+            ("SendAt", &send_at),
+        ])
+        .await;
+    let sid = s["sid"].as_str().unwrap();
+    let r = api
+        .post(&api.message_path(sid), &[("Status", "canceled")])
+        .await;
+    assert_eq!(r.json["status"], "canceled");
+    assert!(
+        emu.wait_idle(Duration::from_millis(200)).await.is_err(),
+        "the first message is still in flight"
+    );
+    emu.shutdown().await;
+}

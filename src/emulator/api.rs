@@ -132,7 +132,9 @@ fn create(shared: &Arc<Shared>, params: &[(String, String)]) -> Result<Response,
     let start = match (req.send_at, &req.messaging_service_sid) {
         (Some(send_at), _) => {
             let ahead = Duration::try_from(send_at - now).unwrap_or_default();
-            Start::Scheduled(ahead.mul_f64(settings.chaos.time_scale_factor()))
+            let scaled = ahead.as_secs_f64() * settings.chaos.time_scale_factor();
+            // Tokio treats a wait too long to represent as "far in the future".
+            Start::Scheduled(Duration::try_from_secs_f64(scaled).unwrap_or(Duration::MAX))
         }
         (None, Some(_)) => Start::Accepted,
         (None, None) => Start::Queued,

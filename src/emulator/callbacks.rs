@@ -205,10 +205,10 @@ impl Payload {
             params.push(("From".into(), from.into()));
         }
         params.push(("ApiVersion".into(), API_VERSION.into()));
-        if matches!(status, MessageStatus::Failed | MessageStatus::Undelivered) {
-            if let Some(code) = error_code {
-                params.push(("ErrorCode".into(), code.to_string()));
-            }
+        if matches!(status, MessageStatus::Failed | MessageStatus::Undelivered)
+            && let Some(code) = error_code
+        {
+            params.push(("ErrorCode".into(), code.to_string()));
         }
         if matches!(
             status,

@@ -94,7 +94,7 @@ pub(crate) fn plan(chaos: &Chaos, rng: &mut fastrand::Rng, start: Start) -> Plan
         .map(|(i, (status, error_code))| {
             // A scheduled message turns `queued` the moment its time comes.
             if !(scheduled && i == 0) {
-                at += chaos.draw_delay(rng);
+                at = at.saturating_add(chaos.draw_delay(rng));
             }
             Step {
                 status,
@@ -245,6 +245,14 @@ async fn wait_for_schedule(shared: &Shared, wait: Duration, cancel: Option<&Noti
     }
 }
 
+/// Sleeps until `at` after `origin` (forever, in effect, if that cannot be represented).
+async fn sleep_until(origin: Instant, at: Duration) {
+    match origin.checked_add(at) {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => tokio::time::sleep(Duration::MAX).await,
+    }
+}
+
 /// Runs a message's lifecycle: waits for its schedule, applies each status at its time, and
 /// hands each callback to the message's sender in the planned order.
 pub(crate) async fn drive(shared: Arc<Shared>, life: Lifecycle, _busy: Busy) {
@@ -267,10 +275,10 @@ pub(crate) async fn drive(shared: Arc<Shared>, life: Lifecycle, _busy: Busy) {
     let account = shared.credentials.account_sid.as_str().to_owned();
     let mut from = life.from.clone();
 
-    if let Some(wait) = life.plan.wait {
-        if !wait_for_schedule(&shared, wait, life.cancel.as_deref()).await {
-            return;
-        }
+    if let Some(wait) = life.plan.wait
+        && !wait_for_schedule(&shared, wait, life.cancel.as_deref()).await
+    {
+        return;
     }
 
     // Status changes come before the callbacks queued at the same instant.
@@ -294,7 +302,7 @@ pub(crate) async fn drive(shared: Arc<Shared>, life: Lifecycle, _busy: Busy) {
     let mut payloads: Vec<Option<Payload>> = vec![None; life.plan.steps.len()];
     for (at, is_send, index) in events {
         tokio::select! {
-            () = tokio::time::sleep_until(origin + at) => {}
+            () = sleep_until(origin, at) => {}
             () = callbacks::shutdown_signal(&shared) => return,
         }
         if is_send {

@@ -365,3 +365,28 @@ impl Drop for EmulatorHandle {
         let _ = self.shutdown.send(true);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn is_send<T: Send>(_: &T) {}
+
+    /// Compiled, never run: the public futures are `Send`, so they can be spawned.
+    fn handle_futures_are_send(handle: EmulatorHandle) {
+        is_send(&handle.wait_idle(Duration::ZERO));
+        is_send(&handle.shutdown());
+    }
+
+    #[test]
+    fn public_futures_are_send() {
+        is_send(&Emulator::builder().start());
+        let _ = handle_futures_are_send;
+    }
+
+    #[test]
+    fn debug_hides_the_auth_token() {
+        let b = Emulator::builder().auth_token(AuthToken::new("s3cret-token"));
+        assert!(!format!("{b:?}").contains("s3cret"));
+    }
+}

@@ -85,10 +85,10 @@ impl Inner {
 
     /// Replaces the truth of a message.
     pub(crate) fn set_truth(&mut self, sid: &MessageSid, truth: Truth) {
-        if let Some(seq) = self.truth_index.get(sid) {
-            if let Some(entry) = self.truth.get_mut(seq) {
-                entry.1 = truth;
-            }
+        if let Some(seq) = self.truth_index.get(sid)
+            && let Some(entry) = self.truth.get_mut(seq)
+        {
+            entry.1 = truth;
         }
     }
 }

@@ -185,13 +185,13 @@ pub(crate) fn create(
     if body.is_empty() && media.is_empty() && param(params, "ContentSid").is_none() {
         return Err(ApiError::bad_request(21602, "Message body is required."));
     }
-    if let Some(sid) = service {
-        if !is_sid(sid, "MG") {
-            return Err(ApiError::invalid_parameter(format!(
-                "MessagingServiceSid must be MG followed by 32 hexadecimal digits, got {} characters",
-                sid.chars().count()
-            )));
-        }
+    if let Some(sid) = service
+        && !is_sid(sid, "MG")
+    {
+        return Err(ApiError::invalid_parameter(format!(
+            "MessagingServiceSid must be MG followed by 32 hexadecimal digits, got {} characters",
+            sid.chars().count()
+        )));
     }
     if let Some(from) = from {
         magic_from(from)?;
@@ -229,10 +229,10 @@ pub(crate) fn create(
         return Err(ApiError::bad_request(21620, "Invalid media URL(s)"));
     }
     let status_callback = param(params, "StatusCallback");
-    if let Some(url) = status_callback {
-        if !is_callback_url(url) {
-            return Err(ApiError::bad_request(21609, "Invalid StatusCallback url"));
-        }
+    if let Some(url) = status_callback
+        && !is_callback_url(url)
+    {
+        return Err(ApiError::bad_request(21609, "Invalid StatusCallback url"));
     }
     let send_at = schedule(params, service.is_some(), now)?;
     Ok(CreateRequest {

@@ -95,15 +95,15 @@ fn check_into(spec: &Value, schema: &Value, value: &Value, at: &str, errors: &mu
                 errors.push(format!("{at}: expected string, got {value}"));
                 return;
             };
-            if let Some(values) = schema.get("enum").and_then(Value::as_array) {
-                if !values.iter().any(|v| v.as_str() == Some(s)) {
-                    errors.push(format!("{at}: {s:?} not in enum"));
-                }
+            if let Some(values) = schema.get("enum").and_then(Value::as_array)
+                && !values.iter().any(|v| v.as_str() == Some(s))
+            {
+                errors.push(format!("{at}: {s:?} not in enum"));
             }
-            if let Some(p) = schema.get("pattern").and_then(Value::as_str) {
-                if !Regex::new(p).unwrap().is_match(s) {
-                    errors.push(format!("{at}: {s:?} does not match {p}"));
-                }
+            if let Some(p) = schema.get("pattern").and_then(Value::as_str)
+                && !Regex::new(p).unwrap().is_match(s)
+            {
+                errors.push(format!("{at}: {s:?} does not match {p}"));
             }
             let len = s.chars().count() as u64;
             if schema
