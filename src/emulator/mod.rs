@@ -45,6 +45,7 @@ mod callbacks;
 mod chaos;
 mod lifecycle;
 mod model;
+mod paging;
 mod segments;
 mod state;
 mod truth;
