@@ -9,8 +9,8 @@ use super::api_error::ApiError;
 const MAX_BODY_CHARS: usize = 1600;
 /// The most `MediaUrl` values one message can carry.
 const MAX_MEDIA: usize = 10;
-/// The earliest a message can be scheduled: 15 minutes ahead (Twilio error 35114).
-const MIN_SCHEDULE_AHEAD: Duration = Duration::minutes(15);
+/// The earliest a message can be scheduled: more than 5 minutes ahead (Twilio error 35114).
+const MIN_SCHEDULE_AHEAD: Duration = Duration::minutes(5);
 /// The latest a message can be scheduled: 35 days ahead (Twilio error 35114).
 const MAX_SCHEDULE_AHEAD: Duration = Duration::days(35);
 
@@ -154,7 +154,7 @@ fn schedule(
         .and_then(|s| OffsetDateTime::parse(s, &Rfc3339).ok())
         .ok_or_else(unsupported)?;
     let ahead = send_at - now;
-    if ahead < MIN_SCHEDULE_AHEAD || ahead > MAX_SCHEDULE_AHEAD {
+    if ahead <= MIN_SCHEDULE_AHEAD || ahead > MAX_SCHEDULE_AHEAD {
         return Err(unsupported());
     }
     Ok(Some(send_at))
@@ -316,8 +316,8 @@ mod tests {
                 now,
             )
         };
-        assert!(at(Duration::minutes(20)).unwrap().send_at.is_some());
-        assert_eq!(at(Duration::minutes(5)).unwrap_err().code, 35114);
+        assert!(at(Duration::minutes(6)).unwrap().send_at.is_some());
+        assert_eq!(at(Duration::minutes(4)).unwrap_err().code, 35114);
         assert_eq!(at(Duration::days(36)).unwrap_err().code, 35114);
     }
 }
