@@ -85,9 +85,12 @@ async fn run() -> Result<bool, Box<dyn Error>> {
 
     // 4. The client, pointed at the emulator instead of api.twilio.com, and the reconciler,
     //    which repairs the callbacks the emulator drops.
-    let client = Client::builder(emulator.account_sid().clone(), emulator.auth_token().clone())
-        .base_url(emulator.base_url().parse()?)
-        .build()?;
+    let client = Client::builder(
+        emulator.account_sid().clone(),
+        emulator.auth_token().clone(),
+    )
+    .base_url(emulator.base_url().parse()?)
+    .build()?;
     let reconciler = Reconciler::builder(client.clone(), store.clone())
         .min_age(Duration::from_secs(3))
         .interval(Duration::from_secs(1))
@@ -101,9 +104,15 @@ async fn run() -> Result<bool, Box<dyn Error>> {
         .to_url();
     let started = Instant::now();
     let mut sent: Vec<(MessageSid, String)> = Vec::new();
-    let mut recipients: Vec<String> = (0..BATCH).map(|i| format!("+1415555{:04}", 100 + i)).collect();
+    let mut recipients: Vec<String> = (0..BATCH)
+        .map(|i| format!("+1415555{:04}", 100 + i))
+        .collect();
     recipients.push("+15005550009".into()); // Twilio's magic "not a mobile number"
-    println!("Sending {} messages through the emulator at {}", recipients.len(), emulator.base_url());
+    println!(
+        "Sending {} messages through the emulator at {}",
+        recipients.len(),
+        emulator.base_url()
+    );
     for (i, to) in recipients.iter().enumerate() {
         let message = SendMessage::new(to.as_str())
             .from("+15005550006")
@@ -142,7 +151,11 @@ async fn run() -> Result<bool, Box<dyn Error>> {
     // 7. The result: every message, its final status and its timeline as received.
     print_table(&*store, &sent, &truth, started).await?;
     let drops = emulator.callback_log().iter().filter(|a| a.dropped).count();
-    let dups = emulator.callback_log().iter().filter(|a| a.duplicate).count();
+    let dups = emulator
+        .callback_log()
+        .iter()
+        .filter(|a| a.duplicate)
+        .count();
     println!(
         "\n{converged}/{} messages converged to the emulator's truth in {:.1}s \
          ({drops} callbacks dropped, {dups} duplicated, the rest shuffled; store: {})",
@@ -171,7 +184,9 @@ async fn progress(
     let mut done = 0;
     let mut counts = BTreeMap::new();
     for (sid, _) in sent {
-        let Some(record) = store.get(sid).await? else { continue };
+        let Some(record) = store.get(sid).await? else {
+            continue;
+        };
         *counts.entry(record.status.to_string()).or_insert(0) += 1;
         if matches(&record, truth.get(sid)) {
             done += 1;
@@ -210,20 +225,33 @@ async fn print_table(
     started: Instant,
 ) -> Result<(), Box<dyn Error>> {
     let origin = OffsetDateTime::now_utc() - started.elapsed();
-    println!("\n{:<34}  {:<13} {:<12} {:<5}  timeline (as received)", "message", "to", "status", "error");
+    println!(
+        "\n{:<34}  {:<13} {:<12} {:<5}  timeline (as received)",
+        "message", "to", "status", "error"
+    );
     for (sid, to) in sent {
-        let Some(record) = store.get(sid).await? else { continue };
+        let Some(record) = store.get(sid).await? else {
+            continue;
+        };
         let timeline: Vec<String> = store
             .history(sid)
             .await?
             .iter()
             .map(|h| {
                 let at = (h.received_at - origin).as_seconds_f64();
-                let polled = if h.source == EventSource::Reconciler { " polled" } else { "" };
+                let polled = if h.source == EventSource::Reconciler {
+                    " polled"
+                } else {
+                    ""
+                };
                 format!("{} {at:.1}s{polled}", h.status)
             })
             .collect();
-        let mark = if matches(&record, truth.get(sid)) { "" } else { "  <- not converged" };
+        let mark = if matches(&record, truth.get(sid)) {
+            ""
+        } else {
+            "  <- not converged"
+        };
         println!(
             "{sid}  {to:<13} {:<12} {:<5}  {}{mark}",
             record.status.to_string(),
