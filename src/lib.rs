@@ -21,6 +21,7 @@
 //!   default), `PostgresStore` (many app instances).
 //! - [`webhook`]: the framework-agnostic status-callback handler; [`adapters`] mount it.
 //! - [`reconcile`]: repairs missed callbacks by polling the API.
+//! - `status_page` (feature `axum`): a live HTML page of messages and their timelines.
 //! - `emulator`: a local Twilio that sends real signed callbacks, for demos and tests.
 //!
 //! ## Example: receive status callbacks
@@ -68,6 +69,9 @@ pub mod reconcile;
 pub mod secret;
 pub mod signature;
 pub mod status;
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod status_page;
 pub mod store;
 pub mod webhook;
 

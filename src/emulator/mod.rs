@@ -1,1 +1,393 @@
-//! A local fake of Twilio's Messages API that sends signed status callbacks (built in issue 6).
+//! A local fake of Twilio's Messages API that drives messages through their lifecycle and sends
+//! signed status callbacks: test an app without an account, a phone or a public URL.
+//!
+//! The emulator speaks the Messages API as Twilio does (paths under `/2010-04-01/Accounts/{AccountSid}/`,
+//! HTTP Basic auth with the auth token or an API key, form bodies, Twilio's JSON shapes and
+//! error JSON, 201 on create, magic test numbers), then moves each message through a realistic
+//! lifecycle (`queued` → `sent` → `delivered`, or `accepted` → `queued` → … with a Messaging
+//! Service, or `scheduled` until `SendAt`) and POSTs a signed callback to its `StatusCallback`
+//! for every status after the first, honouring Twilio's connection overrides
+//! (`#ct`, `#rt`, `#tt`, `#rc`, `#rp` in the URL fragment).
+//!
+//! Every random choice comes from a seed ([`EmulatorBuilder::seed`]); [`Chaos`] sets delays,
+//! the outcome mix and how badly callbacks behave. The handle exposes the truth
+//! ([`EmulatorHandle::truth`]) and every callback attempt ([`EmulatorHandle::callback_log`]) so a
+//! test can check that an app converged.
+//!
+//! Where Twilio's behaviour is not documented, the emulator picks one and says so: parameters
+//! it cannot accept get Twilio's generic code 20001; a non-form body (JSON) carries no
+//! parameters, so a JSON create fails with 21604 as on Twilio.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), twilio_delivery::emulator::EmulatorError> {
+//! use twilio_delivery::emulator::{Chaos, Emulator};
+//!
+//! let emulator = Emulator::builder()
+//!     .seed(7)
+//!     .chaos(Chaos::realistic())
+//!     .start()
+//!     .await?;
+//! println!("point your client at {}", emulator.base_url());
+//! // ... send messages with StatusCallback URLs on 127.0.0.1, then:
+//! emulator.wait_idle(std::time::Duration::from_secs(30)).await?;
+//! for (sid, truth) in emulator.truth() {
+//!     println!("{sid}: {}", truth.status);
+//! }
+//! emulator.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+
+mod api;
+mod api_error;
+mod auth;
+mod callbacks;
+mod chaos;
+mod lifecycle;
+mod model;
+mod paging;
+mod segments;
+mod state;
+mod truth;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use chaos::Chaos;
+pub use truth::{AttemptOutcome, CallbackAttempt, Truth};
+
+use crate::ids::{AccountSid, ApiKeySid, MessageSid};
+use crate::secret::{ApiKeySecret, AuthToken};
+use auth::Credentials;
+use state::{Settings, Shared, hex32, mix};
+
+/// Why the emulator could not start, or did not become idle in time.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EmulatorError {
+    /// The listening socket could not be bound.
+    #[error("could not listen on {addr}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// [`EmulatorHandle::wait_idle`] timed out with work still in flight.
+    #[error("emulator still busy after the timeout ({busy} tasks in flight)")]
+    NotIdle {
+        /// Lifecycles and callback senders still running.
+        busy: usize,
+    },
+}
+
+/// The entry point: [`Emulator::builder`].
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct Emulator;
+
+impl Emulator {
+    /// A builder with the defaults: 127.0.0.1, a free port, a random seed, credentials derived
+    /// from the seed, [`Chaos::calm`], at most 10 000 stored messages.
+    pub fn builder() -> EmulatorBuilder {
+        EmulatorBuilder::default()
+    }
+}
+
+/// Configures and starts an emulator.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct EmulatorBuilder {
+    ip: IpAddr,
+    port: u16,
+    seed: Option<u64>,
+    account_sid: Option<AccountSid>,
+    auth_token: Option<AuthToken>,
+    api_keys: Vec<(ApiKeySid, ApiKeySecret)>,
+    chaos: Chaos,
+    max_messages: usize,
+    max_callback_log: usize,
+    default_status_callback: Option<String>,
+}
+
+impl Default for EmulatorBuilder {
+    fn default() -> Self {
+        Self {
+            ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 0,
+            seed: None,
+            account_sid: None,
+            auth_token: None,
+            api_keys: Vec::new(),
+            chaos: Chaos::default(),
+            max_messages: 10_000,
+            max_callback_log: 100_000,
+            default_status_callback: None,
+        }
+    }
+}
+
+impl EmulatorBuilder {
+    /// The port to listen on (0, the default, picks a free one).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// The address to listen on (default 127.0.0.1; `0.0.0.0` to serve a container's network).
+    pub fn ip(mut self, ip: IpAddr) -> Self {
+        self.ip = ip;
+        self
+    }
+
+    /// The seed of every random choice: SIDs, credentials not given explicitly, outcomes,
+    /// delays and callback chaos. The same seed and the same requests give the same run.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// The account SID (default: derived from the seed).
+    pub fn account_sid(mut self, account_sid: AccountSid) -> Self {
+        self.account_sid = Some(account_sid);
+        self
+    }
+
+    /// The auth token: the Basic-auth password and the key callbacks are signed with
+    /// (default: derived from the seed).
+    pub fn auth_token(mut self, auth_token: AuthToken) -> Self {
+        self.auth_token = Some(auth_token);
+        self
+    }
+
+    /// Also accepts Basic auth with this API key (`SK…` as user, its secret as password).
+    /// Callbacks are still signed with the auth token, as Twilio does.
+    pub fn api_key(mut self, sid: ApiKeySid, secret: ApiKeySecret) -> Self {
+        self.api_keys.push((sid, secret));
+        self
+    }
+
+    /// Delays, outcomes and callback chaos (default [`Chaos::calm`]).
+    pub fn chaos(mut self, chaos: Chaos) -> Self {
+        self.chaos = chaos;
+        self
+    }
+
+    /// The most messages kept (oldest evicted first) and the most lifecycles in flight
+    /// (beyond it, creates answer 429 with code 20429). Default 10 000.
+    pub fn max_messages(mut self, max: usize) -> Self {
+        self.max_messages = max.max(1);
+        self
+    }
+
+    /// The most callback attempts kept in the log (oldest dropped first). Default 100 000.
+    pub fn max_callback_log(mut self, max: usize) -> Self {
+        self.max_callback_log = max.max(1);
+        self
+    }
+
+    /// The status callback for messages created without `StatusCallback`, as a Messaging
+    /// Service's configured callback would be (default: none, no callbacks for them).
+    pub fn default_status_callback(mut self, url: impl Into<String>) -> Self {
+        self.default_status_callback = Some(url.into());
+        self
+    }
+
+    /// Binds the socket and starts serving on the current Tokio runtime.
+    ///
+    /// # Errors
+    /// [`EmulatorError::Bind`] when the address cannot be bound (port in use, no permission).
+    pub async fn start(self) -> Result<EmulatorHandle, EmulatorError> {
+        let seed = self.seed.unwrap_or_else(|| fastrand::u64(..));
+        let mut rng = fastrand::Rng::with_seed(mix(seed ^ 0x00AC_C0DE));
+        // `hex32` always yields 32 hex digits: the loop ends on its first turn.
+        let generated_sid = loop {
+            if let Ok(sid) = AccountSid::new(format!("AC{}", hex32(&mut rng))) {
+                break sid;
+            }
+        };
+        let generated_token = hex32(&mut rng);
+        let account_sid = self.account_sid.unwrap_or(generated_sid);
+        let auth_token = self
+            .auth_token
+            .unwrap_or_else(|| AuthToken::new(generated_token));
+
+        let addr = SocketAddr::new(self.ip, self.port);
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| EmulatorError::Bind { addr, source })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| EmulatorError::Bind { addr, source })?;
+
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let shared = Arc::new(Shared::new(
+            Credentials {
+                account_sid: account_sid.clone(),
+                auth_token: auth_token.clone(),
+                api_keys: self.api_keys,
+            },
+            Settings {
+                seed,
+                chaos: self.chaos,
+                max_messages: self.max_messages,
+                max_log: self.max_callback_log,
+                default_status_callback: self.default_status_callback,
+            },
+            shutdown_rx,
+        ));
+        let app = api::router(Arc::clone(&shared));
+        let stop = Arc::clone(&shared);
+        let server = tokio::spawn(async move {
+            let serve = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { callbacks::shutdown_signal(&stop).await });
+            if let Err(e) = serve.await {
+                tracing::warn!(error = %e, "emulator server stopped");
+            }
+        });
+        tracing::info!(%local_addr, account_sid = %account_sid, "twilio emulator listening");
+        Ok(EmulatorHandle {
+            shared,
+            local_addr,
+            account_sid,
+            auth_token,
+            shutdown: shutdown_tx,
+            server: Some(server),
+        })
+    }
+}
+
+/// A running emulator. Dropping it stops the server and every lifecycle, like
+/// [`shutdown`](Self::shutdown) without waiting.
+#[must_use = "dropping the handle stops the emulator"]
+pub struct EmulatorHandle {
+    shared: Arc<Shared>,
+    local_addr: SocketAddr,
+    account_sid: AccountSid,
+    auth_token: AuthToken,
+    shutdown: watch::Sender<bool>,
+    server: Option<JoinHandle<()>>,
+}
+
+impl fmt::Debug for EmulatorHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmulatorHandle")
+            .field("local_addr", &self.local_addr)
+            .field("account_sid", &self.account_sid)
+            .field("auth_token", &self.auth_token)
+            .field("seed", &self.shared.settings.seed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EmulatorHandle {
+    /// The base URL to give a Twilio client instead of `https://api.twilio.com`, e.g.
+    /// `http://127.0.0.1:41234` (no trailing slash). When listening on an unspecified address
+    /// (`0.0.0.0`), the URL names 127.0.0.1.
+    pub fn base_url(&self) -> String {
+        let ip = match self.local_addr.ip() {
+            IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            ip => ip,
+        };
+        format!("http://{}", SocketAddr::new(ip, self.local_addr.port()))
+    }
+
+    /// The address the emulator listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The account SID requests must use (in the path and as the Basic-auth user).
+    pub fn account_sid(&self) -> &AccountSid {
+        &self.account_sid
+    }
+
+    /// The auth token: the Basic-auth password and the key callbacks are signed with.
+    pub fn auth_token(&self) -> &AuthToken {
+        &self.auth_token
+    }
+
+    /// The seed in use (print it to reproduce a failing run).
+    pub fn seed(&self) -> u64 {
+        self.shared.settings.seed
+    }
+
+    /// The final status the emulator intends for every message it created (cancellation
+    /// included), by SID.
+    pub fn truth(&self) -> BTreeMap<MessageSid, Truth> {
+        self.shared
+            .lock()
+            .truth
+            .values()
+            .map(|(sid, truth)| (sid.clone(), truth.clone()))
+            .collect()
+    }
+
+    /// Every callback attempt so far (dropped and duplicated ones included), in the order they
+    /// finished.
+    pub fn callback_log(&self) -> Vec<CallbackAttempt> {
+        self.shared.lock().log.iter().cloned().collect()
+    }
+
+    /// Waits until every lifecycle and callback (retries included) is done: scheduled messages
+    /// included, so compress time with [`Chaos::time_scale`] when scheduling.
+    ///
+    /// # Errors
+    /// [`EmulatorError::NotIdle`] when work is still in flight after `timeout`.
+    pub async fn wait_idle(&self, timeout: Duration) -> Result<(), EmulatorError> {
+        self.shared
+            .activity
+            .wait_idle(timeout)
+            .await
+            .map_err(|busy| EmulatorError::NotIdle { busy })
+    }
+
+    /// Stops accepting requests, stops every lifecycle and callback, and waits for the server
+    /// to finish the requests in progress.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+    }
+}
+
+impl Drop for EmulatorHandle {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn is_send<T: Send>(_: &T) {}
+
+    /// Compiled, never run: the public futures are `Send`, so they can be spawned.
+    fn handle_futures_are_send(handle: EmulatorHandle) {
+        is_send(&handle.wait_idle(Duration::ZERO));
+        is_send(&handle.shutdown());
+    }
+
+    #[test]
+    fn public_futures_are_send() {
+        is_send(&Emulator::builder().start());
+        let _ = handle_futures_are_send;
+    }
+
+    #[test]
+    fn debug_hides_the_auth_token() {
+        let b = Emulator::builder().auth_token(AuthToken::new("s3cret-token"));
+        assert!(!format!("{b:?}").contains("s3cret"));
+    }
+}

@@ -1,0 +1,432 @@
+//! Driving a message through its statuses and queueing the callbacks each status triggers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio::sync::{Notify, mpsc};
+use tokio::time::Instant;
+
+use super::callbacks::{self, Delivery, Facts, Payload, Target};
+use super::chaos::{Chaos, Outcome};
+use super::model;
+use super::state::{Busy, Shared};
+use super::truth::Truth;
+use crate::ids::MessageSid;
+use crate::status::MessageStatus;
+
+/// The sender a Messaging Service picks when the request named none.
+pub(crate) const SERVICE_SENDER: &str = "+15005550006";
+
+/// How a message starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Start {
+    /// Without a Messaging Service: `queued`.
+    Queued,
+    /// With a Messaging Service: `accepted`.
+    Accepted,
+    /// Scheduled: `scheduled`, sent after this (time-scaled) wait.
+    Scheduled(Duration),
+}
+
+impl Start {
+    /// The initial status, returned in the create response (no callback for it).
+    pub(crate) fn status(self) -> MessageStatus {
+        match self {
+            Self::Queued => MessageStatus::Queued,
+            Self::Accepted => MessageStatus::Accepted,
+            Self::Scheduled(_) => MessageStatus::Scheduled,
+        }
+    }
+}
+
+/// One status change, `at` after the lifecycle starts (after any schedule wait).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Step {
+    pub(crate) status: MessageStatus,
+    pub(crate) error_code: Option<u16>,
+    pub(crate) at: Duration,
+}
+
+/// One callback to queue: for step `step`, queued at `at`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Send {
+    pub(crate) step: usize,
+    pub(crate) at: Duration,
+    pub(crate) duplicate: bool,
+    pub(crate) dropped: bool,
+}
+
+/// Everything decided for a message when it is created, from its own random stream.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Plan {
+    pub(crate) wait: Option<Duration>,
+    pub(crate) steps: Vec<Step>,
+    pub(crate) sends: Vec<Send>,
+    pub(crate) truth: Truth,
+}
+
+/// Plans a message's lifecycle: its statuses after the initial one, their delays, and the
+/// order, copies and losses of its callbacks.
+pub(crate) fn plan(chaos: &Chaos, rng: &mut fastrand::Rng, start: Start) -> Plan {
+    let outcome = chaos.draw_outcome(rng);
+    let mut statuses: Vec<(MessageStatus, Option<u16>)> = Vec::with_capacity(3);
+    if start != Start::Queued {
+        statuses.push((MessageStatus::Queued, None));
+    }
+    match outcome {
+        Outcome::Delivered => {
+            statuses.push((MessageStatus::Sent, None));
+            statuses.push((MessageStatus::Delivered, None));
+        }
+        Outcome::Undelivered(code) => {
+            statuses.push((MessageStatus::Sent, None));
+            statuses.push((MessageStatus::Undelivered, Some(code)));
+        }
+        Outcome::Failed(code) => statuses.push((MessageStatus::Failed, Some(code))),
+        Outcome::SentOnly => statuses.push((MessageStatus::Sent, None)),
+    }
+    let scheduled = matches!(start, Start::Scheduled(_));
+    let mut at = Duration::ZERO;
+    let steps: Vec<Step> = statuses
+        .into_iter()
+        .enumerate()
+        .map(|(i, (status, error_code))| {
+            // A scheduled message turns `queued` the moment its time comes.
+            if !(scheduled && i == 0) {
+                at = at.saturating_add(chaos.draw_delay(rng));
+            }
+            Step {
+                status,
+                error_code,
+                at,
+            }
+        })
+        .collect();
+
+    let mut order: Vec<usize> = (0..steps.len()).collect();
+    let mut i = 0;
+    while i + 1 < order.len() {
+        if Chaos::chance(rng, chaos.reorder_probability()) {
+            order.swap(i, i + 1);
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    let mut sends = Vec::with_capacity(order.len() + 1);
+    let mut latest = Duration::ZERO;
+    for step in order {
+        latest = latest.max(steps.get(step).map_or(Duration::ZERO, |s| s.at));
+        sends.push(Send {
+            step,
+            at: latest,
+            duplicate: false,
+            dropped: Chaos::chance(rng, chaos.drop_probability()),
+        });
+        if Chaos::chance(rng, chaos.duplicate_probability()) {
+            sends.push(Send {
+                step,
+                at: latest,
+                duplicate: true,
+                dropped: Chaos::chance(rng, chaos.drop_probability()),
+            });
+        }
+    }
+    let truth = steps.last().map_or(
+        Truth {
+            status: MessageStatus::Delivered,
+            error_code: None,
+        },
+        |s| Truth {
+            status: s.status.clone(),
+            error_code: s.error_code,
+        },
+    );
+    Plan {
+        wait: match start {
+            Start::Scheduled(wait) => Some(wait),
+            _ => None,
+        },
+        steps,
+        sends,
+        truth,
+    }
+}
+
+/// A created message's lifecycle, ready to run.
+#[derive(Debug)]
+pub(crate) struct Lifecycle {
+    pub(crate) seq: u64,
+    pub(crate) sid: MessageSid,
+    pub(crate) to: String,
+    pub(crate) from: Option<String>,
+    pub(crate) messaging_service_sid: Option<String>,
+    pub(crate) status_callback: Option<String>,
+    pub(crate) plan: Plan,
+    pub(crate) cancel: Option<Arc<Notify>>,
+}
+
+/// What applying a step to the stored message found.
+enum Applied {
+    /// The step was applied (or the message is no longer stored).
+    Done,
+    /// The message was canceled while scheduled: the lifecycle stops.
+    Canceled,
+}
+
+/// Applies a status change to the stored message.
+fn apply(
+    shared: &Shared,
+    seq: u64,
+    step: &Step,
+    from: Option<&str>,
+    now: OffsetDateTime,
+) -> Applied {
+    let mut inner = shared.lock();
+    let Some(m) = inner.by_seq_mut(seq) else {
+        return Applied::Done;
+    };
+    if m.status == MessageStatus::Canceled {
+        return Applied::Canceled;
+    }
+    m.status = step.status.clone();
+    m.error_code = step.error_code;
+    m.date_updated = now;
+    if m.from.is_none() {
+        m.from = from.map(str::to_owned);
+    }
+    match step.status {
+        MessageStatus::Sent => {
+            m.date_sent = Some(now);
+            m.price = Some(model::price(m.segments, m.num_media));
+        }
+        MessageStatus::Delivered | MessageStatus::Undelivered => {
+            m.date_sent.get_or_insert(now);
+            if m.price.is_none() {
+                m.price = Some(model::price(m.segments, m.num_media));
+            }
+        }
+        _ => {}
+    }
+    Applied::Done
+}
+
+/// Marks the stored message's lifecycle as over (it may then be deleted even if `sent`).
+fn finish(shared: &Shared, seq: u64) {
+    if let Some(m) = shared.lock().by_seq_mut(seq) {
+        m.lifecycle_done = true;
+    }
+}
+
+/// What the callbacks of a lifecycle say about its message.
+fn facts<'a>(life: &'a Lifecycle, account_sid: &'a str, from: Option<&'a str>) -> Facts<'a> {
+    Facts {
+        account_sid,
+        sid: &life.sid,
+        to: &life.to,
+        from,
+        messaging_service_sid: life.messaging_service_sid.as_deref(),
+    }
+}
+
+/// Waits for a scheduled message's time, its cancellation, or shutdown (`false`).
+async fn wait_for_schedule(shared: &Shared, wait: Duration, cancel: Option<&Notify>) -> bool {
+    let canceled = async {
+        match cancel {
+            Some(n) => n.notified().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = tokio::time::sleep(wait) => true,
+        () = canceled => true,
+        () = callbacks::shutdown_signal(shared) => false,
+    }
+}
+
+/// Sleeps until `at` after `origin` (forever, in effect, if that cannot be represented).
+async fn sleep_until(origin: Instant, at: Duration) {
+    match origin.checked_add(at) {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => tokio::time::sleep(Duration::MAX).await,
+    }
+}
+
+/// Runs a message's lifecycle: waits for its schedule, applies each status at its time, and
+/// hands each callback to the message's sender in the planned order.
+pub(crate) async fn drive(shared: Arc<Shared>, life: Lifecycle, _busy: Busy) {
+    let queue = life.status_callback.as_deref().map(|url| {
+        let (tx, rx) = mpsc::unbounded_channel::<Delivery>();
+        let busy = shared.activity.enter();
+        tokio::spawn(callbacks::sender(
+            Arc::clone(&shared),
+            Target::parse(url),
+            rx,
+            busy,
+        ));
+        tx
+    });
+    let enqueue = |delivery: Delivery| {
+        if let Some(tx) = &queue {
+            let _ = tx.send(delivery);
+        }
+    };
+    let account = shared.credentials.account_sid.as_str().to_owned();
+    let mut from = life.from.clone();
+
+    if let Some(wait) = life.plan.wait
+        && !wait_for_schedule(&shared, wait, life.cancel.as_deref()).await
+    {
+        return;
+    }
+
+    // Status changes come before the callbacks queued at the same instant.
+    let mut events: Vec<(Duration, bool, usize)> = life
+        .plan
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.at, false, i))
+        .chain(
+            life.plan
+                .sends
+                .iter()
+                .enumerate()
+                .map(|(j, s)| (s.at, true, j)),
+        )
+        .collect();
+    events.sort_by_key(|&(at, is_send, _)| (at, is_send));
+
+    let origin = Instant::now();
+    let mut payloads: Vec<Option<Payload>> = vec![None; life.plan.steps.len()];
+    for (at, is_send, index) in events {
+        tokio::select! {
+            () = sleep_until(origin, at) => {}
+            () = callbacks::shutdown_signal(&shared) => return,
+        }
+        if is_send {
+            let Some(send) = life.plan.sends.get(index) else {
+                continue;
+            };
+            if let Some(Some(payload)) = payloads.get(send.step) {
+                enqueue(Delivery {
+                    payload: payload.clone(),
+                    duplicate: send.duplicate,
+                    dropped: send.dropped,
+                });
+            }
+            continue;
+        }
+        let Some(step) = life.plan.steps.get(index) else {
+            continue;
+        };
+        if step.status == MessageStatus::Queued && from.is_none() {
+            from = Some(SERVICE_SENDER.to_owned());
+        }
+        let now = OffsetDateTime::now_utc();
+        match apply(&shared, life.seq, step, from.as_deref(), now) {
+            Applied::Done => {
+                if let Some(slot) = payloads.get_mut(index) {
+                    *slot = Some(Payload::new(
+                        &facts(&life, &account, from.as_deref()),
+                        &step.status,
+                        step.error_code,
+                        now,
+                    ));
+                }
+            }
+            Applied::Canceled => {
+                enqueue(Delivery {
+                    payload: Payload::new(
+                        &facts(&life, &account, life.from.as_deref()),
+                        &MessageStatus::Canceled,
+                        None,
+                        now,
+                    ),
+                    duplicate: false,
+                    dropped: false,
+                });
+                break;
+            }
+        }
+    }
+    finish(&shared, life.seq);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn statuses(p: &Plan) -> Vec<&str> {
+        p.steps.iter().map(|s| s.status.as_str()).collect()
+    }
+
+    #[test]
+    fn lifecycles_by_start_and_outcome() {
+        let mut rng = fastrand::Rng::with_seed(3);
+        let calm = Chaos::calm();
+        assert_eq!(
+            statuses(&plan(&calm, &mut rng, Start::Queued)),
+            ["sent", "delivered"]
+        );
+        assert_eq!(
+            statuses(&plan(&calm, &mut rng, Start::Accepted)),
+            ["queued", "sent", "delivered"]
+        );
+        let failing = Chaos::calm().outcomes(0, 0, 1);
+        let p = plan(&failing, &mut rng, Start::Queued);
+        assert_eq!(statuses(&p), ["failed"]);
+        assert_eq!(p.truth.status, MessageStatus::Failed);
+        assert!(matches!(p.truth.error_code, Some(30001 | 30002)));
+        let undelivered = Chaos::calm().outcomes(0, 1, 0);
+        let p = plan(
+            &undelivered,
+            &mut rng,
+            Start::Scheduled(Duration::from_secs(1)),
+        );
+        assert_eq!(statuses(&p), ["queued", "sent", "undelivered"]);
+        assert_eq!(p.steps[0].at, Duration::ZERO);
+        assert_eq!(p.wait, Some(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn calm_sends_each_callback_once_in_order() {
+        let mut rng = fastrand::Rng::with_seed(9);
+        let p = plan(&Chaos::calm(), &mut rng, Start::Accepted);
+        let order: Vec<usize> = p.sends.iter().map(|s| s.step).collect();
+        assert_eq!(order, [0, 1, 2]);
+        assert!(p.sends.iter().all(|s| !s.duplicate && !s.dropped));
+        assert!(p.steps.windows(2).all(|w| w[0].at <= w[1].at));
+    }
+
+    #[test]
+    fn reorder_sends_later_status_first_never_before_it_happened() {
+        let chaos = Chaos::calm().reorder(1.0);
+        let mut rng = fastrand::Rng::with_seed(1);
+        let p = plan(&chaos, &mut rng, Start::Queued);
+        let order: Vec<usize> = p.sends.iter().map(|s| s.step).collect();
+        assert_eq!(order, [1, 0]);
+        for s in &p.sends {
+            assert!(s.at >= p.steps[s.step].at);
+        }
+    }
+
+    #[test]
+    fn duplicates_and_drops() {
+        let chaos = Chaos::calm().duplicate(1.0).drop(1.0);
+        let mut rng = fastrand::Rng::with_seed(1);
+        let p = plan(&chaos, &mut rng, Start::Queued);
+        assert_eq!(p.sends.len(), 4);
+        assert_eq!(p.sends.iter().filter(|s| s.duplicate).count(), 2);
+        assert!(p.sends.iter().all(|s| s.dropped));
+    }
+
+    #[test]
+    fn same_seed_same_plan() {
+        let chaos = Chaos::realistic();
+        let a = plan(&chaos, &mut fastrand::Rng::with_seed(42), Start::Accepted);
+        let b = plan(&chaos, &mut fastrand::Rng::with_seed(42), Start::Accepted);
+        assert_eq!(a, b);
+    }
+}

@@ -1,0 +1,194 @@
+//! The stored message and its JSON shape (`api.v2010.account.message`), and the list envelope.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::Value;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc2822;
+use tokio::sync::Notify;
+
+use crate::ids::MessageSid;
+use crate::status::MessageStatus;
+
+/// Twilio's API version, in every URI and callback.
+pub(crate) const API_VERSION: &str = "2010-04-01";
+
+/// A message as the emulator keeps it.
+#[derive(Debug)]
+pub(crate) struct StoredMessage {
+    pub(crate) seq: u64,
+    pub(crate) sid: MessageSid,
+    pub(crate) to: String,
+    pub(crate) from: Option<String>,
+    pub(crate) body: String,
+    pub(crate) num_media: usize,
+    pub(crate) segments: u32,
+    pub(crate) messaging_service_sid: Option<String>,
+    pub(crate) status: MessageStatus,
+    pub(crate) error_code: Option<u16>,
+    pub(crate) date_created: OffsetDateTime,
+    pub(crate) date_updated: OffsetDateTime,
+    pub(crate) date_sent: Option<OffsetDateTime>,
+    pub(crate) price: Option<String>,
+    /// Wakes the lifecycle of a scheduled message when it is canceled.
+    pub(crate) cancel: Option<Arc<Notify>>,
+    /// Whether the lifecycle is over (a message left at `sent` can then be deleted).
+    pub(crate) lifecycle_done: bool,
+}
+
+/// The JSON of one message, field for field as in the spec.
+#[derive(Serialize)]
+struct MessageJson<'a> {
+    account_sid: &'a str,
+    api_version: &'static str,
+    body: &'a str,
+    date_created: Option<String>,
+    date_sent: Option<String>,
+    date_updated: Option<String>,
+    direction: &'static str,
+    error_code: Option<u16>,
+    error_message: Option<&'static str>,
+    from: Option<&'a str>,
+    messaging_service_sid: Option<&'a str>,
+    num_media: String,
+    num_segments: String,
+    price: Option<&'a str>,
+    price_unit: &'static str,
+    sid: &'a str,
+    status: &'a str,
+    subresource_uris: SubresourceUris,
+    to: &'a str,
+    uri: String,
+}
+
+#[derive(Serialize)]
+struct SubresourceUris {
+    media: String,
+}
+
+/// An RFC 2822 date as Twilio writes it: `Thu, 24 Aug 2023 05:01:45 +0000`.
+pub(crate) fn rfc2822(t: OffsetDateTime) -> Option<String> {
+    t.format(&Rfc2822).ok()
+}
+
+/// The description Twilio gives for a delivery error code.
+pub(crate) fn error_message(code: u16) -> Option<&'static str> {
+    Some(match code {
+        30001 => "Queue overflow",
+        30002 => "Account suspended",
+        30003 => "Unreachable destination handset",
+        30004 => "Message blocked",
+        30005 => "Unknown destination handset",
+        30006 => "Landline or unreachable carrier",
+        30007 => "Message filtered",
+        30008 => "Unknown error",
+        _ => return None,
+    })
+}
+
+/// The price of a sent message in Twilio's format (`-0.00790`): 0.0079 USD per SMS segment,
+/// 0.02 USD per MMS.
+pub(crate) fn price(segments: u32, num_media: usize) -> String {
+    let hundred_thousandths: u64 = if num_media > 0 {
+        2000
+    } else {
+        790 * u64::from(segments.max(1))
+    };
+    format!(
+        "-{}.{:05}",
+        hundred_thousandths / 100_000,
+        hundred_thousandths % 100_000
+    )
+}
+
+/// The relative URI of the Messages list of an account.
+pub(crate) fn list_path(account_sid: &str) -> String {
+    format!("/{API_VERSION}/Accounts/{account_sid}/Messages.json")
+}
+
+impl StoredMessage {
+    /// The relative URI of this message.
+    fn uri(&self, account_sid: &str) -> String {
+        format!(
+            "/{API_VERSION}/Accounts/{account_sid}/Messages/{}.json",
+            self.sid
+        )
+    }
+
+    /// Whether Twilio still has to pick a sender (Messaging Service sends before `queued`):
+    /// `from` is null and `num_segments` is `"0"` until then.
+    fn sender_pending(&self) -> bool {
+        self.messaging_service_sid.is_some()
+            && self.from.is_none()
+            && matches!(
+                self.status,
+                MessageStatus::Accepted | MessageStatus::Scheduled | MessageStatus::Canceled
+            )
+    }
+
+    /// The message's JSON, exactly the shape of the spec's `api.v2010.account.message`.
+    pub(crate) fn to_json(&self, account_sid: &str) -> Value {
+        let segments = if self.sender_pending() {
+            0
+        } else {
+            self.segments
+        };
+        let json = MessageJson {
+            account_sid,
+            api_version: API_VERSION,
+            body: &self.body,
+            date_created: rfc2822(self.date_created),
+            date_sent: self.date_sent.and_then(rfc2822),
+            date_updated: rfc2822(self.date_updated),
+            direction: "outbound-api",
+            error_code: self.error_code,
+            error_message: self.error_code.and_then(error_message),
+            from: self.from.as_deref(),
+            messaging_service_sid: self.messaging_service_sid.as_deref(),
+            num_media: self.num_media.to_string(),
+            num_segments: segments.to_string(),
+            price: self.price.as_deref(),
+            price_unit: "USD",
+            sid: self.sid.as_str(),
+            status: self.status.as_str(),
+            subresource_uris: SubresourceUris {
+                media: format!(
+                    "/{API_VERSION}/Accounts/{account_sid}/Messages/{}/Media.json",
+                    self.sid
+                ),
+            },
+            to: &self.to,
+            uri: self.uri(account_sid),
+        };
+        serde_json::to_value(json).unwrap_or(Value::Null)
+    }
+}
+
+/// One page of a list, with Twilio's envelope.
+#[derive(Debug, Serialize)]
+pub(crate) struct Page {
+    pub(crate) messages: Vec<Value>,
+    pub(crate) page: u64,
+    pub(crate) page_size: u64,
+    pub(crate) start: u64,
+    pub(crate) end: u64,
+    pub(crate) uri: String,
+    pub(crate) first_page_uri: String,
+    pub(crate) next_page_uri: Option<String>,
+    pub(crate) previous_page_uri: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prices_and_dates() {
+        assert_eq!(price(1, 0), "-0.00790");
+        assert_eq!(price(3, 0), "-0.02370");
+        assert_eq!(price(1, 2), "-0.02000");
+        let t = time::macros::datetime!(2023-08-24 05:01:45 UTC);
+        assert_eq!(rfc2822(t).unwrap(), "Thu, 24 Aug 2023 05:01:45 +0000");
+    }
+}

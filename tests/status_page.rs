@@ -1,0 +1,273 @@
+//! The live status page: its JSON routes over real HTTP, and the page itself in headless
+//! Chromium (driven through chromedriver's WebDriver API), showing a status change arriving
+//! live without a reload. Skips, saying so, when chromedriver is not installed.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{Value, json};
+use twilio_delivery::notify::{Notifier, StatusChange};
+use twilio_delivery::store::{EventSource, SentMessage, StatusEvent, StatusStore};
+use twilio_delivery::{MemoryStore, MessageStatus, status_page};
+
+struct App {
+    base: String,
+    store: Arc<MemoryStore>,
+    notifier: Notifier,
+}
+
+async fn start() -> App {
+    let store = Arc::new(MemoryStore::new());
+    let notifier = Notifier::new(64);
+    for n in 1..=3 {
+        store
+            .record_sent(&SentMessage::new(
+                sid(n),
+                format!("+1415555010{n}"),
+                MessageStatus::Queued,
+            ))
+            .await
+            .unwrap();
+        store
+            .apply(&StatusEvent::new(
+                sid(n),
+                MessageStatus::Sent,
+                EventSource::Callback,
+            ))
+            .await
+            .unwrap();
+    }
+    let app: axum::Router = axum::Router::new().nest(
+        "/status",
+        status_page::router(store.clone(), notifier.clone()),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}/status", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    App {
+        base,
+        store,
+        notifier,
+    }
+}
+
+/// Applies a status and publishes the change, as the webhook does.
+async fn deliver(app: &App, n: u32) {
+    let event = StatusEvent::new(sid(n), MessageStatus::Delivered, EventSource::Callback);
+    let applied = app.store.apply(&event).await.unwrap();
+    let change =
+        StatusChange::from_applied(&sid(n), &applied, None, EventSource::Callback).unwrap();
+    app.notifier.publish(change);
+}
+
+#[tokio::test]
+async fn json_routes_list_messages_with_timelines() {
+    let app = start().await;
+    let http = reqwest::Client::new();
+    let list: Value = http
+        .get(format!("{}/messages.json", app.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 3);
+    let one: Value = http
+        .get(format!("{}/messages/{}.json", app.base, sid(2)))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(one["status"], "sent");
+    assert_eq!(one["timeline"][0]["status"], "sent");
+    for bad in [
+        "messages/nope.json",
+        "messages/SM00000000000000000000000000000099.json",
+    ] {
+        let r = http.get(format!("{}/{bad}", app.base)).send().await.unwrap();
+        assert_eq!(r.status(), 404, "{bad}");
+    }
+    let page = http.get(&app.base).send().await.unwrap();
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+}
+
+/// A chromedriver process, killed on drop.
+struct Driver {
+    child: Child,
+    url: String,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn find(env: &str, paths: &[&str]) -> Option<String> {
+    std::env::var(env).ok().or_else(|| {
+        paths
+            .iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .map(|p| (*p).to_owned())
+    })
+}
+
+async fn webdriver(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    body: Value,
+) -> Value {
+    let r = http.request(method, url).json(&body).send().await.unwrap();
+    let v: Value = r.json().await.unwrap();
+    v["value"].clone()
+}
+
+#[tokio::test]
+async fn the_page_shows_a_status_change_arriving_live_in_chromium() {
+    let (Some(driver_bin), Some(chromium)) = (
+        find("CHROMEDRIVER", &["/usr/bin/chromedriver"]),
+        find(
+            "CHROMIUM",
+            &["/usr/bin/chromium", "/usr/bin/chromium-browser"],
+        ),
+    ) else {
+        eprintln!("skipped: chromium/chromedriver not installed");
+        return;
+    };
+    let app = start().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let profile = tempfile::tempdir().unwrap();
+    let child = Command::new(driver_bin)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let driver = Driver {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        _profile: profile,
+    };
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http
+        .get(format!("{}/status", driver.url))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "chromedriver did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let caps = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
+        "binary": chromium,
+        "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 format!("--user-data-dir={}", driver._profile.path().display())]}}}});
+    let session = webdriver(
+        &http,
+        reqwest::Method::POST,
+        format!("{}/session", driver.url),
+        caps,
+    )
+    .await;
+    let id = session["sessionId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no session: {session}"))
+        .to_owned();
+    let s = format!("{}/session/{id}", driver.url);
+    webdriver(
+        &http,
+        reqwest::Method::POST,
+        format!("{s}/url"),
+        json!({"url": app.base}),
+    )
+    .await;
+    let eval = |script: &'static str| {
+        let (http, s) = (http.clone(), s.clone());
+        async move {
+            webdriver(
+                &http,
+                reqwest::Method::POST,
+                format!("{s}/execute/sync"),
+                json!({"script": script, "args": []}),
+            )
+            .await
+        }
+    };
+    let wait_for = |script: &'static str, want: Value| {
+        let eval = eval.clone();
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(15);
+            loop {
+                let got = eval(script).await;
+                if got == want {
+                    return;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{script}: got {got}, want {want}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    // It loads and lists the messages, and its event stream connects.
+    wait_for(
+        "return document.querySelectorAll('#rows tr').length",
+        json!(3),
+    )
+    .await;
+    wait_for(
+        "return document.getElementById('conn').textContent",
+        json!("live"),
+    )
+    .await;
+    let row = format!("m-{}", sid(2));
+    assert_eq!(
+        eval(
+            "return document.getElementById('m-SM00000000000000000000000000000002').dataset.status"
+        )
+        .await,
+        json!("sent"),
+        "{row}"
+    );
+    // Mark the document, so a reload would be noticed.
+    eval("window.__marker = 42; return 0").await;
+    deliver(&app, 2).await;
+    wait_for(
+        "return document.getElementById('m-SM00000000000000000000000000000002').dataset.status",
+        json!("delivered"),
+    )
+    .await;
+    assert_eq!(
+        eval("return window.__marker").await,
+        json!(42),
+        "updated live, without a reload"
+    );
+    let timeline = eval("return document.querySelector('#m-SM00000000000000000000000000000002 .timeline').textContent").await;
+    assert!(
+        timeline.as_str().unwrap().contains("delivered"),
+        "{timeline}"
+    );
+    webdriver(&http, reqwest::Method::DELETE, s, json!({})).await;
+}
