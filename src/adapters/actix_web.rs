@@ -31,7 +31,7 @@
 //! Behind a reverse proxy, configure the URL Twilio calls, not the one the app sees: if Twilio
 //! calls `https://example.com/api/twilio/status` and the proxy forwards `/twilio/status`, use
 //! `.public_url("https://example.com/api")`. Use
-//! [`trusted_proxy()`](crate::webhook::StatusWebhookBuilder::trusted_proxy) only behind a proxy
+//! [`trusted_proxy`](crate::webhook::StatusWebhookBuilder::trusted_proxy) only behind a proxy
 //! you control that overwrites `Forwarded`/`X-Forwarded-*`.
 //!
 //! actix-web speaks `http` 0.2; the adapter converts the method and headers to `http` 1 on the

@@ -29,7 +29,7 @@
 //! Behind a reverse proxy, configure the URL Twilio calls, not the one the app sees: if Twilio
 //! calls `https://example.com/api/twilio/status` and the proxy forwards `/twilio/status`, use
 //! `.public_url("https://example.com/api")`. Use
-//! [`trusted_proxy()`](crate::webhook::StatusWebhookBuilder::trusted_proxy) only behind a proxy
+//! [`trusted_proxy`](crate::webhook::StatusWebhookBuilder::trusted_proxy) only behind a proxy
 //! you control that overwrites `Forwarded`/`X-Forwarded-*`.
 //!
 //! To route it yourself, use [`handler`] with a state that gives a [`StatusWebhook`]
@@ -58,7 +58,7 @@ where
 /// The webhook as an axum handler, for routes of a router whose state gives a
 /// [`StatusWebhook`] (the webhook itself, or any state with `FromRef`).
 ///
-/// Route it with [`any`](axum::routing::any) so that other methods get the webhook's `405`:
+/// Route it with [`any`] so that other methods get the webhook's `405`:
 /// `Router::new().route("/twilio/status", any(handler)).with_state(webhook)`.
 pub async fn handler(State(webhook): State<StatusWebhook>, request: Request) -> Response {
     handle(&webhook, request).await

@@ -24,12 +24,11 @@
 //! app. The adapter appends the request target it received. For example, when Twilio calls
 //! `https://example.com/api/twilio/status` and the proxy forwards `/twilio/status`, the base is
 //! `https://example.com/api`. Use
-//! [`trusted_proxy()`](crate::webhook::StatusWebhookBuilder::trusted_proxy) only behind a proxy
+//! [`trusted_proxy`](crate::webhook::StatusWebhookBuilder::trusted_proxy) only behind a proxy
 //! you control that sets (and overwrites) `Forwarded`/`X-Forwarded-*`.
 
 #[cfg(any(feature = "axum", feature = "actix-web", feature = "warp"))]
 use {
-    crate::webhook::{StatusWebhook, WebhookResponse},
     bytes::{Buf, BufMut, Bytes, BytesMut},
     futures_util::{Stream, StreamExt},
     http::{HeaderMap, HeaderValue, StatusCode, header},
@@ -95,7 +94,7 @@ const BODY_READ_FAILED: &str = "could not read request body\n";
 /// large, `400` when the client broke off.
 #[cfg(any(feature = "axum", feature = "actix-web", feature = "warp"))]
 pub(crate) fn body_error_response<B: From<&'static str>>(
-    webhook: &StatusWebhook,
+    webhook: &crate::webhook::StatusWebhook,
     error: BodyError,
 ) -> http::Response<B> {
     match error {
@@ -110,7 +109,9 @@ pub(crate) fn body_error_response<B: From<&'static str>>(
 /// The webhook's answer as an `http` response: its status, its headers, and its short reason
 /// as a `text/plain` body (no body at all for a 204).
 #[cfg(any(feature = "axum", feature = "actix-web", feature = "warp"))]
-pub(crate) fn to_http<B: From<&'static str>>(response: &WebhookResponse) -> http::Response<B> {
+pub(crate) fn to_http<B: From<&'static str>>(
+    response: &crate::webhook::WebhookResponse,
+) -> http::Response<B> {
     text_response(response.status, &response.headers, response.body())
 }
 
