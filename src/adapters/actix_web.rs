@@ -42,7 +42,7 @@ use actix_web::http::header::{HeaderName as ActixName, HeaderValue as ActixValue
 use actix_web::{HttpRequest, HttpResponse, Resource, web};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
-use super::{body_error_response, read_limited, to_http};
+use super::shared::{body_error_response, read_limited, to_http};
 use crate::webhook::{StatusWebhook, WebhookRequest};
 
 /// Registers the webhook on `path` for every method: `App::new().configure(configure(webhook,

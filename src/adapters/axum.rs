@@ -40,7 +40,7 @@ use axum::extract::{OriginalUri, Request, State};
 use axum::response::Response;
 use axum::routing::any;
 
-use super::{body_error_response, read_limited, to_http};
+use super::shared::{body_error_response, read_limited, to_http};
 use crate::webhook::{StatusWebhook, WebhookRequest};
 
 /// A router answering every method on `path` with `webhook`; merge or nest it into the app's

@@ -44,7 +44,7 @@ use warp::filters::path::{FullPath, Tail};
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::{body_error_response, read_limited, to_http};
+use super::shared::{body_error_response, read_limited, to_http};
 use crate::webhook::{StatusWebhook, WebhookRequest};
 
 /// The webhook on `path` (the rest of the path after any prefix filters), for every method.
