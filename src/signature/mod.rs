@@ -64,6 +64,7 @@ use crate::secret::AuthToken;
 
 mod candidates;
 mod error;
+mod form;
 mod keys;
 mod public_url;
 mod settings;
@@ -157,7 +158,10 @@ where
     let Some(mac) = KeyedMac::new(algorithm, key) else {
         unreachable!("HMAC accepts keys of any length")
     };
-    let tag = mac.sign([url], pairs);
+    let tag = mac.sign(
+        [url],
+        pairs.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())),
+    );
     base64::engine::general_purpose::STANDARD.encode(tag)
 }
 
