@@ -93,19 +93,23 @@ impl<'b> FormPairs<'b> {
         // which the compiler vectorises, then one step per structural byte.
         let mut start = 0;
         let mut eq = NO_EQ;
-        let mut escaped = [false; 2];
+        let mut escaped_key = false;
+        let mut escaped_value = false;
         let mut step = |this: &mut Self, i: usize, b: u8| -> Option<()> {
-            match b {
-                b'&' => {
-                    this.push_pair(start, eq, i, escaped)?;
-                    start = i + 1;
-                    eq = NO_EQ;
-                    escaped = [false; 2];
-                }
-                b'=' if eq == NO_EQ => eq = i,
-                b'=' => {}
-                _ => escaped[usize::from(eq != NO_EQ)] = true,
+            if b == b'&' {
+                this.push_pair(start, eq, i, [escaped_key, escaped_value])?;
+                start = i + 1;
+                eq = NO_EQ;
+                escaped_key = false;
+                escaped_value = false;
+                return Some(());
             }
+            // `=`, `%` or `+`: bookkeeping without branches (these bytes come in no pattern).
+            let in_key = eq == NO_EQ;
+            let is_eq = b == b'=';
+            eq = if is_eq & in_key { i } else { eq };
+            escaped_key |= !is_eq & in_key;
+            escaped_value |= !is_eq & !in_key;
             Some(())
         };
         let chunks = body.chunks_exact(16);
@@ -128,7 +132,7 @@ impl<'b> FormPairs<'b> {
                 step(self, base + j, b)?;
             }
         }
-        self.push_pair(start, eq, body.len(), escaped)?;
+        self.push_pair(start, eq, body.len(), [escaped_key, escaped_value])?;
         let Scratch { buf, entries } = &mut self.scratch;
         let get = |s: Span| get(body, buf, s);
         // Sort by the 8-byte prefixes (cheap integer compares), then put runs of equal prefixes

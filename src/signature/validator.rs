@@ -25,7 +25,8 @@ pub enum SigningMode {
     Form,
     /// A `GET` or `HEAD` without a body: the URL alone (its query holds the parameters).
     UrlOnly,
-    /// Any other body (JSON, …): the URL alone, whose `bodySHA256` must be the body's SHA-256.
+    /// Any other request (a JSON body, a form without its content type, a `GET` carrying a body):
+    /// the URL alone, whose `bodySHA256` query value must be the lowercase hex SHA-256 of the body.
     BodyHash,
 }
 
@@ -249,6 +250,12 @@ impl SignatureValidator {
     }
 
     /// Validates a request described by its parts.
+    ///
+    /// Checks, in order: the signature header is present and decodes to an HMAC-SHA1 or
+    /// HMAC-SHA256 tag (the settings header, when present, names the algorithm and may name the
+    /// key); a key of that algorithm is configured; for [`SigningMode::BodyHash`], the URL has a
+    /// `bodySHA256`; the tag matches some URL candidate with some key (the URL as given with every
+    /// key first, then the port toggled, then the opt-in variants); finally the body's SHA-256.
     ///
     /// # Errors
     /// [`SignatureError`] saying why the request is not authentic.
