@@ -155,11 +155,16 @@ fn bench(c: &mut Criterion) {
 
     // (e) A 1 KiB JSON body: signature over the URL, then SHA-256 of the body.
     let mut json = String::from("{\"events\":[");
-    while json.len() < 1000 {
+    while json.len() < 960 {
         json.push_str("{\"sid\":\"SMfedcba9876543210\",\"ok\":true},");
     }
-    json.push_str("{}]}");
+    json.push_str("{}]");
+    while json.len() < 1023 {
+        json.push(' ');
+    }
+    json.push('}');
     let json = json.into_bytes();
+    assert_eq!(json.len(), 1024);
     let json_url = url_with_body_sha256(URL, &json);
     let h = headers(
         "application/json",
