@@ -91,7 +91,11 @@ async fn json_routes_list_messages_with_timelines() {
         "messages/nope.json",
         "messages/SM00000000000000000000000000000099.json",
     ] {
-        let r = http.get(format!("{}/{bad}", app.base)).send().await.unwrap();
+        let r = http
+            .get(format!("{}/{bad}", app.base))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 404, "{bad}");
     }
     let page = http.get(&app.base).send().await.unwrap();

@@ -1,1 +1,124 @@
-//! Adapter for warp (built in issue 5).
+//! Adapter for warp 0.4 (feature `warp`): the status webhook as a [`Filter`].
+//!
+//! Mount it with [`filter`], combined with the app's other filters:
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use warp::Filter;
+//! use twilio_delivery::adapters::warp::filter;
+//! use twilio_delivery::webhook::StatusWebhook;
+//! use twilio_delivery::{AuthToken, MemoryStore, SignatureValidator};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let validator = SignatureValidator::new(AuthToken::new("your auth token"));
+//! let webhook = StatusWebhook::builder(validator, Arc::new(MemoryStore::new()))
+//!     // What Twilio calls: scheme, host, and any prefix a proxy strips.
+//!     .public_url("https://app.example.com")
+//!     .build()?;
+//! let hello = warp::path!("hello").map(|| "hello");
+//! let routes = hello.or(filter(webhook, "/twilio/status"));
+//! warp::serve(routes).run(([127, 0, 0, 1], 3000)).await;
+//! # Ok(()) }
+//! ```
+//!
+//! [`filter`] matches the rest of the path after whatever prefix filters come before it, so
+//! `warp::path("hooks").and(filter(webhook, "/twilio/status"))` serves
+//! `/hooks/twilio/status`; the webhook always sees, and validates, the full path and raw query.
+//! [`handler`] does the same at any path, for routing of your own
+//! (`warp::path!("twilio" / "status").and(handler(webhook))`). Every method reaches the
+//! webhook (a `GET` gets its `405`). The body is read up to the webhook's
+//! [`body_limit`](StatusWebhook::body_limit); no `content_length_limit` is needed.
+//!
+//! Behind a reverse proxy, configure the URL Twilio calls, not the one the app sees: if Twilio
+//! calls `https://example.com/api/twilio/status` and the proxy forwards `/twilio/status`, use
+//! `.public_url("https://example.com/api")`. Use
+//! [`trusted_proxy`](crate::webhook::StatusWebhookBuilder::trusted_proxy) only behind a proxy
+//! you control that overwrites `Forwarded`/`X-Forwarded-*`.
+
+use std::sync::Arc;
+
+use bytes::Buf;
+use futures_util::Stream;
+use http::{HeaderMap, Method};
+use warp::filters::path::{FullPath, Tail};
+use warp::reply::Response;
+use warp::{Filter, Rejection};
+
+use super::{body_error_response, read_limited, to_http};
+use crate::webhook::{StatusWebhook, WebhookRequest};
+
+/// The webhook on `path` (the rest of the path after any prefix filters), for every method.
+/// Other paths are rejected with warp's "not found", so it combines with `or`.
+pub fn filter(
+    webhook: StatusWebhook,
+    path: &str,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
+    let path: Arc<str> = path.trim_start_matches('/').into();
+    warp::path::tail()
+        .and_then(move |tail: Tail| {
+            let matches = tail.as_str() == &*path;
+            async move {
+                if matches {
+                    Ok(())
+                } else {
+                    Err(warp::reject::not_found())
+                }
+            }
+        })
+        .untuple_one()
+        .and(handler(webhook))
+}
+
+/// The webhook at any path: extracts the method, the full path and raw query, the headers
+/// and the body, and replies with the webhook's response. It rejects only when a filter before
+/// it already took the body.
+pub fn handler(
+    webhook: StatusWebhook,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let raw_query = warp::query::raw()
+        .map(Some)
+        .or(warp::any().map(|| None))
+        .unify();
+    warp::method()
+        .and(warp::path::full())
+        .and(raw_query)
+        .and(warp::header::headers_cloned())
+        .and(warp::body::stream())
+        .then(
+            move |method: Method,
+                  path: FullPath,
+                  query: Option<String>,
+                  headers: HeaderMap,
+                  body| {
+                let webhook = webhook.clone();
+                async move { handle(&webhook, &method, &path, query, &headers, body).await }
+            },
+        )
+}
+
+async fn handle<S, B>(
+    webhook: &StatusWebhook,
+    method: &Method,
+    path: &FullPath,
+    query: Option<String>,
+    headers: &HeaderMap,
+    body: S,
+) -> Response
+where
+    S: Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
+    let target = match query {
+        Some(query) => format!("{}?{query}", path.as_str()),
+        None => path.as_str().to_owned(),
+    };
+    match read_limited(headers, body, webhook.body_limit()).await {
+        Ok(body) => {
+            let response = webhook
+                .handle(WebhookRequest::new(method, &target, headers, &body))
+                .await;
+            to_http(&response)
+        }
+        Err(error) => body_error_response(webhook, error),
+    }
+}
