@@ -126,21 +126,25 @@ impl<'a> UrlParts<'a> {
     /// Splits `url`; `None` when it has no recognisable `scheme://authority` (then only the URL
     /// as given is a candidate).
     pub(crate) fn parse(url: &'a str) -> Option<Self> {
-        let sep = url.find("://")?;
-        let scheme_name = url.get(..sep)?;
-        let mut chars = scheme_name.chars();
-        let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic());
-        if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) {
+        // Byte scans: every delimiter is ASCII, so each index found is a char boundary.
+        let bytes = url.as_bytes();
+        let scheme_len = bytes
+            .iter()
+            .position(|&b| !(b.is_ascii_alphanumeric() || b == b'+' || b == b'-' || b == b'.'))?;
+        let starts_alpha = bytes.first().is_some_and(u8::is_ascii_alphabetic);
+        if !starts_alpha || bytes.get(scheme_len..scheme_len + 3) != Some(b"://") {
             return None;
         }
-        let (scheme, rest) = url.split_at(sep + 3);
-        let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        let (authority, after) = rest.split_at(auth_end);
-        let (before_fragment, fragment) = after.split_at(after.find('#').unwrap_or(after.len()));
-        let (path, query) =
-            before_fragment.split_at(before_fragment.find('?').unwrap_or(before_fragment.len()));
-        let (userinfo, host_port) = match authority.rfind('@') {
-            Some(at) => authority.split_at(at + 1),
+        let (scheme, rest) = url.split_at_checked(scheme_len + 3)?;
+        let auth_end = position(rest, |b| matches!(b, b'/' | b'?' | b'#')).unwrap_or(rest.len());
+        let (authority, after) = rest.split_at_checked(auth_end)?;
+        let (before_fragment, fragment) =
+            after.split_at_checked(position(after, |b| b == b'#').unwrap_or(after.len()))?;
+        let (path, query) = before_fragment.split_at_checked(
+            position(before_fragment, |b| b == b'?').unwrap_or(before_fragment.len()),
+        )?;
+        let (userinfo, host_port) = match authority.bytes().rposition(|b| b == b'@') {
+            Some(at) => authority.split_at_checked(at + 1)?,
             None => ("", authority),
         };
         let (host, port) = split_host_port(host_port)?;
@@ -198,21 +202,26 @@ impl<'a> UrlParts<'a> {
 
 /// Splits `host[:port]` or `[v6][:port]`; the port keeps its `:` and must be digits.
 fn split_host_port(host_port: &str) -> Option<(&str, &str)> {
-    let (host, port) = if host_port.starts_with('[') {
-        let close = host_port.find(']')?;
-        host_port.split_at(close + 1)
+    let split = if host_port.starts_with('[') {
+        position(host_port, |b| b == b']')? + 1
     } else {
-        match host_port.rfind(':') {
-            Some(colon) => host_port.split_at(colon),
-            None => (host_port, ""),
-        }
+        host_port
+            .bytes()
+            .rposition(|b| b == b':')
+            .unwrap_or(host_port.len())
     };
+    let (host, port) = host_port.split_at_checked(split)?;
     let port_ok = match port.strip_prefix(':') {
         Some(digits) => digits.bytes().all(|b| b.is_ascii_digit()),
         None => port.is_empty(),
     };
     let host_ok = !host.is_empty() && (host.starts_with('[') || !host.contains(':'));
     (port_ok && host_ok).then_some((host, port))
+}
+
+/// The index of the first byte of `s` matching `pred`.
+fn position(s: &str, pred: impl Fn(u8) -> bool) -> Option<usize> {
+    s.bytes().position(pred)
 }
 
 /// A candidate URL as up to seven consecutive pieces (empty pieces are skipped when hashing).
@@ -266,8 +275,14 @@ impl<'a> Iterator for Candidates<'a> {
             self.step = 1;
             return Some((Pieces::whole(self.url), UrlCandidate::AsGiven));
         }
+        if self.step > 1 && self.variants == Stripped::NONE {
+            return None;
+        }
         let url = self.url;
-        let parts = (*self.parts.get_or_insert_with(|| UrlParts::parse(url)))?;
+        let parts = self
+            .parts
+            .get_or_insert_with(|| UrlParts::parse(url))
+            .as_ref()?;
         // Step 1 is the port toggle; then two steps (port as is, toggled) per variant mask.
         while self.step < 2 + 2 * VARIANT_ORDER.len() {
             let step = self.step;

@@ -81,22 +81,22 @@ impl KeyedMac {
 
     /// Whether the MAC of the URL pieces followed by `key+value` of every pair equals `tag`,
     /// compared in constant time. `pairs` must already be sorted and free of duplicates.
-    pub(crate) fn verify<'p, U, P>(&self, url: U, pairs: P, tag: &[u8]) -> bool
+    pub(crate) fn verify<'u, 'p, U, P>(&self, url: U, pairs: P, tag: &[u8]) -> bool
     where
-        U: IntoIterator<Item = &'p str>,
-        P: IntoIterator<Item = (&'p str, &'p str)>,
+        U: IntoIterator<Item = &'u str>,
+        P: IntoIterator<Item = (&'p [u8], &'p [u8])>,
     {
         match self {
-            Self::Sha1(mac) => run(mac.clone(), url, pairs).ct_eq(tag).into(),
-            Self::Sha256(mac) => run(mac.clone(), url, pairs).ct_eq(tag).into(),
+            Self::Sha1(mac) => run(mac.clone(), url, pairs).as_slice().ct_eq(tag).into(),
+            Self::Sha256(mac) => run(mac.clone(), url, pairs).as_slice().ct_eq(tag).into(),
         }
     }
 
     /// The MAC of the URL pieces followed by `key+value` of every pair.
-    pub(crate) fn sign<'p, U, P>(&self, url: U, pairs: P) -> Vec<u8>
+    pub(crate) fn sign<'u, 'p, U, P>(&self, url: U, pairs: P) -> Vec<u8>
     where
-        U: IntoIterator<Item = &'p str>,
-        P: IntoIterator<Item = (&'p str, &'p str)>,
+        U: IntoIterator<Item = &'u str>,
+        P: IntoIterator<Item = (&'p [u8], &'p [u8])>,
     {
         match self {
             Self::Sha1(mac) => run(mac.clone(), url, pairs).to_vec(),
@@ -106,18 +106,18 @@ impl KeyedMac {
 }
 
 /// Feeds the string-to-sign piece by piece (no string is built) and returns the tag.
-fn run<'p, M, U, P>(mut mac: M, url: U, pairs: P) -> hmac::digest::Output<M>
+fn run<'u, 'p, M, U, P>(mut mac: M, url: U, pairs: P) -> hmac::digest::Output<M>
 where
     M: Mac,
-    U: IntoIterator<Item = &'p str>,
-    P: IntoIterator<Item = (&'p str, &'p str)>,
+    U: IntoIterator<Item = &'u str>,
+    P: IntoIterator<Item = (&'p [u8], &'p [u8])>,
 {
     for piece in url {
         mac.update(piece.as_bytes());
     }
     for (key, value) in pairs {
-        mac.update(key.as_bytes());
-        mac.update(value.as_bytes());
+        mac.update(key);
+        mac.update(value);
     }
     mac.finalize().into_bytes()
 }

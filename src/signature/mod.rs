@@ -12,7 +12,9 @@
 //!   encoding untouched. It is configuration of your app (see [`PublicUrl`]), because a proxy hides it.
 //!   Twilio has signed URLs both with and without the port, so the validator tries the URL as given,
 //!   then (only if that fails) with its port toggled: `:443`/`:80` added when absent, any port
-//!   removed when present. Only the authority part of the string is edited.
+//!   removed when present. Only the authority part of the string is edited. Opt-in variants
+//!   (builder's `try_without_*`) also try the URL without `user:pass@`, without the lone `/` of a
+//!   bare host, or without its `#fragment`, where Twilio's behaviour is unconfirmed.
 //! - **What is signed** depends on the request ([`SigningMode`]): a form POST
 //!   (`application/x-www-form-urlencoded`) signs every decoded body pair, sorted by key then value
 //!   (bytes), exact duplicates dropped; a `GET` signs the URL alone; any other body (JSON) signs
@@ -64,6 +66,7 @@ use crate::secret::AuthToken;
 
 mod candidates;
 mod error;
+mod form;
 mod keys;
 mod public_url;
 mod settings;
@@ -157,7 +160,10 @@ where
     let Some(mac) = KeyedMac::new(algorithm, key) else {
         unreachable!("HMAC accepts keys of any length")
     };
-    let tag = mac.sign([url], pairs);
+    let tag = mac.sign(
+        [url],
+        pairs.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())),
+    );
     base64::engine::general_purpose::STANDARD.encode(tag)
 }
 

@@ -8,6 +8,7 @@ use base64::Engine as _;
 use http::{HeaderMap, HeaderName, Method};
 
 use super::candidates::{Candidates, Stripped, UrlCandidate};
+use super::form::FormPairs;
 use super::keys::{Key, KeySecret, KeyedMac};
 use super::settings::Settings;
 use super::{Algorithm, ConfigError, SETTINGS_HEADER, SIGNATURE_HEADER, SignatureError};
@@ -24,7 +25,8 @@ pub enum SigningMode {
     Form,
     /// A `GET` or `HEAD` without a body: the URL alone (its query holds the parameters).
     UrlOnly,
-    /// Any other body (JSON, …): the URL alone, whose `bodySHA256` must be the body's SHA-256.
+    /// Any other request (a JSON body, a form without its content type, a `GET` carrying a body):
+    /// the URL alone, whose `bodySHA256` query value must be the lowercase hex SHA-256 of the body.
     BodyHash,
 }
 
@@ -48,12 +50,16 @@ impl SigningMode {
 
 /// `application/x-www-form-urlencoded`, any case, parameters (`; charset=utf-8`) ignored.
 fn is_form(content_type: &[u8]) -> bool {
+    const FORM: &[u8] = b"application/x-www-form-urlencoded";
+    if content_type == FORM {
+        return true;
+    }
     let essence = content_type
         .split(|b| *b == b';')
         .next()
         .unwrap_or_default()
         .trim_ascii();
-    essence.eq_ignore_ascii_case(b"application/x-www-form-urlencoded")
+    essence.eq_ignore_ascii_case(FORM)
 }
 
 /// A request to validate, described by its parts (use
@@ -222,13 +228,34 @@ impl SignatureValidator {
         body: &[u8],
     ) -> Result<Verified, SignatureError> {
         let mut request = SignedRequest::new(method, url, body);
-        request.signature = single(headers, &SIGNATURE, SIGNATURE_HEADER)?;
-        request.settings = single(headers, &SETTINGS, SETTINGS_HEADER)?;
-        request.content_type = single(headers, &http::header::CONTENT_TYPE, "content-type")?;
+        // One pass over the headers (cheaper than three hashed lookups for a webhook's dozen).
+        for (name, value) in headers {
+            let (slot, label) = if *name == http::header::CONTENT_TYPE {
+                (&mut request.content_type, "content-type")
+            } else if *name == SIGNATURE {
+                (&mut request.signature, SIGNATURE_HEADER)
+            } else if *name == SETTINGS {
+                (&mut request.settings, SETTINGS_HEADER)
+            } else {
+                continue;
+            };
+            match slot {
+                Some(seen) if *seen != value.as_bytes() => {
+                    return Err(SignatureError::AmbiguousHeaders { header: label });
+                }
+                _ => *slot = Some(value.as_bytes()),
+            }
+        }
         self.validate(&request)
     }
 
     /// Validates a request described by its parts.
+    ///
+    /// Checks, in order: the signature header is present and decodes to an HMAC-SHA1 or
+    /// HMAC-SHA256 tag (the settings header, when present, names the algorithm and may name the
+    /// key); a key of that algorithm is configured; for [`SigningMode::BodyHash`], the URL has a
+    /// `bodySHA256`; the tag matches some URL candidate with some key (the URL as given with every
+    /// key first, then the port toggled, then the opt-in variants); finally the body's SHA-256.
     ///
     /// # Errors
     /// [`SignatureError`] saying why the request is not authentic.
@@ -255,12 +282,12 @@ impl SignatureValidator {
         let mode = SigningMode::of(request.method, request.content_type, request.body);
         let url = request.url;
         match mode {
-            SigningMode::UrlOnly => self.check(keys, url, &[], tag, algorithm, mode),
+            SigningMode::UrlOnly => self.check(keys, url, std::iter::empty(), tag, algorithm, mode),
             SigningMode::BodyHash => {
                 if body_sha256_values(url).next().is_none() {
                     return Err(SignatureError::BodyHashMissing);
                 }
-                let verified = self.check(keys, url, &[], tag, algorithm, mode)?;
+                let verified = self.check(keys, url, std::iter::empty(), tag, algorithm, mode)?;
                 let hex = super::body_sha256_hex(request.body);
                 if body_sha256_values(url).all(|v| v.as_bytes() == hex.as_slice()) {
                     Ok(verified)
@@ -268,13 +295,19 @@ impl SignatureValidator {
                     Err(SignatureError::BodyHashMismatch)
                 }
             }
-            SigningMode::Form => {
-                let mut pairs: Vec<(Cow<'_, str>, Cow<'_, str>)> =
-                    form_urlencoded::parse(request.body).collect();
-                pairs.sort_unstable();
-                pairs.dedup();
-                self.check(keys, url, &pairs, tag, algorithm, mode)
-            }
+            SigningMode::Form => match FormPairs::decode(request.body) {
+                Some(pairs) => self.check(keys, url, pairs.iter(), tag, algorithm, mode),
+                None => {
+                    // Invalid UTF-8 after decoding: form_urlencoded's lossy decoding, as the
+                    // callback parser sees it.
+                    let mut pairs: Vec<(Cow<'_, str>, Cow<'_, str>)> =
+                        form_urlencoded::parse(request.body).collect();
+                    pairs.sort_unstable();
+                    pairs.dedup();
+                    let pairs = pairs.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes()));
+                    self.check(keys, url, pairs, tag, algorithm, mode)
+                }
+            },
         }
     }
 
@@ -293,19 +326,18 @@ impl SignatureValidator {
     }
 
     /// Tries every URL candidate (computed only when the previous ones failed) with every key.
-    fn check(
+    fn check<'p>(
         &self,
         keys: &[Key],
         url: &str,
-        pairs: &[(Cow<'_, str>, Cow<'_, str>)],
+        pairs: impl Iterator<Item = (&'p [u8], &'p [u8])> + Clone,
         tag: &[u8],
         algorithm: Algorithm,
         mode: SigningMode,
     ) -> Result<Verified, SignatureError> {
         for (pieces, candidate) in Candidates::new(url, self.variants) {
             for key in keys.iter().filter(|k| k.mac.algorithm() == algorithm) {
-                let pairs = pairs.iter().map(|(k, v)| (&**k, &**v));
-                if key.mac.verify(pieces.iter(), pairs, tag) {
+                if key.mac.verify(pieces.iter(), pairs.clone(), tag) {
                     return Ok(Verified {
                         key_id: Arc::clone(&key.id),
                         candidate,
@@ -317,22 +349,6 @@ impl SignatureValidator {
         }
         Err(SignatureError::Mismatch)
     }
-}
-
-/// The one value of a header; repeats are allowed only when identical.
-fn single<'h>(
-    headers: &'h HeaderMap,
-    name: &HeaderName,
-    label: &'static str,
-) -> Result<Option<&'h [u8]>, SignatureError> {
-    let mut values = headers.get_all(name).iter();
-    let Some(first) = values.next() else {
-        return Ok(None);
-    };
-    if values.any(|v| v != first) {
-        return Err(SignatureError::AmbiguousHeaders { header: label });
-    }
-    Ok(Some(first.as_bytes()))
 }
 
 /// Decodes canonical padded standard base64 of at most 44 characters (an HMAC-SHA256 tag).

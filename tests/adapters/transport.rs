@@ -384,7 +384,8 @@ pub struct Server {
     thread: Option<JoinHandle<()>>,
 }
 
-fn listener() -> (TcpListener, SocketAddr) {
+/// A listener on a free port of 127.0.0.1, and its address.
+pub fn listener() -> (TcpListener, SocketAddr) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     l.set_nonblocking(true).unwrap();
     let addr = l.local_addr().unwrap();
@@ -402,16 +403,31 @@ fn tokio_runtime() -> tokio::runtime::Runtime {
 impl Server {
     /// A real server of an HTTP kind serving the webhook on `prefix` + `path`.
     pub fn start(kind: Kind, webhook: StatusWebhook, prefix: &str, path: &str) -> Server {
+        Server::start_on(kind, listener(), webhook, prefix, path)
+    }
+
+    /// As [`start`](Self::start), on a listener bound beforehand (so the webhook can be told
+    /// its public URL).
+    pub fn start_on(
+        kind: Kind,
+        bound: (TcpListener, SocketAddr),
+        webhook: StatusWebhook,
+        prefix: &str,
+        path: &str,
+    ) -> Server {
         match kind {
-            Kind::AxumHttp => Server::axum(axum_app(webhook, prefix, path)),
-            Kind::ActixHttp => Server::actix(webhook, prefix, path),
-            Kind::WarpHttp => Server::warp(warp_app(webhook, prefix, path)),
+            Kind::AxumHttp => Server::axum_on(bound, axum_app(webhook, prefix, path)),
+            Kind::ActixHttp => Server::actix_on(bound, webhook, prefix, path),
+            Kind::WarpHttp => Server::warp_on(bound, warp_app(webhook, prefix, path)),
             other => panic!("{other:?} has no server"),
         }
     }
 
     pub fn axum(app: Router) -> Server {
-        let (l, addr) = listener();
+        Server::axum_on(listener(), app)
+    }
+
+    fn axum_on((l, addr): (TcpListener, SocketAddr), app: Router) -> Server {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
             tokio_runtime().block_on(async move {
@@ -434,7 +450,13 @@ impl Server {
     }
 
     pub fn warp(filter: BoxedFilter<(warp::reply::Response,)>) -> Server {
-        let (l, addr) = listener();
+        Server::warp_on(listener(), filter)
+    }
+
+    fn warp_on(
+        (l, addr): (TcpListener, SocketAddr),
+        filter: BoxedFilter<(warp::reply::Response,)>,
+    ) -> Server {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
             tokio_runtime().block_on(async move {
@@ -459,7 +481,15 @@ impl Server {
 
     /// actix-web runs its own system (runtime) in the server thread.
     pub fn actix(webhook: StatusWebhook, prefix: &str, path: &str) -> Server {
-        let (l, addr) = listener();
+        Server::actix_on(listener(), webhook, prefix, path)
+    }
+
+    fn actix_on(
+        (l, addr): (TcpListener, SocketAddr),
+        webhook: StatusWebhook,
+        prefix: &str,
+        path: &str,
+    ) -> Server {
         let (prefix, path) = (prefix.to_owned(), path.to_owned());
         let (handle_tx, handle_rx) = mpsc::channel();
         let thread = std::thread::spawn(move || {
