@@ -423,7 +423,7 @@ impl Server {
         }
     }
 
-    pub fn axum(app: Router) -> Server {
+    fn axum(app: Router) -> Server {
         Server::axum_on(listener(), app)
     }
 
@@ -449,7 +449,7 @@ impl Server {
         }
     }
 
-    pub fn warp(filter: BoxedFilter<(warp::reply::Response,)>) -> Server {
+    fn warp(filter: BoxedFilter<(warp::reply::Response,)>) -> Server {
         Server::warp_on(listener(), filter)
     }
 
@@ -480,7 +480,7 @@ impl Server {
     }
 
     /// actix-web runs its own system (runtime) in the server thread.
-    pub fn actix(webhook: StatusWebhook, prefix: &str, path: &str) -> Server {
+    fn actix(webhook: StatusWebhook, prefix: &str, path: &str) -> Server {
         Server::actix_on(listener(), webhook, prefix, path)
     }
 
