@@ -423,10 +423,6 @@ impl Server {
         }
     }
 
-    fn axum(app: Router) -> Server {
-        Server::axum_on(listener(), app)
-    }
-
     fn axum_on((l, addr): (TcpListener, SocketAddr), app: Router) -> Server {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -447,10 +443,6 @@ impl Server {
             })),
             thread: Some(thread),
         }
-    }
-
-    fn warp(filter: BoxedFilter<(warp::reply::Response,)>) -> Server {
-        Server::warp_on(listener(), filter)
     }
 
     fn warp_on(
@@ -480,10 +472,6 @@ impl Server {
     }
 
     /// actix-web runs its own system (runtime) in the server thread.
-    fn actix(webhook: StatusWebhook, prefix: &str, path: &str) -> Server {
-        Server::actix_on(listener(), webhook, prefix, path)
-    }
-
     fn actix_on(
         (l, addr): (TcpListener, SocketAddr),
         webhook: StatusWebhook,
