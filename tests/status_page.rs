@@ -130,15 +130,48 @@ fn find(env: &str, paths: &[&str]) -> Option<String> {
     })
 }
 
-async fn webdriver(
-    http: &reqwest::Client,
-    method: reqwest::Method,
+/// A WebDriver session of chromedriver.
+struct Session {
+    http: reqwest::Client,
     url: String,
-    body: Value,
-) -> Value {
-    let r = http.request(method, url).json(&body).send().await.unwrap();
-    let v: Value = r.json().await.unwrap();
-    v["value"].clone()
+}
+
+impl Session {
+    async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let r = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        r.json::<Value>().await.unwrap()["value"].clone()
+    }
+
+    async fn eval(&self, script: &str) -> Value {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            json!({"script": script, "args": []}),
+        )
+        .await
+    }
+
+    /// Polls `script` until it returns `want`, for up to 15 s.
+    async fn wait_for(&self, script: &str, want: Value) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let got = self.eval(script).await;
+            if got == want {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{script}: got {got}, want {want}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }
 
 #[tokio::test]
@@ -159,7 +192,6 @@ async fn the_page_shows_a_status_change_arriving_live_in_chromium() {
         .local_addr()
         .unwrap()
         .port();
-    let profile = tempfile::tempdir().unwrap();
     let child = Command::new(driver_bin)
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
@@ -169,7 +201,7 @@ async fn the_page_shows_a_status_change_arriving_live_in_chromium() {
     let driver = Driver {
         child,
         url: format!("http://127.0.0.1:{port}"),
-        _profile: profile,
+        _profile: tempfile::tempdir().unwrap(),
     };
     let http = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -187,91 +219,58 @@ async fn the_page_shows_a_status_change_arriving_live_in_chromium() {
         "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
                  "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  format!("--user-data-dir={}", driver._profile.path().display())]}}}});
-    let session = webdriver(
-        &http,
-        reqwest::Method::POST,
-        format!("{}/session", driver.url),
-        caps,
-    )
-    .await;
-    let id = session["sessionId"]
+    let root = Session {
+        http: http.clone(),
+        url: driver.url.clone(),
+    };
+    let created = root.call(reqwest::Method::POST, "/session", caps).await;
+    let id = created["sessionId"]
         .as_str()
-        .unwrap_or_else(|| panic!("no session: {session}"))
-        .to_owned();
-    let s = format!("{}/session/{id}", driver.url);
-    webdriver(
-        &http,
-        reqwest::Method::POST,
-        format!("{s}/url"),
-        json!({"url": app.base}),
-    )
-    .await;
-    let eval = |script: &'static str| {
-        let (http, s) = (http.clone(), s.clone());
-        async move {
-            webdriver(
-                &http,
-                reqwest::Method::POST,
-                format!("{s}/execute/sync"),
-                json!({"script": script, "args": []}),
-            )
-            .await
-        }
+        .unwrap_or_else(|| panic!("no session: {created}"));
+    let session = Session {
+        http,
+        url: format!("{}/session/{id}", driver.url),
     };
-    let wait_for = |script: &'static str, want: Value| {
-        let eval = eval.clone();
-        async move {
-            let deadline = Instant::now() + Duration::from_secs(15);
-            loop {
-                let got = eval(script).await;
-                if got == want {
-                    return;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "{script}: got {got}, want {want}"
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    };
+    session
+        .call(reqwest::Method::POST, "/url", json!({"url": app.base}))
+        .await;
+
     // It loads and lists the messages, and its event stream connects.
-    wait_for(
-        "return document.querySelectorAll('#rows tr').length",
-        json!(3),
-    )
-    .await;
-    wait_for(
-        "return document.getElementById('conn').textContent",
-        json!("live"),
-    )
-    .await;
-    let row = format!("m-{}", sid(2));
-    assert_eq!(
-        eval(
-            "return document.getElementById('m-SM00000000000000000000000000000002').dataset.status"
+    session
+        .wait_for(
+            "return document.querySelectorAll('#rows tr').length",
+            json!(3),
         )
-        .await,
-        json!("sent"),
-        "{row}"
+        .await;
+    session
+        .wait_for(
+            "return document.getElementById('conn').textContent",
+            json!("live"),
+        )
+        .await;
+    let status = format!(
+        "return document.getElementById('m-{}').dataset.status",
+        sid(2)
     );
-    // Mark the document, so a reload would be noticed.
-    eval("window.__marker = 42; return 0").await;
+    assert_eq!(session.eval(&status).await, json!("sent"));
+    // Mark the document, so that a reload would be noticed.
+    session.eval("window.__marker = 42; return 0").await;
     deliver(&app, 2).await;
-    wait_for(
-        "return document.getElementById('m-SM00000000000000000000000000000002').dataset.status",
-        json!("delivered"),
-    )
-    .await;
+    session.wait_for(&status, json!("delivered")).await;
     assert_eq!(
-        eval("return window.__marker").await,
+        session.eval("return window.__marker").await,
         json!(42),
         "updated live, without a reload"
     );
-    let timeline = eval("return document.querySelector('#m-SM00000000000000000000000000000002 .timeline').textContent").await;
+    let timeline = session
+        .eval(&format!(
+            "return document.querySelector('#m-{} .timeline').textContent",
+            sid(2)
+        ))
+        .await;
     assert!(
         timeline.as_str().unwrap().contains("delivered"),
         "{timeline}"
     );
-    webdriver(&http, reqwest::Method::DELETE, s, json!({})).await;
+    session.call(reqwest::Method::DELETE, "", json!({})).await;
 }
