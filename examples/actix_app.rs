@@ -41,6 +41,7 @@ fn main() -> ExitCode {
 async fn run() -> Result<(), Box<dyn Error>> {
     let config = Config::from_env()?;
     let (state, webhook) = AppState::start(&config).await?;
+    let reconciler = state.spawn_reconciler();
     let server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(state.clone()))
@@ -57,6 +58,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
         eprintln!("listening on http://{addr}");
     }
     server.run().await?;
+    reconciler.shutdown().await;
     Ok(())
 }
 

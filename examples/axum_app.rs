@@ -3,7 +3,9 @@
 //! - `POST /send` with `{"to": "+15558675310", "body": "Hello"}` sends a message whose status
 //!   callback points at this app, and records it in the store;
 //! - `POST /twilio/status` is the status webhook (signed callbacks from Twilio);
-//! - `GET /messages/{sid}` shows a message's status and every status received.
+//! - `GET /messages/{sid}` shows a message's status and every status received;
+//! - `GET /status` is a live page of recent messages and their timelines (server-sent events);
+//! - the reconciler polls Twilio for messages still not final after 15 minutes.
 //!
 //! ```text
 //! TWILIO_ACCOUNT_SID=AC... TWILIO_AUTH_TOKEN=... TWILIO_FROM=+15017122661 \
@@ -30,7 +32,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::Value;
 use shared::{AppError, AppState, Config, SendRequest, WEBHOOK_PATH};
-use twilio_delivery::adapters;
+use twilio_delivery::{adapters, status_page};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -46,16 +48,21 @@ async fn main() -> ExitCode {
 async fn run() -> Result<(), Box<dyn Error>> {
     let config = Config::from_env()?;
     let (state, webhook) = AppState::start(&config).await?;
+    let reconciler = state.spawn_reconciler();
+    let page = status_page::router(state.store.clone(), state.notifier.clone());
     let app = Router::new()
         .route("/send", post(send))
         .route("/messages/{sid}", get(message))
         .with_state(state)
+        .nest("/status", page)
         .merge(adapters::axum::router(webhook, WEBHOOK_PATH));
     let listener = tokio::net::TcpListener::bind(config.bind_addr).await?;
-    eprintln!("listening on http://{}", listener.local_addr()?);
+    let addr = listener.local_addr()?;
+    eprintln!("listening on http://{addr}; live status page at http://{addr}/status");
     axum::serve(listener, app)
         .with_graceful_shutdown(shared::ctrl_c())
         .await?;
+    reconciler.shutdown().await;
     Ok(())
 }
 

@@ -43,6 +43,7 @@ async fn main() -> ExitCode {
 async fn run() -> Result<(), Box<dyn Error>> {
     let config = Config::from_env()?;
     let (state, webhook) = AppState::start(&config).await?;
+    let reconciler = state.spawn_reconciler();
     let state = warp::any().map(move || state.clone());
     let send = warp::path!("send")
         .and(warp::post())
@@ -68,6 +69,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
         .graceful(shared::ctrl_c())
         .run()
         .await;
+    reconciler.shutdown().await;
     Ok(())
 }
 

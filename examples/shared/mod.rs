@@ -10,6 +10,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use twilio_delivery::notify::Notifier;
+use twilio_delivery::reconcile::{Reconciler, ReconcilerHandle};
 use twilio_delivery::store::{SqliteStore, StatusStore};
 use twilio_delivery::webhook::StatusWebhook;
 use twilio_delivery::{
@@ -98,7 +100,10 @@ async fn open_store(database_url: &str) -> Result<Arc<dyn StatusStore>, Box<dyn 
 #[derive(Clone)]
 pub(crate) struct AppState {
     client: Client,
-    store: Arc<dyn StatusStore>,
+    /// Where message records and their history live.
+    pub(crate) store: Arc<dyn StatusStore>,
+    /// Every real status change, from the webhook and the reconciler.
+    pub(crate) notifier: Notifier,
     from: String,
     status_callback: Url,
 }
@@ -140,19 +145,31 @@ impl AppState {
         let status_callback = StatusCallbackUrl::new(&config.public_base_url, WEBHOOK_PATH)?
             .with_recommended_overrides()
             .to_url();
+        let notifier = Notifier::default();
         let webhook = StatusWebhook::builder(
             SignatureValidator::new(config.auth_token.clone()),
             store.clone(),
         )
         .public_url(config.public_base_url.as_str())
+        .notifier(notifier.clone())
         .build()?;
         let state = AppState {
             client: client.build()?,
             store,
+            notifier,
             from: config.from.clone(),
             status_callback,
         };
         Ok((state, webhook))
+    }
+
+    /// Starts the reconciler: every 5 minutes it polls Twilio for messages still not final
+    /// after 15 minutes, so a callback that never arrived is repaired.
+    pub(crate) fn spawn_reconciler(&self) -> ReconcilerHandle {
+        Reconciler::builder(self.client.clone(), self.store.clone())
+            .notifier(self.notifier.clone())
+            .build()
+            .spawn()
     }
 
     /// `POST /send`: sends the message with the status callback and records it.
