@@ -345,3 +345,116 @@ fn misconfiguration_is_a_clear_build_error() {
         .unwrap_err();
     assert!(err.to_string().contains("http://"), "{err}");
 }
+
+#[tokio::test]
+async fn one_change_per_real_transition_across_shuffled_duplicated_callbacks() {
+    use std::sync::atomic::AtomicUsize;
+    use twilio_delivery::status::{Outcome, transition};
+    let store = arc(MemoryStore::new());
+    let notifier = Notifier::new(4096);
+    let mut sub = notifier.subscribe();
+    let heard = Arc::new(AtomicUsize::new(0));
+    let h2 = heard.clone();
+    notifier
+        .on_change(move |_| {
+            let h2 = h2.clone();
+            async move {
+                h2.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+        .unwrap();
+    let hook = StatusWebhook::builder(SignatureValidator::new(token()), store.clone())
+        .public_url(BASE)
+        .notifier(notifier)
+        .build()
+        .unwrap();
+    let statuses = [
+        "queued",
+        "sent",
+        "delivered",
+        "undelivered",
+        "failed",
+        "read",
+        "teleported",
+    ];
+    let mut rng = fastrand::Rng::with_seed(7);
+    let mut expected = 0;
+    for n in 100..140 {
+        // A random multiset of statuses with duplicates, in random order.
+        let mut events: Vec<&str> = (0..rng.usize(1..10))
+            .map(|_| statuses[rng.usize(..statuses.len())])
+            .collect();
+        rng.shuffle(&mut events);
+        let mut current: Option<MessageStatus> = None;
+        for status in events {
+            let incoming = MessageStatus::parse(status);
+            if transition(current.as_ref(), &incoming) == Outcome::Advanced {
+                expected += 1;
+                current = Some(incoming);
+            }
+            let (body, sig) = signed(&url(), &callback_pairs(&sid(n), status, None));
+            let (code, err) =
+                post(&hook, TARGET, &headers(Some(&sig), FORM), body.as_bytes()).await;
+            assert_eq!(code, StatusCode::NO_CONTENT, "{err:?}");
+        }
+        assert_eq!(
+            store.get(&sid(n)).await.unwrap().unwrap().status,
+            current.unwrap()
+        );
+    }
+    let mut got = 0;
+    while let Ok(Ok(_)) =
+        tokio::time::timeout(std::time::Duration::from_millis(100), sub.recv()).await
+    {
+        got += 1;
+    }
+    assert_eq!(
+        got, expected,
+        "subscription: one change per real transition"
+    );
+    for _ in 0..100 {
+        if heard.load(Ordering::SeqCst) == expected {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        heard.load(Ordering::SeqCst),
+        expected,
+        "listener: one call per real transition"
+    );
+}
+
+#[tokio::test]
+async fn slow_and_panicking_listeners_do_not_delay_or_fail_the_response() {
+    let store = arc(MemoryStore::new());
+    let notifier = Notifier::new(64);
+    notifier
+        .on_change(|_| async { tokio::time::sleep(std::time::Duration::from_secs(3600)).await })
+        .unwrap();
+    notifier
+        .on_change(|_| async { panic!("listener bug") })
+        .unwrap();
+    let hook = StatusWebhook::builder(SignatureValidator::new(token()), store.clone())
+        .public_url(BASE)
+        .notifier(notifier)
+        .build()
+        .unwrap();
+    for (i, status) in ["sent", "delivered", "read"].into_iter().enumerate() {
+        let (body, sig) = signed(&url(), &callback_pairs(&sid(200), status, None));
+        let h = headers(Some(&sig), FORM);
+        let answered = tokio::time::timeout(
+            std::time::Duration::from_secs(2),
+            post(&hook, TARGET, &h, body.as_bytes()),
+        )
+        .await
+        .expect("the response does not wait for listeners");
+        assert_eq!(answered.0, StatusCode::NO_CONTENT, "callback {i}");
+        // Let the panicking listener run between callbacks.
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        store.get(&sid(200)).await.unwrap().unwrap().status,
+        MessageStatus::Read
+    );
+}
