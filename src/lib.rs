@@ -80,10 +80,10 @@ pub use client::{
 };
 pub use error::{ApiError, Error, Result};
 pub use ids::{AccountSid, ApiKeySid, MessageSid, MessagingServiceSid, SidError};
-pub use secret::{ApiKeySecret, AuthToken};
-pub use signature::{SignatureError, SignatureValidator, Verified};
 pub use notify::{Notifier, StatusChange};
 pub use reconcile::Reconciler;
+pub use secret::{ApiKeySecret, AuthToken};
+pub use signature::{SignatureError, SignatureValidator, Verified};
 pub use status::MessageStatus;
 pub use store::{MemoryStore, StatusStore, StoreError};
 pub use webhook::StatusWebhook;

@@ -4,6 +4,8 @@
 //! in the history exactly once, and the `Applied` answers must form one consistent chain per
 //! message. PostgreSQL runs it through 4 pools, like 4 app instances.
 
+mod common;
+
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -262,37 +264,8 @@ mod postgres {
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
-    use twilio_delivery::store::sqlx::postgres::{PgPool, PgPoolOptions};
-    use twilio_delivery::store::sqlx::{self, AssertSqlSafe};
-    use twilio_delivery::store::{PostgresStore, StatusStore, TablePrefix};
-
-    async fn pool() -> Option<PgPool> {
-        let Ok(url) = std::env::var("TEST_DATABASE_URL") else {
-            eprintln!("skipped: TEST_DATABASE_URL not set");
-            return None;
-        };
-        Some(
-            PgPoolOptions::new()
-                .max_connections(4)
-                .connect(&url)
-                .await
-                .expect("TEST_DATABASE_URL is set but the database cannot be reached"),
-        )
-    }
-
-    fn random_prefix() -> TablePrefix {
-        TablePrefix::new(format!("c{:016x}_", fastrand::u64(..))).unwrap()
-    }
-
-    async fn drop_tables(pool: &PgPool, prefix: &TablePrefix) {
-        let p = prefix.as_str();
-        sqlx::raw_sql(AssertSqlSafe(format!(
-            "DROP TABLE IF EXISTS {p}events, {p}messages, {p}migrations CASCADE"
-        )))
-        .execute(pool)
-        .await
-        .unwrap();
-    }
+    use crate::common::pg::{drop_tables, pool, random_prefix};
+    use twilio_delivery::store::{PostgresStore, StatusStore};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn four_instances_converge() {
