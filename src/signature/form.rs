@@ -23,7 +23,7 @@ const KEEP_ENTRIES: usize = 1024;
 /// Room past the end of the staged bytes: strings up to this long are copied as one block.
 const BLOCK: usize = 64;
 
-/// Insertion sort up to this many pairs, the standard sort beyond.
+/// Insertion sort up to this many pairs, the standard sort (by prefix) beyond.
 const INSERTION_MAX: usize = 32;
 
 thread_local! {
@@ -120,11 +120,23 @@ impl Scratch {
             entries,
             order,
         } = self;
-        if entries.len() <= INSERTION_MAX && insertion_sort(entries, order) {
+        let prefix = |i: u32| entries.get(i as usize).map_or(0, |e| e.prefix);
+        let distinct = if entries.len() <= INSERTION_MAX {
+            insertion_sort(entries, order)
+        } else {
+            order.clear();
+            order.extend((0..entries.len()).filter_map(|i| u32::try_from(i).ok()));
+            order.sort_unstable_by_key(|&i| prefix(i));
+            order.windows(2).all(|w| match w {
+                [a, b] => prefix(*a) != prefix(*b),
+                _ => true,
+            })
+        };
+        if distinct {
             // Distinct prefixes: distinct keys, no duplicate to drop.
             return;
         }
-        // Keys sharing their first 16 bytes (or many pairs): compare whole pairs.
+        // Keys sharing their first 16 bytes: compare whole pairs.
         let staged = buf.get(..room).unwrap_or_default();
         let pair = |i: u32| {
             entries
