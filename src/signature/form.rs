@@ -2,14 +2,14 @@
 //!
 //! Same pairs as `form_urlencoded::parse` (split at `&`, skip empty pieces, split at the first
 //! `=`, `+` → space, `%XX` → byte, anything else literal), which the tests check. The body is
-//! scanned 64 bytes at a time through bit masks of its structural bytes ([`scan`]). Each pair's
-//! key and value are staged end to end as the string-to-sign wants them (decoded when they hold
-//! `%` or `+`, copied as one block when short); the pairs are ranked by the first 16 bytes of
-//! their keys, and the staged pairs are copied out in that order: the part of the
-//! string-to-sign after the URL, hashed in one call. The buffers live in a per-thread scratch
-//! space that is reused, so a validation in steady state allocates nothing. Bodies that are not
-//! UTF-8, raw or decoded, are left to the caller (which uses `form_urlencoded`'s lossy
-//! decoding, the reference).
+//! copied once into a scratch buffer and scanned 64 bytes at a time through bit masks of its
+//! structural bytes ([`scan`]); strings holding `%` or `+` are decoded in place in the copy
+//! (decoding never lengthens a string), the others are left as they are. The pairs are sorted
+//! by the first 16 bytes of their keys, then their keys and values are copied out in that order,
+//! short strings as fixed-size blocks: the part of the string-to-sign after the URL, hashed in
+//! one call. The buffers live in a per-thread scratch space that is reused, so a validation in
+//! steady state allocates nothing. Bodies that are not UTF-8, raw or decoded, are left to the
+//! caller (which uses `form_urlencoded`'s lossy decoding, the reference).
 
 use std::cell::RefCell;
 use std::ops::Range;
@@ -20,7 +20,8 @@ use super::scan::{self, Masks};
 const KEEP_BYTES: usize = 64 * 1024;
 const KEEP_ENTRIES: usize = 1024;
 
-/// Room past the end of the staged bytes: strings up to this long are copied as one block.
+/// Room past the end of the body's copy and of the signed bytes: strings up to this long are
+/// copied as one block.
 const BLOCK: usize = 64;
 
 /// Insertion sort up to this many pairs, the standard sort (by prefix) beyond.
@@ -54,32 +55,40 @@ pub(crate) fn with_signed<R>(body: &[u8], mut f: impl FnMut(Option<&[u8]>) -> R)
 /// The reusable buffers of one decoding.
 #[derive(Debug, Default)]
 struct Scratch {
-    /// Two regions of `body.len() + BLOCK` bytes: the staged pairs in body order, then the
-    /// signed bytes. Only grows (zero-filled), so stale bytes may follow what was written.
+    /// Two regions of `body.len() + BLOCK` bytes: the body's copy (its escaped strings decoded
+    /// in place), then the signed bytes. Only grows (zero-filled), so stale bytes may follow
+    /// what was written.
     buf: Vec<u8>,
-    /// The staged pairs, in body order.
+    /// The pairs, in body order.
     entries: Vec<Entry>,
     /// Indices of the sorted, distinct pairs.
     order: Vec<u32>,
 }
 
-/// One pair, staged in the first region of the buffer: its key at `at`, its value right after.
+/// One pair: its key and its value in the body's copy (offsets fit in `u32`: the body is at
+/// most 1 GiB).
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     /// The key's first 16 bytes, zero-padded, as a big-endian number: when two prefixes
     /// differ they order the keys as a byte comparison would.
     prefix: u128,
-    at: u32,
+    key: u32,
     key_len: u32,
-    len: u32,
+    value: u32,
+    value_len: u32,
 }
 
 impl Entry {
     /// The key and the value.
-    fn strings(self, staged: &[u8]) -> (&[u8], &[u8]) {
-        let (at, key_len, len) = (self.at as usize, self.key_len as usize, self.len as usize);
-        let pair = staged.get(at..at + len).unwrap_or_default();
-        pair.split_at_checked(key_len).unwrap_or_default()
+    fn strings(self, copy: &[u8]) -> (&[u8], &[u8]) {
+        let string = |at: u32, len: u32| {
+            let at = at as usize;
+            copy.get(at..at + len as usize).unwrap_or_default()
+        };
+        (
+            string(self.key, self.key_len),
+            string(self.value, self.value_len),
+        )
     }
 }
 
@@ -101,11 +110,11 @@ impl Scratch {
             self.buf.resize(2 * room, 0);
         }
         self.entries.clear();
-        let (staging, _) = self.buf.split_at_mut(room);
+        let (copy, _) = self.buf.split_at_mut(room);
+        copy.get_mut(..body.len())?.copy_from_slice(body);
         let mut decoding = Decoding {
             body,
-            staging,
-            staged: 0,
+            copy,
             entries: &mut self.entries,
         };
         decoding.scan()?;
@@ -137,35 +146,33 @@ impl Scratch {
             return;
         }
         // Keys sharing their first 16 bytes: compare whole pairs.
-        let staged = buf.get(..room).unwrap_or_default();
-        let pair = |i: u32| {
-            entries
-                .get(i as usize)
-                .map(|e| (e.prefix, e.strings(staged)))
-        };
+        let copy = buf.get(..room).unwrap_or_default();
+        let pair = |i: u32| entries.get(i as usize).map(|e| (e.prefix, e.strings(copy)));
         order.clear();
         order.extend((0..entries.len()).filter_map(|i| u32::try_from(i).ok()));
         order.sort_unstable_by(|&a, &b| pair(a).cmp(&pair(b)));
         order.dedup_by(|a, b| pair(*a) == pair(*b));
     }
 
-    /// Copies the staged pairs, in order, to the second region of the buffer (from `room` on);
-    /// returns where they are.
+    /// Copies the keys and values of the sorted pairs, end to end, to the second region of the
+    /// buffer (from `room` on); returns where they are.
     fn lay_out(&mut self, room: usize) -> Range<usize> {
         let Self {
             buf,
             entries,
             order,
-            ..
         } = self;
         let split = room.min(buf.len());
-        let (staged, signed) = buf.split_at_mut(split);
+        let (copy, signed) = buf.split_at_mut(split);
         let mut at = 0;
         for &i in order.iter() {
             if let Some(e) = entries.get(i as usize) {
-                let (from, len) = (e.at as usize, e.len as usize);
-                copy(signed, at, staged, from, len);
-                at += len;
+                let (key, key_len) = (e.key as usize, e.key_len as usize);
+                let (value, value_len) = (e.value as usize, e.value_len as usize);
+                block_copy(signed, at, copy, key, key_len);
+                at += key_len;
+                block_copy(signed, at, copy, value, value_len);
+                at += value_len;
             }
         }
         room..room + at
@@ -209,18 +216,16 @@ impl Cursor {
     }
 }
 
-/// One body being split into staged pairs.
+/// One body being split into pairs.
 struct Decoding<'a, 'b> {
     body: &'b [u8],
-    /// The first region of the scratch buffer (`body.len() + BLOCK` bytes).
-    staging: &'a mut [u8],
-    /// End of the staged bytes.
-    staged: usize,
+    /// The first region of the scratch buffer: the body, then `BLOCK` bytes.
+    copy: &'a mut [u8],
     entries: &'a mut Vec<Entry>,
 }
 
 impl Decoding<'_, '_> {
-    /// Stages every pair (decoding the strings that need it) and checks the body is UTF-8.
+    /// Records every pair (decoding the strings that need it) and checks the body is UTF-8.
     fn scan(&mut self) -> Option<()> {
         let body = self.body;
         let mut cursor = Cursor::at(0);
@@ -295,7 +300,7 @@ impl Decoding<'_, '_> {
         }
     }
 
-    /// Stages the piece from `cursor.start` to `end`, skipping an empty one.
+    /// Records the piece from `cursor.start` to `end`, skipping an empty one.
     #[inline(always)]
     #[allow(clippy::cast_possible_truncation)]
     fn push_pair(&mut self, cursor: Cursor, end: usize) -> Option<()> {
@@ -308,53 +313,38 @@ impl Decoding<'_, '_> {
         } else {
             (cursor.eq, cursor.eq + 1)
         };
-        let at = self.staged;
-        let key_len = self.stage(start..key_end, cursor.key_escaped, at)?;
-        let value_len = self.stage(value_start..end, cursor.value_escaped, at + key_len)?;
-        let len = key_len + value_len;
-        self.staged = at + len;
-        // The key's first 16 bytes, the bytes past a shorter key masked off. Read from the body
-        // when it is the same bytes: a load from the staging region right after the stores of
-        // the copies would wait for them. (That region has a block of room past the staged bytes.)
-        let from_body = match cursor.key_escaped {
-            false => self.body.get(start..).and_then(<[u8]>::first_chunk::<16>),
-            true => None,
+        let key_len = match cursor.key_escaped {
+            false => key_end - start,
+            true => unescape_in_place(self.copy.get_mut(start..key_end)?)?,
         };
-        let first = match from_body {
-            Some(first) => first,
-            None => self.staging.get(at..).and_then(<[u8]>::first_chunk::<16>)?,
+        let value_len = match cursor.value_escaped {
+            false => end - value_start,
+            true => unescape_in_place(self.copy.get_mut(value_start..end)?)?,
         };
+        // The key's first 16 bytes (the copy has room past the body), the bytes past a shorter
+        // key masked off.
+        let first = self.copy.get(start..).and_then(<[u8]>::first_chunk::<16>)?;
         let past_key = match key_len {
             0..16 => u128::MAX >> (8 * key_len),
             _ => 0,
         };
-        // Lengths and offsets fit in `u32`: the body is at most 1 GiB.
+        // Offsets and lengths fit in `u32`: the body is at most 1 GiB.
         self.entries.push(Entry {
             prefix: u128::from_be_bytes(*first) & !past_key,
-            at: at as u32,
+            key: start as u32,
             key_len: key_len as u32,
-            len: len as u32,
+            value: value_start as u32,
+            value_len: value_len as u32,
         });
         Some(())
     }
-
-    /// Copies (or decodes, when `escaped`) the body's `range` to the staging region at `at`;
-    /// returns the staged length.
-    #[inline(always)]
-    fn stage(&mut self, range: Range<usize>, escaped: bool, at: usize) -> Option<usize> {
-        let raw = self.body.get(range.clone())?;
-        if escaped {
-            return unescape(raw, self.staging.get_mut(at..at + raw.len())?);
-        }
-        copy(self.staging, at, self.body, range.start, raw.len());
-        Some(raw.len())
-    }
 }
 
-/// Decodes `raw` (which has `%` or `+`) into `out`, as long as `raw`; returns the decoded
-/// length, or `None` when the decoded bytes are not UTF-8.
+/// Decodes `raw` (which has `%` or `+`) in place, at its start; returns the decoded length, or
+/// `None` when the decoded bytes are not UTF-8. Each byte is read before it can be overwritten:
+/// the write position never passes the read position.
 #[inline(never)]
-fn unescape(raw: &[u8], out: &mut [u8]) -> Option<usize> {
+fn unescape_in_place(raw: &mut [u8]) -> Option<usize> {
     let mut high = 0u8;
     let mut n = 0;
     let mut i = 0;
@@ -371,22 +361,22 @@ fn unescape(raw: &[u8], out: &mut [u8]) -> Option<usize> {
             other => (other, 1),
         };
         high |= byte;
-        *out.get_mut(n)? = byte;
+        *raw.get_mut(n)? = byte;
         n += 1;
         i += used;
     }
     if high >= 0x80 {
-        std::str::from_utf8(out.get(..n)?).ok()?;
+        std::str::from_utf8(raw.get(..n)?).ok()?;
     }
     Some(n)
 }
 
-/// Copies `len` bytes from `from[start..]` to `to[at..]`: as one or two 32-byte pieces when
+/// Copies `len` bytes from `from[start..]` to `to[at..]`: as two 32-byte pieces when
 /// `len` is at most [`BLOCK`] and both sides have the room (the bytes past `len` are
 /// overwritten by what comes next, or left past the end). Fixed-size pieces are plain moves,
 /// where a copy of any length is a call.
 #[inline(always)]
-fn copy(to: &mut [u8], at: usize, from: &[u8], start: usize, len: usize) {
+fn block_copy(to: &mut [u8], at: usize, from: &[u8], start: usize, len: usize) {
     let block = from.get(start..).and_then(<[u8]>::first_chunk::<BLOCK>);
     let room = to.get_mut(at..).and_then(<[u8]>::first_chunk_mut::<BLOCK>);
     match (block, room) {
@@ -459,12 +449,12 @@ impl<'b> FormPairs<'b> {
 
     /// The pairs as UTF-8 bytes, sorted by key then value, exact duplicates removed.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> + Clone + '_ {
-        let staged = self.scratch.buf.as_slice();
+        let copy = self.scratch.buf.as_slice();
         self.scratch
             .order
             .iter()
             .filter_map(|&i| self.scratch.entries.get(i as usize))
-            .map(move |e| e.strings(staged))
+            .map(move |e| e.strings(copy))
     }
 
     /// Every key and value of [`iter`](Self::iter), end to end: what follows the URL in the
@@ -628,9 +618,9 @@ mod tests {
         }
         assert_eq!(shared, fresh, "{:?}", String::from_utf8_lossy(body));
         if let Some(pairs) = FormPairs::decode(body) {
-            let staged = pairs.scratch.buf.as_slice();
+            let copy = pairs.scratch.buf.as_slice();
             for e in &pairs.scratch.entries {
-                assert_eq!(e.prefix, prefix16(e.strings(staged).0));
+                assert_eq!(e.prefix, prefix16(e.strings(copy).0));
             }
         }
     }
