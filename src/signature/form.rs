@@ -1,28 +1,95 @@
-//! Form bodies decoded into sorted, distinct pairs without an allocation per pair.
+//! Form bodies decoded into sorted, distinct pairs, laid end to end without an allocation.
 //!
-//! Same result as `form_urlencoded::parse` (split at `&`, skip empty pieces, split at the first
-//! `=`, `+` → space, `%XX` → byte, anything else literal), which the tests check. Strings without
-//! `%` or `+` stay slices of the body; the others are decoded into one buffer. The buffer and the
-//! index being sorted live in a per-thread scratch space that is reused, so a validation in steady
-//! state allocates nothing. Bodies that are not UTF-8, raw or decoded, are left to the caller
-//! (which uses `form_urlencoded`'s lossy decoding, the reference).
+//! Same pairs as `form_urlencoded::parse` (split at `&`, skip empty pieces, split at the first
+//! `=`, `+` → space, `%XX` → byte, anything else literal), which the tests check. The body is
+//! copied once into a scratch buffer and scanned 64 bytes at a time through bit masks of its
+//! structural bytes ([`scan`]); strings holding `%` or `+` are decoded in place in the copy
+//! (decoding never lengthens a string), the others are left as they are. The pairs are sorted
+//! by the first 16 bytes of their keys, then their keys and values are copied out in that order,
+//! short strings as fixed-size blocks: the part of the string-to-sign after the URL, hashed in
+//! one call. The buffers live in a per-thread scratch space that is reused, so a validation in
+//! steady state allocates nothing. Bodies that are not UTF-8, raw or decoded, are left to the
+//! caller (which uses `form_urlencoded`'s lossy decoding, the reference).
 
-use std::cell::Cell;
-use std::cmp::Ordering;
+use std::cell::RefCell;
+use std::ops::Range;
+
+use super::scan::{self, Masks};
 
 /// Scratch space larger than this is not kept for the next request.
 const KEEP_BYTES: usize = 64 * 1024;
 const KEEP_ENTRIES: usize = 1024;
 
+/// Room past the end of the body's copy and of the signed bytes: strings up to this long are
+/// copied as one block.
+const BLOCK: usize = 64;
+
+/// Insertion sort up to this many pairs, the standard sort (by prefix) beyond.
+const INSERTION_MAX: usize = 32;
+
 thread_local! {
-    static SCRATCH: Cell<Scratch> = const { Cell::new(Scratch::new()) };
+    static SCRATCH: RefCell<Scratch> = const { RefCell::new(Scratch::new()) };
 }
 
-/// The reusable decode buffer and pair index.
+/// Runs `f` on the signed bytes of a form `body` (every key and value of its sorted, distinct
+/// pairs, end to end), or on `None` when the body is not UTF-8, raw or decoded (or longer than
+/// 1 GiB). Uses the thread's scratch space; `f` runs once.
+pub(crate) fn with_signed<R>(body: &[u8], mut f: impl FnMut(Option<&[u8]>) -> R) -> R {
+    let mut run = |scratch: &mut Scratch| {
+        let signed = scratch.decode(body);
+        f(signed.and_then(|range| scratch.buf.get(range)))
+    };
+    let shared = SCRATCH.try_with(|cell| {
+        let mut scratch = cell.try_borrow_mut().ok()?;
+        let result = run(&mut scratch);
+        scratch.trim();
+        Some(result)
+    });
+    match shared {
+        Ok(Some(result)) => result,
+        // The thread's space is gone (thread exit) or in use: a fresh one.
+        _ => run(&mut Scratch::new()),
+    }
+}
+
+/// The reusable buffers of one decoding.
 #[derive(Debug, Default)]
 struct Scratch {
+    /// Two regions of `body.len() + BLOCK` bytes: the body's copy (its escaped strings decoded
+    /// in place), then the signed bytes. Only grows (zero-filled), so stale bytes may follow
+    /// what was written.
     buf: Vec<u8>,
+    /// The pairs, in body order.
     entries: Vec<Entry>,
+    /// Indices of the sorted, distinct pairs.
+    order: Vec<u32>,
+}
+
+/// One pair: its key and its value in the body's copy (offsets fit in `u32`: the body is at
+/// most 1 GiB).
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    /// The key's first 16 bytes, zero-padded, as a big-endian number: when two prefixes
+    /// differ they order the keys as a byte comparison would.
+    prefix: u128,
+    key: u32,
+    key_len: u32,
+    value: u32,
+    value_len: u32,
+}
+
+impl Entry {
+    /// The key and the value.
+    fn strings(self, copy: &[u8]) -> (&[u8], &[u8]) {
+        let string = |at: u32, len: u32| {
+            let at = at as usize;
+            copy.get(at..at + len as usize).unwrap_or_default()
+        };
+        (
+            string(self.key, self.key_len),
+            string(self.value, self.value_len),
+        )
+    }
 }
 
 impl Scratch {
@@ -30,26 +97,97 @@ impl Scratch {
         Self {
             buf: Vec::new(),
             entries: Vec::new(),
+            order: Vec::new(),
         }
     }
-}
 
-/// A decoded string: a range of the body, or of the decode buffer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Span {
-    start: u32,
-    end: u32,
-    in_buf: bool,
-}
+    /// Decodes `body`: the range of `buf` that holds its signed bytes.
+    fn decode(&mut self, body: &[u8]) -> Option<Range<usize>> {
+        // Offsets are `u32`, and the buffer holds two regions.
+        let room = body.len().checked_add(BLOCK)?;
+        u32::try_from(room.checked_mul(2)?).ok()?;
+        if self.buf.len() < 2 * room {
+            self.buf.resize(2 * room, 0);
+        }
+        self.entries.clear();
+        let (copy, _) = self.buf.split_at_mut(room);
+        copy.get_mut(..body.len())?.copy_from_slice(body);
+        let mut decoding = Decoding {
+            body,
+            copy,
+            entries: &mut self.entries,
+        };
+        decoding.scan()?;
+        self.sort(room);
+        Some(self.lay_out(room))
+    }
 
-impl Span {
-    /// A range of the body, whose length was checked to fit in `u32`.
-    #[allow(clippy::cast_possible_truncation)]
-    fn body(start: usize, end: usize) -> Self {
-        Self {
-            start: start as u32,
-            end: end as u32,
-            in_buf: false,
+    /// Sorts the pairs by key then value (bytes) and drops exact duplicates.
+    fn sort(&mut self, room: usize) {
+        let Self {
+            buf,
+            entries,
+            order,
+        } = self;
+        let prefix = |i: u32| entries.get(i as usize).map_or(0, |e| e.prefix);
+        let distinct = if entries.len() <= INSERTION_MAX {
+            insertion_sort(entries, order)
+        } else {
+            order.clear();
+            order.extend((0..entries.len()).filter_map(|i| u32::try_from(i).ok()));
+            order.sort_unstable_by_key(|&i| prefix(i));
+            order.windows(2).all(|w| match w {
+                [a, b] => prefix(*a) != prefix(*b),
+                _ => true,
+            })
+        };
+        if distinct {
+            // Distinct prefixes: distinct keys, no duplicate to drop.
+            return;
+        }
+        // Keys sharing their first 16 bytes: compare whole pairs.
+        let copy = buf.get(..room).unwrap_or_default();
+        let pair = |i: u32| entries.get(i as usize).map(|e| (e.prefix, e.strings(copy)));
+        order.clear();
+        order.extend((0..entries.len()).filter_map(|i| u32::try_from(i).ok()));
+        order.sort_unstable_by(|&a, &b| pair(a).cmp(&pair(b)));
+        order.dedup_by(|a, b| pair(*a) == pair(*b));
+    }
+
+    /// Copies the keys and values of the sorted pairs, end to end, to the second region of the
+    /// buffer (from `room` on); returns where they are.
+    fn lay_out(&mut self, room: usize) -> Range<usize> {
+        let Self {
+            buf,
+            entries,
+            order,
+        } = self;
+        let split = room.min(buf.len());
+        let (copy, signed) = buf.split_at_mut(split);
+        let mut at = 0;
+        for &i in order.iter() {
+            if let Some(e) = entries.get(i as usize) {
+                let (key, key_len) = (e.key as usize, e.key_len as usize);
+                let (value, value_len) = (e.value as usize, e.value_len as usize);
+                block_copy(signed, at, copy, key, key_len);
+                at += key_len;
+                block_copy(signed, at, copy, value, value_len);
+                at += value_len;
+            }
+        }
+        room..room + at
+    }
+
+    /// Gives back memory that an unusually large body made the space grow to.
+    fn trim(&mut self) {
+        if self.buf.len() > KEEP_BYTES {
+            self.buf = Vec::new();
+        }
+        if self.entries.capacity() > KEEP_ENTRIES {
+            self.entries = Vec::new();
+        }
+        if self.order.capacity() > KEEP_ENTRIES {
+            self.order = Vec::new();
         }
     }
 }
@@ -57,234 +195,287 @@ impl Span {
 /// No `=` seen yet in the current piece.
 const NO_EQ: usize = usize::MAX;
 
-/// One pair; `prefix` (the key's first 8 bytes, big-endian, zero-padded) orders most keys
-/// without reading them.
+/// Where the scan stands in the current piece (from `start` up to the next `&`).
 #[derive(Debug, Clone, Copy)]
-struct Entry {
-    prefix: u64,
-    key: Span,
-    value: Span,
+struct Cursor {
+    start: usize,
+    /// The piece's first `=`, or [`NO_EQ`].
+    eq: usize,
+    key_escaped: bool,
+    value_escaped: bool,
 }
 
-/// The decoded, sorted, distinct pairs of one form body.
-#[derive(Debug)]
-pub(crate) struct FormPairs<'b> {
+impl Cursor {
+    fn at(start: usize) -> Self {
+        Self {
+            start,
+            eq: NO_EQ,
+            key_escaped: false,
+            value_escaped: false,
+        }
+    }
+}
+
+/// One body being split into pairs.
+struct Decoding<'a, 'b> {
     body: &'b [u8],
-    scratch: Scratch,
+    /// The first region of the scratch buffer: the body, then `BLOCK` bytes.
+    copy: &'a mut [u8],
+    entries: &'a mut Vec<Entry>,
 }
 
-impl<'b> FormPairs<'b> {
-    /// Decodes `body`; `None` when it is not UTF-8, raw or decoded (or longer than 4 GiB).
-    pub(crate) fn decode(body: &'b [u8]) -> Option<Self> {
-        let mut scratch = SCRATCH.try_with(Cell::take).unwrap_or_default();
-        scratch.buf.clear();
-        scratch.entries.clear();
-        let mut pairs = Self { body, scratch };
-        pairs.fill()?;
-        Some(pairs)
+impl Decoding<'_, '_> {
+    /// Records every pair (decoding the strings that need it) and checks the body is UTF-8.
+    fn scan(&mut self) -> Option<()> {
+        let body = self.body;
+        let mut cursor = Cursor::at(0);
+        let mut non_ascii = false;
+        let (windows, tail) = body.as_chunks::<64>();
+        let mut base = 0;
+        for window in windows {
+            let masks = scan::masks(window);
+            non_ascii |= masks.non_ascii;
+            self.window(&mut cursor, masks, base)?;
+            base += 64;
+        }
+        if !tail.is_empty() {
+            // The last 64 bytes of the body (no copy), less the bytes already scanned; or a
+            // short body, padded with zeros.
+            let overlap = 64 - tail.len();
+            let masks = match body.last_chunk::<64>() {
+                Some(last) => scan::masks(last).shifted(overlap),
+                None => {
+                    let mut last = [0u8; 64];
+                    last.get_mut(..tail.len())?.copy_from_slice(tail);
+                    scan::masks(&last)
+                }
+            };
+            non_ascii |= masks.non_ascii;
+            self.window(&mut cursor, masks, base)?;
+        }
+        // A UTF-8 body split at ASCII bytes gives UTF-8 pieces: only decoded escapes need checking.
+        if non_ascii {
+            std::str::from_utf8(body).ok()?;
+        }
+        self.push_pair(cursor, body.len())
     }
 
-    fn fill(&mut self) -> Option<()> {
-        let body = self.body;
-        u32::try_from(body.len()).ok()?;
-        // A UTF-8 body split at ASCII bytes gives UTF-8 pieces: only decoded escapes need checking.
-        std::str::from_utf8(body).ok()?;
-        // One pass, 16 bytes at a time: a bit mask of the structural bytes (`&`, `=`, `%`, `+`),
-        // which the compiler vectorises, then one step per structural byte.
-        let mut start = 0;
-        let mut eq = NO_EQ;
-        let mut escaped_key = false;
-        let mut escaped_value = false;
-        let mut step = |this: &mut Self, i: usize, b: u8| -> Option<()> {
-            if b == b'&' {
-                this.push_pair(start, eq, i, [escaped_key, escaped_value])?;
-                start = i + 1;
-                eq = NO_EQ;
-                escaped_key = false;
-                escaped_value = false;
+    /// Ends the pieces whose `&` is in the window at `base`, and notes the `=`, `%` and `+` of
+    /// the piece that goes on.
+    #[inline(always)]
+    fn window(&mut self, cursor: &mut Cursor, masks: Masks, base: usize) -> Option<()> {
+        let Masks {
+            mut amp,
+            mut eq,
+            mut escape,
+            ..
+        } = masks;
+        loop {
+            // The rest of the current piece in this window: the bits below the next `&` (the
+            // bits of the pieces before were cleared).
+            let next = amp & amp.wrapping_neg();
+            let piece = next.wrapping_sub(1);
+            if cursor.eq == NO_EQ {
+                let eqs = eq & piece;
+                let first = eqs & eqs.wrapping_neg();
+                let before = first.wrapping_sub(1);
+                cursor.key_escaped |= escape & piece & before != 0;
+                if first != 0 {
+                    cursor.eq = base + first.trailing_zeros() as usize;
+                    cursor.value_escaped |= escape & piece & !(first | before) != 0;
+                }
+            } else {
+                cursor.value_escaped |= escape & piece != 0;
+            }
+            if next == 0 {
                 return Some(());
             }
-            // `=`, `%` or `+`: bookkeeping without branches (these bytes come in no pattern).
-            let in_key = eq == NO_EQ;
-            let is_eq = b == b'=';
-            eq = if is_eq & in_key { i } else { eq };
-            escaped_key |= !is_eq & in_key;
-            escaped_value |= !is_eq & !in_key;
-            Some(())
-        };
-        let chunks = body.chunks_exact(16);
-        let tail = chunks.remainder();
-        let mut base = 0;
-        for chunk in chunks {
-            let mut mask = chunk
-                .iter()
-                .enumerate()
-                .fold(0u16, |mask, (j, &b)| mask | u16::from(is_special(b)) << j);
-            while mask != 0 {
-                let j = mask.trailing_zeros() as usize;
-                mask &= mask - 1;
-                step(self, base + j, chunk.get(j).copied().unwrap_or_default())?;
-            }
-            base += 16;
+            let end = base + next.trailing_zeros() as usize;
+            self.push_pair(*cursor, end)?;
+            *cursor = Cursor::at(end + 1);
+            let done = next | piece;
+            amp &= !done;
+            eq &= !done;
+            escape &= !done;
         }
-        for (j, &b) in tail.iter().enumerate() {
-            if is_special(b) {
-                step(self, base + j, b)?;
-            }
-        }
-        self.push_pair(start, eq, body.len(), [escaped_key, escaped_value])?;
-        let Scratch { buf, entries } = &mut self.scratch;
-        let get = |s: Span| get(body, buf, s);
-        // Sort by the 8-byte prefixes (cheap integer compares), then put runs of equal prefixes
-        // in full byte order with an insertion pass (such runs are short and nearly sorted).
-        entries.sort_unstable_by_key(|e| e.prefix);
-        let full = |a: &Entry, b: &Entry| {
-            a.prefix
-                .cmp(&b.prefix)
-                .then_with(|| get(a.key).cmp(get(b.key)))
-                .then_with(|| get(a.value).cmp(get(b.value)))
-        };
-        for i in 1..entries.len() {
-            let mut j = i;
-            while j > 0 {
-                match (entries.get(j - 1), entries.get(j)) {
-                    (Some(a), Some(b))
-                        if a.prefix == b.prefix && full(a, b) == Ordering::Greater =>
-                    {
-                        entries.swap(j - 1, j);
-                        j -= 1;
-                    }
-                    _ => break,
-                }
-            }
-        }
-        entries.dedup_by(|a, b| {
-            a.prefix == b.prefix && get(a.key) == get(b.key) && get(a.value) == get(b.value)
-        });
-        Some(())
     }
 
-    /// Records the pair in `start..end` (its first `=` at `eq`), skipping an empty piece.
-    #[inline]
-    fn push_pair(
-        &mut self,
-        start: usize,
-        eq: usize,
-        end: usize,
-        [key_escaped, value_escaped]: [bool; 2],
-    ) -> Option<()> {
+    /// Records the piece from `cursor.start` to `end`, skipping an empty one.
+    #[inline(always)]
+    #[allow(clippy::cast_possible_truncation)]
+    fn push_pair(&mut self, cursor: Cursor, end: usize) -> Option<()> {
+        let start = cursor.start;
         if start == end {
             return Some(());
         }
-        let (key_end, value_start) = if eq == NO_EQ {
+        let (key_end, value_start) = if cursor.eq == NO_EQ {
             (end, end)
         } else {
-            (eq, eq + 1)
+            (cursor.eq, cursor.eq + 1)
         };
-        let key = if key_escaped {
-            self.unescape(start, key_end)?
-        } else {
-            Span::body(start, key_end)
+        let key_len = match cursor.key_escaped {
+            false => key_end - start,
+            true => unescape_in_place(self.copy.get_mut(start..key_end)?)?,
         };
-        let value = if value_escaped {
-            self.unescape(value_start, end)?
-        } else {
-            Span::body(value_start, end)
+        let value_len = match cursor.value_escaped {
+            false => end - value_start,
+            true => unescape_in_place(self.copy.get_mut(value_start..end)?)?,
         };
-        let prefix = self.prefix(key);
-        self.scratch.entries.push(Entry { prefix, key, value });
+        // The key's first 16 bytes (the copy has room past the body), the bytes past a shorter
+        // key masked off.
+        let first = self.copy.get(start..).and_then(<[u8]>::first_chunk::<16>)?;
+        let past_key = match key_len {
+            0..16 => u128::MAX >> (8 * key_len),
+            _ => 0,
+        };
+        // Offsets and lengths fit in `u32`: the body is at most 1 GiB.
+        self.entries.push(Entry {
+            prefix: u128::from_be_bytes(*first) & !past_key,
+            key: start as u32,
+            key_len: key_len as u32,
+            value: value_start as u32,
+            value_len: value_len as u32,
+        });
         Some(())
     }
+}
 
-    /// [`prefix`] of a span, read as one 8-byte load from its source when 8 bytes follow its
-    /// start (the bytes past a short key are masked off).
-    #[inline]
-    fn prefix(&self, span: Span) -> u64 {
-        let source = if span.in_buf {
-            self.scratch.buf.as_slice()
-        } else {
-            self.body
-        };
-        let len = span.end.saturating_sub(span.start) as usize;
-        let chunk = source
-            .get(span.start as usize..)
-            .and_then(<[u8]>::first_chunk::<8>);
-        match chunk {
-            Some(chunk) if len >= 8 => u64::from_be_bytes(*chunk),
-            Some(chunk) => u64::from_be_bytes(*chunk) & !(u64::MAX >> (8 * len)),
-            None => prefix(get(self.body, &self.scratch.buf, span)),
-        }
-    }
-
-    /// Decodes the body's `start..end` (which has `%` or `+`) into the buffer.
-    fn unescape(&mut self, start: usize, end: usize) -> Option<Span> {
-        let raw = self.body.get(start..end)?;
-        let buf = &mut self.scratch.buf;
-        if buf.capacity() == 0 {
-            buf.reserve(self.body.len());
-        }
-        let from = buf.len();
-        let mut high = 0u8;
-        let mut i = 0;
-        while let Some(&b) = raw.get(i) {
-            let (byte, used) = match b {
-                b'+' => (b' ', 1),
-                b'%' => match raw.get(i + 1..i + 3) {
-                    Some(&[hi, lo]) => match (hex_value(hi), hex_value(lo)) {
-                        (Some(hi), Some(lo)) => (hi << 4 | lo, 3),
-                        _ => (b'%', 1),
-                    },
+/// Decodes `raw` (which has `%` or `+`) in place, at its start; returns the decoded length, or
+/// `None` when the decoded bytes are not UTF-8. Each byte is read before it can be overwritten:
+/// the write position never passes the read position.
+#[inline(never)]
+fn unescape_in_place(raw: &mut [u8]) -> Option<usize> {
+    let mut high = 0u8;
+    let mut n = 0;
+    let mut i = 0;
+    while let Some(&b) = raw.get(i) {
+        let (byte, used) = match b {
+            b'+' => (b' ', 1),
+            b'%' => match raw.get(i + 1..i + 3) {
+                Some(&[hi, lo]) => match (hex_value(hi), hex_value(lo)) {
+                    (Some(hi), Some(lo)) => (hi << 4 | lo, 3),
                     _ => (b'%', 1),
                 },
-                other => (other, 1),
-            };
-            high |= byte;
-            buf.push(byte);
-            i += used;
+                _ => (b'%', 1),
+            },
+            other => (other, 1),
+        };
+        high |= byte;
+        *raw.get_mut(n)? = byte;
+        n += 1;
+        i += used;
+    }
+    if high >= 0x80 {
+        std::str::from_utf8(raw.get(..n)?).ok()?;
+    }
+    Some(n)
+}
+
+/// Copies `len` bytes from `from[start..]` to `to[at..]`: as two 32-byte pieces when
+/// `len` is at most [`BLOCK`] and both sides have the room (the bytes past `len` are
+/// overwritten by what comes next, or left past the end). Fixed-size pieces are plain moves,
+/// where a copy of any length is a call.
+#[inline(always)]
+fn block_copy(to: &mut [u8], at: usize, from: &[u8], start: usize, len: usize) {
+    let block = from.get(start..).and_then(<[u8]>::first_chunk::<BLOCK>);
+    let room = to.get_mut(at..).and_then(<[u8]>::first_chunk_mut::<BLOCK>);
+    match (block, room) {
+        (Some(block), Some(room)) if len <= BLOCK => {
+            let (block, room) = (block.as_chunks::<32>().0, room.as_chunks_mut::<32>().0);
+            for (to, from) in room.iter_mut().zip(block) {
+                *to = *from;
+            }
         }
-        if high >= 0x80 {
-            std::str::from_utf8(buf.get(from..)?).ok()?;
+        _ => {
+            if let (Some(from), Some(to)) = (from.get(start..start + len), to.get_mut(at..at + len))
+            {
+                to.copy_from_slice(from);
+            }
         }
-        Some(Span {
-            start: u32::try_from(from).ok()?,
-            end: u32::try_from(buf.len()).ok()?,
-            in_buf: true,
+    }
+}
+
+/// Sorts the indices of `entries` by prefix into `order` (which it clears) with an insertion
+/// sort: few compares for a dozen pairs, and the branches repeat for bodies of one shape (a
+/// callback type always sends its parameters in the same order). `false` when two prefixes are
+/// equal: then the order is incomplete.
+fn insertion_sort(entries: &[Entry], order: &mut Vec<u32>) -> bool {
+    order.clear();
+    let mut distinct = true;
+    for (i, entry) in (0u32..).zip(entries) {
+        let p = entry.prefix;
+        let mut j = order.len();
+        order.push(i);
+        while let Some(&before) = j.checked_sub(1).and_then(|k| order.get(k)) {
+            let q = entries.get(before as usize).map_or(0, |e| e.prefix);
+            distinct &= q != p;
+            if q <= p {
+                break;
+            }
+            if let Some(slot) = order.get_mut(j) {
+                *slot = before;
+            }
+            j -= 1;
+        }
+        if let Some(slot) = order.get_mut(j) {
+            *slot = i;
+        }
+    }
+    distinct
+}
+
+/// The decoded, sorted, distinct pairs of one form body, in a scratch space of their own (the
+/// tests look inside; the validator borrows the thread's space through [`with_signed`]).
+#[cfg(test)]
+#[derive(Debug)]
+pub(crate) struct FormPairs<'b> {
+    body: std::marker::PhantomData<&'b [u8]>,
+    scratch: Scratch,
+    signed: Range<usize>,
+}
+
+#[cfg(test)]
+impl<'b> FormPairs<'b> {
+    /// Decodes `body`; `None` when it is not UTF-8, raw or decoded (or longer than 1 GiB).
+    pub(crate) fn decode(body: &'b [u8]) -> Option<Self> {
+        let mut scratch = Scratch::new();
+        let signed = scratch.decode(body)?;
+        Some(Self {
+            body: std::marker::PhantomData,
+            scratch,
+            signed,
         })
     }
 
     /// The pairs as UTF-8 bytes, sorted by key then value, exact duplicates removed.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> + Clone + '_ {
-        let (body, buf) = (self.body, self.scratch.buf.as_slice());
+        let copy = self.scratch.buf.as_slice();
         self.scratch
-            .entries
+            .order
             .iter()
-            .map(move |e| (get(body, buf, e.key), get(body, buf, e.value)))
+            .filter_map(|&i| self.scratch.entries.get(i as usize))
+            .map(move |e| e.strings(copy))
+    }
+
+    /// Every key and value of [`iter`](Self::iter), end to end: what follows the URL in the
+    /// string-to-sign.
+    pub(crate) fn signed(&self) -> &[u8] {
+        self.scratch
+            .buf
+            .get(self.signed.clone())
+            .unwrap_or_default()
     }
 }
 
-impl Drop for FormPairs<'_> {
-    /// Hands the scratch space back to the thread, unless it grew too large to keep.
-    fn drop(&mut self) {
-        let mut scratch = std::mem::take(&mut self.scratch);
-        if scratch.buf.capacity() > KEEP_BYTES {
-            scratch.buf = Vec::new();
-        }
-        if scratch.entries.capacity() > KEEP_ENTRIES {
-            scratch.entries = Vec::new();
-        }
-        let _ = SCRATCH.try_with(|cell| cell.set(scratch));
-    }
-}
-
-fn get<'s>(body: &'s [u8], buf: &'s [u8], span: Span) -> &'s [u8] {
-    let source = if span.in_buf { buf } else { body };
-    source
-        .get(span.start as usize..span.end as usize)
-        .unwrap_or_default()
+/// The first 16 bytes, zero-padded, as a big-endian number (see [`prefix`]).
+#[cfg(test)]
+fn prefix16(s: &[u8]) -> u128 {
+    u128::from(prefix(s)) << 64 | u128::from(prefix(s.get(8..).unwrap_or_default()))
 }
 
 /// The first 8 bytes, zero-padded, as a big-endian number: when two prefixes differ they order
 /// the strings as a byte comparison would.
+#[cfg(test)]
 fn prefix(s: &[u8]) -> u64 {
     match s.first_chunk::<8>() {
         Some(first) => u64::from_be_bytes(*first),
@@ -293,12 +484,6 @@ fn prefix(s: &[u8]) -> u64 {
             .zip((0..8).rev())
             .fold(0, |acc, (b, i)| acc | u64::from(*b) << (8 * i)),
     }
-}
-
-/// `&`, `=`, `%` or `+`, without branches so that the chunk loop vectorises.
-#[inline(always)]
-fn is_special(b: u8) -> bool {
-    (b == b'&') | (b == b'=') | (b == b'%') | (b == b'+')
 }
 
 fn hex_value(b: u8) -> Option<u8> {
@@ -413,44 +598,147 @@ mod tests {
         assert!(ours("a=%C3©".as_bytes()).is_none());
     }
 
-    proptest::proptest! {
-        #![proptest_config(proptest::test_runner::Config {
-            cases: 512,
-            failure_persistence: None,
-            ..proptest::test_runner::Config::default()
-        })]
+    /// What `with_signed` and `FormPairs::signed` should give: the reference pairs end to end.
+    fn reference_signed(body: &[u8]) -> Vec<u8> {
+        reference(body)
+            .into_iter()
+            .flat_map(|(k, v)| [k, v])
+            .flatten()
+            .collect()
+    }
 
-        #[test]
-        fn matches_form_urlencoded_on_keys_sharing_prefixes(pairs in proptest::collection::vec(
-            (
-                proptest::sample::select(vec![
-                    "", "a", "MessageS", "MessageSid", "MessageStatus", "MessageS\0", "Messag",
-                    "MessagingServiceSid", "Digits", "Dígits", "+ %2B",
-                ]),
-                proptest::sample::select(vec!["", "1", "1234", "5678", "a b", "%", "\0", "é"]),
-            ),
-            0..24,
-        )) {
-            let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(&pairs).finish();
-            proptest::prop_assert_eq!(ours(body.as_bytes()), Some(reference(body.as_bytes())));
+    fn check_signed(body: &[u8]) {
+        let want = std::str::from_utf8(body)
+            .is_ok()
+            .then(|| reference_signed(body));
+        let fresh = FormPairs::decode(body).map(|p| p.signed().to_vec());
+        let shared = with_signed(body, |s| s.map(<[u8]>::to_vec));
+        if let (Some(want), Some(got)) = (&want, &fresh) {
+            assert_eq!(got, want, "{:?}", String::from_utf8_lossy(body));
         }
-
-        #[test]
-        fn matches_form_urlencoded_on_any_bytes(body in proptest::collection::vec(
-            proptest::prop_oneof![
-                proptest::sample::select(b"&=+%aAfF09".to_vec()),
-                proptest::num::u8::ANY,
-            ],
-            0..64,
-        )) {
-            if let Some(got) = ours(&body) {
-                proptest::prop_assert_eq!(got, reference(&body));
-            } else {
-                // Only bodies with invalid UTF-8 (raw or decoded) leave the fast path.
-                let decoded_invalid = std::str::from_utf8(&body).is_err()
-                    || form_urlencoded::parse(&body).any(|(k, v)| k.contains('\u{fffd}') || v.contains('\u{fffd}'));
-                proptest::prop_assert!(decoded_invalid);
+        assert_eq!(shared, fresh, "{:?}", String::from_utf8_lossy(body));
+        if let Some(pairs) = FormPairs::decode(body) {
+            let copy = pairs.scratch.buf.as_slice();
+            for e in &pairs.scratch.entries {
+                assert_eq!(e.prefix, prefix16(e.strings(copy).0));
             }
         }
     }
+
+    #[test]
+    fn signed_bytes_are_the_sorted_pairs_end_to_end() {
+        let long = "x".repeat(100);
+        let many: String = (0..40).map(|i| format!("k{}={}&", 39 - i, i)).collect();
+        let shared_prefix =
+            "SharedPrefix0123=b&SharedPrefix0123=a&SharedPrefix01234=c&SharedPrefix0123=a";
+        for body in [
+            "".to_owned(),
+            "a".to_owned(),
+            "=".repeat(64),
+            "&".repeat(65),
+            format!("{long}={long}&b={long}%41&{long}+%41={long}"),
+            format!(
+                "MessageSid=SM{}&To=%2B1415&Body={}",
+                "f".repeat(32),
+                "%C3%A9".repeat(30)
+            ),
+            many,
+            shared_prefix.to_owned(),
+            // Exactly one window, one window and a byte, two windows.
+            format!("a={}", "b".repeat(62)),
+            format!("a={}", "b".repeat(63)),
+            format!("a={}&c=d", "b".repeat(120)),
+        ] {
+            check_signed(body.as_bytes());
+        }
+    }
+
+    #[test]
+    fn thread_scratch_in_use_falls_back_to_a_fresh_one() {
+        let outer = with_signed(b"b=2&a=1", |s| {
+            let inner = with_signed(b"d=%34&c=3", |s| s.map(<[u8]>::to_vec));
+            (s.map(<[u8]>::to_vec), inner)
+        });
+        assert_eq!(outer.0.as_deref(), Some(&b"a1b2"[..]));
+        assert_eq!(outer.1.as_deref(), Some(&b"c3d4"[..]));
+    }
+
+    #[test]
+    fn prefixes16_order_like_bytes() {
+        let words: [&[u8]; 8] = [
+            b"",
+            b"\0",
+            b"MessageS",
+            b"MessageSid",
+            b"MessageStatus",
+            b"MessageStatus\0\0\0",
+            b"MessageStatusXYZW",
+            b"MessageStatusXYZWV",
+        ];
+        for x in words {
+            for y in words {
+                let (px, py) = (prefix16(x), prefix16(y));
+                if px != py {
+                    assert_eq!(px.cmp(&py), x.cmp(y), "{x:?} {y:?}");
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config {
+        cases: 512,
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    })]
+
+    #[test]
+    fn matches_form_urlencoded_on_keys_sharing_prefixes(pairs in proptest::collection::vec(
+        (
+            proptest::sample::select(vec![
+                "", "a", "MessageS", "MessageSid", "MessageStatus", "MessageS\0", "Messag",
+                "MessagingServiceSid", "Digits", "Dígits", "+ %2B",
+            ]),
+            proptest::sample::select(vec!["", "1", "1234", "5678", "a b", "%", "\0", "é"]),
+        ),
+        0..24,
+    )) {
+        let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(&pairs).finish();
+        proptest::prop_assert_eq!(ours(body.as_bytes()), Some(reference(body.as_bytes())));
+    }
+
+    #[test]
+    fn matches_form_urlencoded_on_any_bytes(body in proptest::collection::vec(
+        proptest::prop_oneof![
+            proptest::sample::select(b"&=+%aAfF09".to_vec()),
+            proptest::num::u8::ANY,
+        ],
+        0..64,
+    )) {
+        if let Some(got) = ours(&body) {
+            proptest::prop_assert_eq!(got, reference(&body));
+        } else {
+            // Only bodies with invalid UTF-8 (raw or decoded) leave the fast path.
+            let decoded_invalid = std::str::from_utf8(&body).is_err()
+                || form_urlencoded::parse(&body).any(|(k, v)| k.contains('\u{fffd}') || v.contains('\u{fffd}'));
+            proptest::prop_assert!(decoded_invalid);
+        }
+    }
+
+    #[test]
+    fn signed_bytes_match_on_long_bodies(pairs in proptest::collection::vec(
+        (
+            proptest::sample::select(vec![
+                "MessageSid", "MessageStatus", "SmsSid", "To", "From", "Body", "a", "",
+                "MediaUrl0", "MediaUrl1", "SharedPrefix0123", "SharedPrefix01234", "é+%",
+            ]),
+            proptest::string::string_regex("[a-zA-Z0-9 +%&=é/]{0,90}").unwrap(),
+        ),
+        0..40,
+    )) {
+        let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(&pairs).finish();
+        check_signed(body.as_bytes());
+        let raw: String = pairs.iter().map(|(k, v)| format!("{k}={v}&")).collect();
+        check_signed(raw.as_bytes());
+    }    }
 }

@@ -69,6 +69,7 @@ mod error;
 mod form;
 mod keys;
 mod public_url;
+mod scan;
 mod settings;
 mod validator;
 

@@ -8,7 +8,7 @@ use base64::Engine as _;
 use http::{HeaderMap, HeaderName, Method};
 
 use super::candidates::{Candidates, Stripped, UrlCandidate};
-use super::form::FormPairs;
+use super::form;
 use super::keys::{Key, KeySecret, KeyedMac};
 use super::settings::Settings;
 use super::{Algorithm, ConfigError, SETTINGS_HEADER, SIGNATURE_HEADER, SignatureError};
@@ -282,12 +282,12 @@ impl SignatureValidator {
         let mode = SigningMode::of(request.method, request.content_type, request.body);
         let url = request.url;
         match mode {
-            SigningMode::UrlOnly => self.check(keys, url, std::iter::empty(), tag, algorithm, mode),
+            SigningMode::UrlOnly => self.check(keys, url, &[], tag, algorithm, mode),
             SigningMode::BodyHash => {
                 if body_sha256_values(url).next().is_none() {
                     return Err(SignatureError::BodyHashMissing);
                 }
-                let verified = self.check(keys, url, std::iter::empty(), tag, algorithm, mode)?;
+                let verified = self.check(keys, url, &[], tag, algorithm, mode)?;
                 let hex = super::body_sha256_hex(request.body);
                 if body_sha256_values(url).all(|v| v.as_bytes() == hex.as_slice()) {
                     Ok(verified)
@@ -295,8 +295,8 @@ impl SignatureValidator {
                     Err(SignatureError::BodyHashMismatch)
                 }
             }
-            SigningMode::Form => match FormPairs::decode(request.body) {
-                Some(pairs) => self.check(keys, url, pairs.iter(), tag, algorithm, mode),
+            SigningMode::Form => form::with_signed(request.body, |signed| match signed {
+                Some(signed) => self.check(keys, url, signed, tag, algorithm, mode),
                 None => {
                     // Invalid UTF-8 after decoding: form_urlencoded's lossy decoding, as the
                     // callback parser sees it.
@@ -304,10 +304,15 @@ impl SignatureValidator {
                         form_urlencoded::parse(request.body).collect();
                     pairs.sort_unstable();
                     pairs.dedup();
-                    let pairs = pairs.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes()));
-                    self.check(keys, url, pairs, tag, algorithm, mode)
+                    let signed: Vec<u8> = pairs
+                        .iter()
+                        .flat_map(|(k, v)| [k.as_bytes(), v.as_bytes()])
+                        .flatten()
+                        .copied()
+                        .collect();
+                    self.check(keys, url, &signed, tag, algorithm, mode)
                 }
-            },
+            }),
         }
     }
 
@@ -325,19 +330,20 @@ impl SignatureValidator {
         }
     }
 
-    /// Tries every URL candidate (computed only when the previous ones failed) with every key.
-    fn check<'p>(
+    /// Tries every URL candidate (computed only when the previous ones failed) with every key;
+    /// `signed` is what follows the URL in the string-to-sign (the pairs' keys and values).
+    fn check(
         &self,
         keys: &[Key],
         url: &str,
-        pairs: impl Iterator<Item = (&'p [u8], &'p [u8])> + Clone,
+        signed: &[u8],
         tag: &[u8],
         algorithm: Algorithm,
         mode: SigningMode,
     ) -> Result<Verified, SignatureError> {
         for (pieces, candidate) in Candidates::new(url, self.variants) {
             for key in keys.iter().filter(|k| k.mac.algorithm() == algorithm) {
-                if key.mac.verify(pieces.iter(), pairs.clone(), tag) {
+                if key.mac.verify(pieces.iter(), signed, tag) {
                     return Ok(Verified {
                         key_id: Arc::clone(&key.id),
                         candidate,
