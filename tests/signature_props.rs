@@ -108,7 +108,7 @@ fn change_ascii_byte(s: &str, index: prop::sample::Index, replacement: u8) -> Op
     let mut bytes = s.as_bytes().to_vec();
     let new = b' ' + (replacement % 95);
     bytes[at] = if new == bytes[at] {
-        b' ' + ((replacement + 1) % 95)
+        b' ' + ((replacement % 95 + 1) % 95)
     } else {
         new
     };
