@@ -2,7 +2,8 @@
 //!
 //! Twilio does not retry a callback that got a 5xx or timed out unless told to, and callbacks
 //! do go missing. The reconciler periodically takes the messages whose status is not final
-//! after a configurable age ([`StatusStore::pending`]), fetches each from the API and applies
+//! after a configurable age, up to a maximum age ([`StatusStore::pending_since`]), fetches each
+//! from the API and applies
 //! the result as an event marked [`EventSource::Reconciler`]. The max-register rule makes this
 //! safe to run at any time, alongside the webhook, in any number of app instances; with a
 //! shared store (PostgreSQL) only one instance runs a pass at a time
@@ -56,6 +57,7 @@ pub struct Reconciler {
     store: Arc<dyn StatusStore>,
     notifier: Option<Notifier>,
     min_age: Duration,
+    max_age: Duration,
     interval: Duration,
     max_backoff: Duration,
     batch_size: u32,
@@ -68,6 +70,7 @@ impl fmt::Debug for Reconciler {
             .field("client", &self.client)
             .field("store", &self.store)
             .field("min_age", &self.min_age)
+            .field("max_age", &self.max_age)
             .field("interval", &self.interval)
             .field("batch_size", &self.batch_size)
             .field("concurrency", &self.concurrency)
@@ -87,6 +90,14 @@ impl ReconcilerBuilder {
     /// polling what is not final after a few hours at the latest).
     pub fn min_age(mut self, age: Duration) -> Self {
         self.inner.min_age = age;
+        self
+    }
+
+    /// Messages older than this are no longer polled (default 3 days): a message still not
+    /// final by then (a carrier that never sends a delivery receipt) would otherwise be fetched
+    /// every pass forever and, once there are more of them than a batch, crowd out newer ones.
+    pub fn max_age(mut self, age: Duration) -> Self {
+        self.inner.max_age = age;
         self
     }
 
@@ -142,6 +153,7 @@ impl Reconciler {
                 store,
                 notifier: None,
                 min_age: Duration::from_secs(15 * 60),
+                max_age: Duration::from_secs(3 * 24 * 60 * 60),
                 interval: Duration::from_secs(5 * 60),
                 max_backoff: Duration::from_secs(60 * 60),
                 batch_size: 200,
@@ -163,8 +175,11 @@ impl Reconciler {
                 ..PassReport::default()
             });
         };
-        let cutoff = OffsetDateTime::now_utc() - self.min_age;
-        let pending = self.store.pending(cutoff, self.batch_size).await?;
+        let now = OffsetDateTime::now_utc();
+        let pending = self
+            .store
+            .pending_since(now - self.max_age, now - self.min_age, self.batch_size)
+            .await?;
         let mut report = PassReport::default();
         let mut results = futures_util::stream::iter(pending)
             .map(|record| self.fix(record))

@@ -269,3 +269,39 @@ async fn two_reconcilers_on_one_postgres_do_not_both_poll() {
     );
     pg::drop_tables(&pool_a, &prefix).await;
 }
+
+#[tokio::test]
+async fn messages_past_the_max_age_are_no_longer_polled() {
+    let server = MockServer::start().await;
+    let store = Arc::new(MemoryStore::new());
+    sent(&store, &sid(70), MessageStatus::Sent, 5 * 24 * HOUR).await; // stuck for good
+    sent(&store, &sid(71), MessageStatus::Sent, HOUR).await;
+    Mock::given(method("GET"))
+        .and(path(fetch_path(&sid(70))))
+        .respond_with(ResponseTemplate::new(500))
+        .expect(0)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(fetch_path(&sid(71))))
+        .respond_with(ResponseTemplate::new(200).set_body_json(message_json(
+            &sid(71),
+            "delivered",
+            None,
+        )))
+        .expect(1)
+        .mount(&server)
+        .await;
+    // A batch of one: the old message must not crowd out the newer one.
+    let rec = Reconciler::builder(client(&server), store.clone())
+        .min_age(Duration::from_secs(60))
+        .max_age(3 * 24 * HOUR)
+        .batch_size(1)
+        .build();
+    let report = rec.run_once().await.unwrap();
+    assert_eq!((report.checked, report.updated), (1, 1));
+    assert_eq!(
+        store.get(&sid(71)).await.unwrap().unwrap().status,
+        MessageStatus::Delivered
+    );
+}

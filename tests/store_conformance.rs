@@ -516,6 +516,24 @@ async fn pending_lists_old_non_final_messages(store: &dyn StatusStore) {
     let all = store.pending(at(1000), 10).await.unwrap();
     assert_eq!(sids(all.clone()), vec![sid(1), sid(3), sid(4), sid(5)]);
     assert!(all.iter().all(|r| !r.status.is_final()));
+    // A window: created at or after `created_from`, with the same rounding at the edge.
+    assert_eq!(
+        sids(store.pending_since(at(20), at(1000), 10).await.unwrap()),
+        vec![sid(3), sid(4), sid(5)]
+    );
+    assert_eq!(
+        sids(
+            store
+                .pending_since(at(20) + Duration::nanoseconds(1), at(1000), 10)
+                .await
+                .unwrap()
+        ),
+        vec![sid(4), sid(5)]
+    );
+    assert_eq!(
+        sids(store.pending_since(at(1), at(50), 10).await.unwrap()),
+        vec![sid(3), sid(4)]
+    );
 }
 
 async fn list_filters_and_pages(store: &dyn StatusStore) {

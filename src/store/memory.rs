@@ -199,8 +199,9 @@ impl StatusStore for MemoryStore {
         Ok(history)
     }
 
-    async fn pending(
+    async fn pending_since(
         &self,
+        created_from: OffsetDateTime,
         older_than: OffsetDateTime,
         limit: u32,
     ) -> Result<Vec<MessageRecord>, StoreError> {
@@ -208,7 +209,9 @@ impl StatusStore for MemoryStore {
         let mut out: Vec<MessageRecord> = map
             .values()
             .map(|e| &e.record)
-            .filter(|r| !r.status.is_final() && r.created_at < older_than)
+            .filter(|r| {
+                !r.status.is_final() && r.created_at >= created_from && r.created_at < older_than
+            })
             .cloned()
             .collect();
         out.sort_by(|a, b| {

@@ -436,6 +436,22 @@ pub trait StatusStore: fmt::Debug + Send + Sync + 'static {
         &self,
         older_than: OffsetDateTime,
         limit: u32,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        self.pending_since(OffsetDateTime::UNIX_EPOCH, older_than, limit)
+            .await
+    }
+
+    /// As [`pending`](Self::pending), only messages created at or after `created_from`: the
+    /// reconciler's window, so that messages stuck for good (a carrier that never sends a
+    /// delivery receipt) stop being polled after a while and never starve newer ones.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store cannot be read.
+    async fn pending_since(
+        &self,
+        created_from: OffsetDateTime,
+        older_than: OffsetDateTime,
+        limit: u32,
     ) -> Result<Vec<MessageRecord>, StoreError>;
 
     /// A page of records, newest first, filtered by recipient, status and creation time.
@@ -504,6 +520,16 @@ impl<S: StatusStore + ?Sized> StatusStore for Arc<S> {
         limit: u32,
     ) -> Result<Vec<MessageRecord>, StoreError> {
         (**self).pending(older_than, limit).await
+    }
+    async fn pending_since(
+        &self,
+        created_from: OffsetDateTime,
+        older_than: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        (**self)
+            .pending_since(created_from, older_than, limit)
+            .await
     }
     async fn list(&self, query: &ListQuery) -> Result<Page, StoreError> {
         (**self).list(query).await

@@ -414,14 +414,16 @@ impl StatusStore for PostgresStore {
             .collect()
     }
 
-    async fn pending(
+    async fn pending_since(
         &self,
+        created_from: OffsetDateTime,
         older_than: OffsetDateTime,
         limit: u32,
     ) -> Result<Vec<MessageRecord>, StoreError> {
         sqlx::query(AssertSqlSafe(self.sql.pending.clone()))
             .bind(ceil_time(older_than))
             .bind(i64::from(limit))
+            .bind(ceil_time(created_from))
             .fetch_all(&self.pool)
             .await
             .map_err(db_error)?

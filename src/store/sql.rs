@@ -225,7 +225,7 @@ impl Statements {
             .into(),
             pending: format!(
                 "SELECT {RECORD_COLUMNS} FROM {p}messages WHERE status_rank < {FINAL_RANK} \
-                 AND created_at < $1 ORDER BY created_at, sid LIMIT $2"
+                 AND created_at < $1 AND created_at >= $3 ORDER BY created_at, sid LIMIT $2"
             )
             .into(),
             list_head: format!("SELECT {RECORD_COLUMNS} FROM {p}messages WHERE TRUE"),

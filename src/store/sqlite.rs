@@ -337,14 +337,16 @@ impl StatusStore for SqliteStore {
             .collect()
     }
 
-    async fn pending(
+    async fn pending_since(
         &self,
+        created_from: OffsetDateTime,
         older_than: OffsetDateTime,
         limit: u32,
     ) -> Result<Vec<MessageRecord>, StoreError> {
         sqlx::query(AssertSqlSafe(self.sql.pending.clone()))
             .bind(micros_ceil(older_than))
             .bind(i64::from(limit))
+            .bind(micros_ceil(created_from))
             .fetch_all(&self.pool)
             .await
             .map_err(db_error)?

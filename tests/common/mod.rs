@@ -87,8 +87,13 @@ impl StatusStore for DownStore {
     async fn history(&self, sid: &MessageSid) -> Result<Vec<HistoryEntry>, StoreError> {
         self.inner.history(sid).await
     }
-    async fn pending(&self, t: OffsetDateTime, n: u32) -> Result<Vec<MessageRecord>, StoreError> {
-        self.inner.pending(t, n).await
+    async fn pending_since(
+        &self,
+        from: OffsetDateTime,
+        t: OffsetDateTime,
+        n: u32,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        self.inner.pending_since(from, t, n).await
     }
     async fn list(&self, q: &ListQuery) -> Result<Page, StoreError> {
         self.inner.list(q).await
