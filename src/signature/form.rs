@@ -63,6 +63,10 @@ struct Scratch {
     entries: Vec<Entry>,
     /// Indices of the sorted, distinct pairs.
     order: Vec<u32>,
+    /// The key prefixes, in body order, of the last body whose prefixes were all distinct and
+    /// that `order` still sorts (empty when `order` holds anything else): a callback type sends
+    /// the same keys in the same order every time, and the same prefixes sort the same way.
+    sorted_prefixes: Vec<u128>,
 }
 
 /// One pair: its key and its value in the body's copy (offsets fit in `u32`: the body is at
@@ -98,6 +102,7 @@ impl Scratch {
             buf: Vec::new(),
             entries: Vec::new(),
             order: Vec::new(),
+            sorted_prefixes: Vec::new(),
         }
     }
 
@@ -128,10 +133,26 @@ impl Scratch {
             buf,
             entries,
             order,
+            sorted_prefixes,
         } = self;
+        // The same distinct prefixes as the last body: `order` already sorts them.
+        if !sorted_prefixes.is_empty()
+            && sorted_prefixes.len() == entries.len()
+            && sorted_prefixes
+                .iter()
+                .zip(entries.iter())
+                .all(|(p, e)| *p == e.prefix)
+        {
+            return;
+        }
+        sorted_prefixes.clear();
         let prefix = |i: u32| entries.get(i as usize).map_or(0, |e| e.prefix);
         let distinct = if entries.len() <= INSERTION_MAX {
-            insertion_sort(entries, order)
+            let distinct = insertion_sort(entries, order);
+            if distinct {
+                sorted_prefixes.extend(entries.iter().map(|e| e.prefix));
+            }
+            distinct
         } else {
             order.clear();
             order.extend((0..entries.len()).filter_map(|i| u32::try_from(i).ok()));
@@ -161,6 +182,7 @@ impl Scratch {
             buf,
             entries,
             order,
+            ..
         } = self;
         let split = room.min(buf.len());
         let (copy, signed) = buf.split_at_mut(split);
@@ -188,6 +210,7 @@ impl Scratch {
         }
         if self.order.capacity() > KEEP_ENTRIES {
             self.order = Vec::new();
+            self.sorted_prefixes = Vec::new();
         }
     }
 }
@@ -345,23 +368,26 @@ impl Decoding<'_, '_> {
 /// the write position never passes the read position.
 #[inline(never)]
 fn unescape_in_place(raw: &mut [u8]) -> Option<usize> {
+    let (mut i, mut n) = (0, 0);
     let mut high = 0u8;
-    let mut n = 0;
-    let mut i = 0;
     while let Some(&b) = raw.get(i) {
-        let (byte, used) = match b {
-            b'+' => (b' ', 1),
-            b'%' => match raw.get(i + 1..i + 3) {
-                Some(&[hi, lo]) => match (hex_value(hi), hex_value(lo)) {
-                    (Some(hi), Some(lo)) => (hi << 4 | lo, 3),
-                    _ => (b'%', 1),
-                },
-                _ => (b'%', 1),
-            },
-            other => (other, 1),
-        };
+        let mut byte = b;
+        let mut used = 1;
+        if b == b'+' {
+            byte = b' ';
+        } else if b == b'%'
+            && let Some(&[hi, lo]) = raw.get(i + 1..i + 3)
+        {
+            let (hi, lo) = (HEX[usize::from(hi)], HEX[usize::from(lo)]);
+            if hi | lo < 16 {
+                byte = hi << 4 | lo;
+                used = 3;
+            }
+        }
         high |= byte;
-        *raw.get_mut(n)? = byte;
+        if let Some(slot) = raw.get_mut(n) {
+            *slot = byte;
+        }
         n += 1;
         i += used;
     }
@@ -370,6 +396,19 @@ fn unescape_in_place(raw: &mut [u8]) -> Option<usize> {
     }
     Some(n)
 }
+
+/// The value of every hex digit, `0xFF` for the other bytes.
+const HEX: [u8; 256] = {
+    let mut table = [0xFF; 256];
+    let mut i = 0;
+    while i < 16 {
+        let digit = b"0123456789abcdef"[i];
+        table[digit as usize] = i as u8;
+        table[digit.to_ascii_uppercase() as usize] = i as u8;
+        i += 1;
+    }
+    table
+};
 
 /// Copies `len` bytes from `from[start..]` to `to[at..]`: as two 32-byte pieces when
 /// `len` is at most [`BLOCK`] and both sides have the room (the bytes past `len` are
@@ -483,15 +522,6 @@ fn prefix(s: &[u8]) -> u64 {
             .iter()
             .zip((0..8).rev())
             .fold(0, |acc, (b, i)| acc | u64::from(*b) << (8 * i)),
-    }
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
     }
 }
 
@@ -653,6 +683,69 @@ mod tests {
         }
     }
 
+    /// Decodes `body` in `scratch` (reused, with its cached order) and checks the signed bytes.
+    fn check_in(scratch: &mut Scratch, body: &str) {
+        let signed = scratch.decode(body.as_bytes()).expect("UTF-8 body");
+        let got = scratch.buf.get(signed).unwrap().to_vec();
+        assert_eq!(got, reference_signed(body.as_bytes()), "{body:?}");
+    }
+
+    #[test]
+    fn cached_order_is_reused_only_for_the_same_key_prefixes() {
+        let mut scratch = Scratch::new();
+        let callback =
+            "MessageSid=SM1&SmsSid=SM1&From=%2B1&To=%2B2&MessageStatus=sent&ApiVersion=v";
+        check_in(&mut scratch, callback);
+        assert_eq!(scratch.sorted_prefixes.len(), 6);
+        // Same keys, same order, other values: the cached order (a hit).
+        let before = scratch.sorted_prefixes.clone();
+        check_in(
+            &mut scratch,
+            "MessageSid=SM9&SmsSid=SM8&From=%2B7&To=6&MessageStatus=delivered&ApiVersion=",
+        );
+        assert_eq!(scratch.sorted_prefixes, before);
+        // Same keys in another order, one key fewer, one more: sorted again (misses).
+        check_in(
+            &mut scratch,
+            "To=%2B2&From=%2B1&ApiVersion=v&MessageStatus=sent&SmsSid=SM1&MessageSid=SM1",
+        );
+        assert_ne!(scratch.sorted_prefixes, before);
+        check_in(
+            &mut scratch,
+            "To=%2B2&From=%2B1&ApiVersion=v&MessageStatus=sent&SmsSid=SM1",
+        );
+        check_in(&mut scratch, &format!("{callback}&Body=hi"));
+        check_in(&mut scratch, &format!("Body=hi&{callback}"));
+        // Duplicate keys, and duplicate pairs: no cached order, then none reused.
+        check_in(&mut scratch, "b=2&a=1&b=1&a=1");
+        assert!(scratch.sorted_prefixes.is_empty());
+        check_in(&mut scratch, "b=2&a=1&b=1&a=1");
+        check_in(&mut scratch, "b=1&a=1&b=2");
+        check_in(&mut scratch, "b=2&a=1");
+        assert_eq!(scratch.sorted_prefixes.len(), 2);
+        check_in(&mut scratch, "b=2&a=1&a=1");
+        check_in(&mut scratch, "b=2&a=1");
+        // Keys longer than their prefix, differing past it: the prefixes decide the order.
+        check_in(
+            &mut scratch,
+            "SharedPrefix0123Zulu=1&SharedPrefix0124=2&A=3",
+        );
+        check_in(
+            &mut scratch,
+            "SharedPrefix0123Alpha=1&SharedPrefix0124=2&A=3",
+        );
+        check_in(
+            &mut scratch,
+            "SharedPrefix0123Alpha=1&SharedPrefix0123=2&A=3",
+        );
+        // More pairs than the insertion sort takes, then a short body again.
+        let many: String = (0..40).map(|i| format!("k{}={}&", 39 - i, i)).collect();
+        check_in(&mut scratch, &many);
+        assert!(scratch.sorted_prefixes.is_empty());
+        check_in(&mut scratch, &many);
+        check_in(&mut scratch, "b=2&a=1");
+    }
+
     #[test]
     fn thread_scratch_in_use_falls_back_to_a_fresh_one() {
         let outer = with_signed(b"b=2&a=1", |s| {
@@ -722,6 +815,33 @@ mod tests {
             let decoded_invalid = std::str::from_utf8(&body).is_err()
                 || form_urlencoded::parse(&body).any(|(k, v)| k.contains('\u{fffd}') || v.contains('\u{fffd}'));
             proptest::prop_assert!(decoded_invalid);
+        }
+    }
+
+    #[test]
+    fn a_reused_scratch_space_matches_form_urlencoded(bodies in proptest::collection::vec(
+        proptest::collection::vec(
+            (
+                proptest::sample::select(vec![
+                    "MessageSid", "MessageStatus", "SmsSid", "To", "From", "a", "",
+                    "SharedPrefix0123", "SharedPrefix0123X", "SharedPrefix0123Y",
+                ]),
+                proptest::sample::select(vec!["", "1", "2", "+1415", "a b"]),
+            ),
+            0..12,
+        ),
+        1..8,
+    )) {
+        let mut scratch = Scratch::new();
+        for pairs in &bodies {
+            let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
+            let signed = scratch.decode(body.as_bytes());
+            let got = signed.and_then(|r| scratch.buf.get(r)).map(<[u8]>::to_vec);
+            proptest::prop_assert_eq!(got, Some(reference_signed(body.as_bytes())));
+            // Twice in a row: the second decoding may reuse the first one's order.
+            let signed = scratch.decode(body.as_bytes());
+            let got = signed.and_then(|r| scratch.buf.get(r)).map(<[u8]>::to_vec);
+            proptest::prop_assert_eq!(got, Some(reference_signed(body.as_bytes())));
         }
     }
 
