@@ -368,26 +368,23 @@ impl Decoding<'_, '_> {
 /// the write position never passes the read position.
 #[inline(never)]
 fn unescape_in_place(raw: &mut [u8]) -> Option<usize> {
-    let (mut i, mut n) = (0, 0);
     let mut high = 0u8;
+    let mut n = 0;
+    let mut i = 0;
     while let Some(&b) = raw.get(i) {
-        let mut byte = b;
-        let mut used = 1;
-        if b == b'+' {
-            byte = b' ';
-        } else if b == b'%'
-            && let Some(&[hi, lo]) = raw.get(i + 1..i + 3)
-        {
-            let (hi, lo) = (HEX[usize::from(hi)], HEX[usize::from(lo)]);
-            if hi | lo < 16 {
-                byte = hi << 4 | lo;
-                used = 3;
-            }
-        }
+        let (byte, used) = match b {
+            b'+' => (b' ', 1),
+            b'%' => match raw.get(i + 1..i + 3) {
+                Some(&[hi, lo]) => match (hex_value(hi), hex_value(lo)) {
+                    (Some(hi), Some(lo)) => (hi << 4 | lo, 3),
+                    _ => (b'%', 1),
+                },
+                _ => (b'%', 1),
+            },
+            other => (other, 1),
+        };
         high |= byte;
-        if let Some(slot) = raw.get_mut(n) {
-            *slot = byte;
-        }
+        *raw.get_mut(n)? = byte;
         n += 1;
         i += used;
     }
@@ -396,19 +393,6 @@ fn unescape_in_place(raw: &mut [u8]) -> Option<usize> {
     }
     Some(n)
 }
-
-/// The value of every hex digit, `0xFF` for the other bytes.
-const HEX: [u8; 256] = {
-    let mut table = [0xFF; 256];
-    let mut i = 0;
-    while i < 16 {
-        let digit = b"0123456789abcdef"[i];
-        table[digit as usize] = i as u8;
-        table[digit.to_ascii_uppercase() as usize] = i as u8;
-        i += 1;
-    }
-    table
-};
 
 /// Copies `len` bytes from `from[start..]` to `to[at..]`: as two 32-byte pieces when
 /// `len` is at most [`BLOCK`] and both sides have the room (the bytes past `len` are
@@ -522,6 +506,15 @@ fn prefix(s: &[u8]) -> u64 {
             .iter()
             .zip((0..8).rev())
             .fold(0, |acc, (b, i)| acc | u64::from(*b) << (8 * i)),
+    }
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
     }
 }
 

@@ -387,23 +387,24 @@ fn decode_one_pad(header: &[u8], buf: &mut [u8; 48]) -> Option<usize> {
         return None;
     };
     let value = |ch: u8| u32::from(BASE64[usize::from(ch)]);
+    // At most 10 groups of 3 bytes (a 44-character header), then 2 bytes: within the 48.
+    if groups.len() > 10 {
+        return None;
+    }
     let mut invalid = 0;
-    let mut n = 0;
-    for &[w, x, y, z] in groups {
+    for (out, &[w, x, y, z]) in buf.as_chunks_mut::<3>().0.iter_mut().zip(groups) {
         let (w, x, y, z) = (value(w), value(x), value(y), value(z));
         invalid |= w | x | y | z;
-        let bits = w << 18 | x << 12 | y << 6 | z;
-        let [_, b0, b1, b2] = bits.to_be_bytes();
-        *buf.get_mut(n..n + 3)?.first_chunk_mut::<3>()? = [b0, b1, b2];
-        n += 3;
+        let [_, b0, b1, b2] = (w << 18 | x << 12 | y << 6 | z).to_be_bytes();
+        *out = [b0, b1, b2];
     }
     let (a, b, c) = (value(a), value(b), value(c));
     // The two bits past the last byte must be zero (canonical).
     invalid |= a | b | c | (c & 3) << 6;
     let [_, _, b0, b1] = (a << 10 | b << 4 | c >> 2).to_be_bytes();
-    *buf.get_mut(n..n + 2)?.first_chunk_mut::<2>()? = [b0, b1];
-    n += 2;
-    (invalid < 64).then_some(n)
+    let n = 3 * groups.len();
+    *buf.get_mut(n..)?.first_chunk_mut::<2>()? = [b0, b1];
+    (invalid < 64).then_some(n + 2)
 }
 
 /// The value of every standard base64 character, `0xFF` for the other bytes (`=` included).
