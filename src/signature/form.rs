@@ -63,6 +63,10 @@ struct Scratch {
     entries: Vec<Entry>,
     /// Indices of the sorted, distinct pairs.
     order: Vec<u32>,
+    /// The key prefixes, in body order, of the last body whose prefixes were all distinct and
+    /// that `order` still sorts (empty when `order` holds anything else): a callback type sends
+    /// the same keys in the same order every time, and the same prefixes sort the same way.
+    sorted_prefixes: Vec<u128>,
 }
 
 /// One pair: its key and its value in the body's copy (offsets fit in `u32`: the body is at
@@ -98,6 +102,7 @@ impl Scratch {
             buf: Vec::new(),
             entries: Vec::new(),
             order: Vec::new(),
+            sorted_prefixes: Vec::new(),
         }
     }
 
@@ -128,10 +133,26 @@ impl Scratch {
             buf,
             entries,
             order,
+            sorted_prefixes,
         } = self;
+        // The same distinct prefixes as the last body: `order` already sorts them.
+        if !sorted_prefixes.is_empty()
+            && sorted_prefixes.len() == entries.len()
+            && sorted_prefixes
+                .iter()
+                .zip(entries.iter())
+                .all(|(p, e)| *p == e.prefix)
+        {
+            return;
+        }
+        sorted_prefixes.clear();
         let prefix = |i: u32| entries.get(i as usize).map_or(0, |e| e.prefix);
         let distinct = if entries.len() <= INSERTION_MAX {
-            insertion_sort(entries, order)
+            let distinct = insertion_sort(entries, order);
+            if distinct {
+                sorted_prefixes.extend(entries.iter().map(|e| e.prefix));
+            }
+            distinct
         } else {
             order.clear();
             order.extend((0..entries.len()).filter_map(|i| u32::try_from(i).ok()));
@@ -161,6 +182,7 @@ impl Scratch {
             buf,
             entries,
             order,
+            ..
         } = self;
         let split = room.min(buf.len());
         let (copy, signed) = buf.split_at_mut(split);
@@ -188,6 +210,7 @@ impl Scratch {
         }
         if self.order.capacity() > KEEP_ENTRIES {
             self.order = Vec::new();
+            self.sorted_prefixes = Vec::new();
         }
     }
 }
@@ -315,11 +338,11 @@ impl Decoding<'_, '_> {
         };
         let key_len = match cursor.key_escaped {
             false => key_end - start,
-            true => unescape_in_place(self.copy.get_mut(start..key_end)?)?,
+            true => unescape_in_place(self.copy, start, key_end)?,
         };
         let value_len = match cursor.value_escaped {
             false => end - value_start,
-            true => unescape_in_place(self.copy.get_mut(value_start..end)?)?,
+            true => unescape_in_place(self.copy, value_start, end)?,
         };
         // The key's first 16 bytes (the copy has room past the body), the bytes past a shorter
         // key masked off.
@@ -340,11 +363,52 @@ impl Decoding<'_, '_> {
     }
 }
 
-/// Decodes `raw` (which has `%` or `+`) in place, at its start; returns the decoded length, or
-/// `None` when the decoded bytes are not UTF-8. Each byte is read before it can be overwritten:
-/// the write position never passes the read position.
+/// The shape of a phone number's `+` (`%2B14155550100`): one `%XX` escape of an ASCII byte
+/// first, then at most 16 plain ASCII bytes. Decoded with fixed-size moves: the plain bytes as
+/// one 16-byte block, two places back, after saving the 16 bytes that follow the string and
+/// putting them back (the block's write ends before their end). `None` when the string has
+/// another shape or the copy lacks the room (then it is decoded a byte at a time).
+#[inline(always)]
+fn unescape_leading(copy: &mut [u8], start: usize, end: usize) -> Option<usize> {
+    const ONES: u128 = u128::from_le_bytes([1; 16]);
+    const HIGH: u128 = ONES << 7;
+    // 0x80 in every byte of `word` equal to `byte` (exactly: no carry crosses a byte).
+    let equal = |word: u128, byte: u8| {
+        let x = word ^ (ONES * u128::from(byte));
+        !((x & !HIGH).wrapping_add(!HIGH) | x) & HIGH
+    };
+    let plain = end.checked_sub(start)?.checked_sub(3)?;
+    if plain > 16 {
+        return None;
+    }
+    let &[b'%', hi, lo] = copy.get(start..)?.first_chunk::<3>()? else {
+        return None;
+    };
+    let byte = hex_value(hi)? << 4 | hex_value(lo)?;
+    let rest = *copy.get(start + 3..)?.first_chunk::<16>()?;
+    let after = *copy.get(end..)?.first_chunk::<16>()?;
+    let word = u128::from_le_bytes(rest);
+    let wanted = u128::MAX.checked_shr(8 * (16 - plain) as u32).unwrap_or(0);
+    let other = equal(word, b'%') | equal(word, b'+') | word & HIGH;
+    if byte >= 0x80 || other & wanted != 0 {
+        return None;
+    }
+    *copy.get_mut(start)? = byte;
+    *copy.get_mut(start + 1..)?.first_chunk_mut::<16>()? = rest;
+    *copy.get_mut(end..)?.first_chunk_mut::<16>()? = after;
+    Some(plain + 1)
+}
+
+/// Decodes the string at `copy[start..end]` (which has `%` or `+`) in place, at its start;
+/// returns the decoded length, or `None` when the decoded bytes are not UTF-8. A phone number
+/// takes [`unescape_leading`]; other strings are decoded a byte at a time, each byte read
+/// before it can be overwritten (the write position never passes the read position).
 #[inline(never)]
-fn unescape_in_place(raw: &mut [u8]) -> Option<usize> {
+fn unescape_in_place(copy: &mut [u8], start: usize, end: usize) -> Option<usize> {
+    if let Some(len) = unescape_leading(copy, start, end) {
+        return Some(len);
+    }
+    let raw = copy.get_mut(start..end)?;
     let mut high = 0u8;
     let mut n = 0;
     let mut i = 0;
@@ -653,6 +717,98 @@ mod tests {
         }
     }
 
+    /// Decodes `body` in `scratch` (reused, with its cached order) and checks the signed bytes.
+    fn check_in(scratch: &mut Scratch, body: &str) {
+        let signed = scratch.decode(body.as_bytes()).expect("UTF-8 body");
+        let got = scratch.buf.get(signed).unwrap().to_vec();
+        assert_eq!(got, reference_signed(body.as_bytes()), "{body:?}");
+    }
+
+    #[test]
+    fn cached_order_is_reused_only_for_the_same_key_prefixes() {
+        let mut scratch = Scratch::new();
+        let callback =
+            "MessageSid=SM1&SmsSid=SM1&From=%2B1&To=%2B2&MessageStatus=sent&ApiVersion=v";
+        check_in(&mut scratch, callback);
+        assert_eq!(scratch.sorted_prefixes.len(), 6);
+        // Same keys, same order, other values: the cached order (a hit).
+        let before = scratch.sorted_prefixes.clone();
+        check_in(
+            &mut scratch,
+            "MessageSid=SM9&SmsSid=SM8&From=%2B7&To=6&MessageStatus=delivered&ApiVersion=",
+        );
+        assert_eq!(scratch.sorted_prefixes, before);
+        // Same keys in another order, one key fewer, one more: sorted again (misses).
+        check_in(
+            &mut scratch,
+            "To=%2B2&From=%2B1&ApiVersion=v&MessageStatus=sent&SmsSid=SM1&MessageSid=SM1",
+        );
+        assert_ne!(scratch.sorted_prefixes, before);
+        check_in(
+            &mut scratch,
+            "To=%2B2&From=%2B1&ApiVersion=v&MessageStatus=sent&SmsSid=SM1",
+        );
+        check_in(&mut scratch, &format!("{callback}&Body=hi"));
+        check_in(&mut scratch, &format!("Body=hi&{callback}"));
+        // Duplicate keys, and duplicate pairs: no cached order, then none reused.
+        check_in(&mut scratch, "b=2&a=1&b=1&a=1");
+        assert!(scratch.sorted_prefixes.is_empty());
+        check_in(&mut scratch, "b=2&a=1&b=1&a=1");
+        check_in(&mut scratch, "b=1&a=1&b=2");
+        check_in(&mut scratch, "b=2&a=1");
+        assert_eq!(scratch.sorted_prefixes.len(), 2);
+        check_in(&mut scratch, "b=2&a=1&a=1");
+        check_in(&mut scratch, "b=2&a=1");
+        // Keys longer than their prefix, differing past it: the prefixes decide the order.
+        check_in(
+            &mut scratch,
+            "SharedPrefix0123Zulu=1&SharedPrefix0124=2&A=3",
+        );
+        check_in(
+            &mut scratch,
+            "SharedPrefix0123Alpha=1&SharedPrefix0124=2&A=3",
+        );
+        check_in(
+            &mut scratch,
+            "SharedPrefix0123Alpha=1&SharedPrefix0123=2&A=3",
+        );
+        // More pairs than the insertion sort takes, then a short body again.
+        let many: String = (0..40).map(|i| format!("k{}={}&", 39 - i, i)).collect();
+        check_in(&mut scratch, &many);
+        assert!(scratch.sorted_prefixes.is_empty());
+        check_in(&mut scratch, &many);
+        check_in(&mut scratch, "b=2&a=1");
+    }
+
+    #[test]
+    fn leading_escapes_of_every_length_decode_like_form_urlencoded() {
+        let digits = "14155550100987654";
+        for len in 0..=digits.len() {
+            let plain = &digits[..len];
+            for escaped in [
+                format!("%2B{plain}"),
+                format!("%2b{plain}"),
+                format!("%41{plain}"),
+                format!("%C3%A9{plain}"),
+                format!("%2B{plain}%2B"),
+                format!("%2B{plain}+x"),
+                format!("%2B{plain}é"),
+                format!("%zz{plain}"),
+                format!("%2{plain}"),
+                format!("%{plain}"),
+            ] {
+                for body in [
+                    format!("From={escaped}"),
+                    format!("From={escaped}&To=%2B1&Body=a+b"),
+                    format!("{escaped}={escaped}&{escaped}=1&z=%2B9"),
+                    format!("{escaped}&{escaped}"),
+                ] {
+                    check_signed(body.as_bytes());
+                }
+            }
+        }
+    }
+
     #[test]
     fn thread_scratch_in_use_falls_back_to_a_fresh_one() {
         let outer = with_signed(b"b=2&a=1", |s| {
@@ -722,6 +878,33 @@ mod tests {
             let decoded_invalid = std::str::from_utf8(&body).is_err()
                 || form_urlencoded::parse(&body).any(|(k, v)| k.contains('\u{fffd}') || v.contains('\u{fffd}'));
             proptest::prop_assert!(decoded_invalid);
+        }
+    }
+
+    #[test]
+    fn a_reused_scratch_space_matches_form_urlencoded(bodies in proptest::collection::vec(
+        proptest::collection::vec(
+            (
+                proptest::sample::select(vec![
+                    "MessageSid", "MessageStatus", "SmsSid", "To", "From", "a", "",
+                    "SharedPrefix0123", "SharedPrefix0123X", "SharedPrefix0123Y",
+                ]),
+                proptest::sample::select(vec!["", "1", "2", "+1415", "a b"]),
+            ),
+            0..12,
+        ),
+        1..8,
+    )) {
+        let mut scratch = Scratch::new();
+        for pairs in &bodies {
+            let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
+            let signed = scratch.decode(body.as_bytes());
+            let got = signed.and_then(|r| scratch.buf.get(r)).map(<[u8]>::to_vec);
+            proptest::prop_assert_eq!(got, Some(reference_signed(body.as_bytes())));
+            // Twice in a row: the second decoding may reuse the first one's order.
+            let signed = scratch.decode(body.as_bytes());
+            let got = signed.and_then(|r| scratch.buf.get(r)).map(<[u8]>::to_vec);
+            proptest::prop_assert_eq!(got, Some(reference_signed(body.as_bytes())));
         }
     }
 
