@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use super::{
-    Applied, Cursor, HistoryEntry, ListQuery, MessageRecord, Page, SentMessage, StatusEvent,
-    StatusStore, StoreError,
+    Applied, HistoryEntry, ListQuery, MessageRecord, Page, SentMessage, StatusEvent, StatusStore,
+    StoreError,
 };
 use crate::ids::MessageSid;
 use crate::status::{Outcome, transition};
@@ -241,16 +241,6 @@ impl StatusStore for MemoryStore {
             .cloned()
             .collect();
         out.sort_by(|a, b| (b.created_at, &b.sid).cmp(&(a.created_at, &a.sid)));
-        let size = query.page_size() as usize;
-        let next = if out.len() > size {
-            out.truncate(size);
-            out.last().map(|r| Cursor {
-                created_at: r.created_at,
-                sid: r.sid.clone(),
-            })
-        } else {
-            None
-        };
-        Ok(Page { records: out, next })
+        Ok(Page::from_overfetch(out, query.page_size() as usize))
     }
 }

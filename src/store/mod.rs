@@ -370,6 +370,21 @@ impl Page {
     pub fn new(records: Vec<MessageRecord>, next: Option<Cursor>) -> Self {
         Self { records, next }
     }
+
+    /// The page of `size` records from `records` fetched newest first with one more than
+    /// `size`: an extra record means there is a next page, which starts after the last one kept.
+    pub fn from_overfetch(mut records: Vec<MessageRecord>, size: usize) -> Self {
+        let next = if records.len() > size {
+            records.truncate(size);
+            records.last().map(|r| Cursor {
+                created_at: r.created_at,
+                sid: r.sid.clone(),
+            })
+        } else {
+            None
+        };
+        Self { records, next }
+    }
 }
 
 /// Why a store operation failed.

@@ -18,8 +18,8 @@ use super::sql::{
     db_error, from_micros, micros_ceil, micros_floor, rank, raw_json,
 };
 use super::{
-    Applied, Cursor, HistoryEntry, ListQuery, MessageRecord, Page, SentMessage, StatusEvent,
-    StatusStore, StoreError,
+    Applied, HistoryEntry, ListQuery, MessageRecord, Page, SentMessage, StatusEvent, StatusStore,
+    StoreError,
 };
 use crate::ids::MessageSid;
 use crate::status::{MessageStatus, transition};
@@ -397,16 +397,7 @@ impl StatusStore for SqliteStore {
         qb.push(" ORDER BY created_at DESC, sid DESC LIMIT ")
             .push_bind(i64::try_from(size + 1).unwrap_or(i64::MAX));
         let rows = qb.build().fetch_all(&self.pool).await.map_err(db_error)?;
-        let mut records = rows.iter().map(record_row).collect::<Result<Vec<_>, _>>()?;
-        let next = if records.len() > size {
-            records.truncate(size);
-            records.last().map(|r| Cursor {
-                created_at: r.created_at,
-                sid: r.sid.clone(),
-            })
-        } else {
-            None
-        };
-        Ok(Page { records, next })
+        let records = rows.iter().map(record_row).collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_overfetch(records, size))
     }
 }
