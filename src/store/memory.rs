@@ -124,21 +124,9 @@ impl StatusStore for MemoryStore {
                 (o.into_mut(), Some(previous))
             }
             hash_map::Entry::Vacant(v) => {
-                let record = MessageRecord {
-                    sid: event.sid.clone(),
-                    account_sid: None,
-                    to: None,
-                    from: None,
-                    messaging_service_sid: None,
-                    body: None,
-                    num_segments: None,
-                    status: event.status.clone(),
-                    error_code: event.error_code,
-                    error_message: event.error_message.clone(),
-                    sent_recorded: false,
-                    created_at: event.received_at,
-                    updated_at: now,
-                };
+                // Status, error and update time are set below: a new record always advances.
+                let record =
+                    MessageRecord::new(event.sid.clone(), event.status.clone(), event.received_at);
                 (
                     v.insert(Entry {
                         record,
