@@ -2,7 +2,9 @@
 //!
 //! Read as ratios inside one run: `full_8_params / floor_hmac_sha1` (target ≤ 1.25) and
 //! `rejected_8_params / floor_hmac_sha1` (target ≤ 2.5: a rejection tries two URL candidates).
-//! `floor_hmac_sha1_prekeyed` shows the share of the floor that keying the HMAC costs.
+//! `floor_hmac_sha1_prekeyed` shows the share of the floor that keying the HMAC costs, and
+//! `full_8_params_cache_miss` the cost of (b) when the thread's cached first block (shared by
+//! every callback of one account to one URL) does not match.
 use std::hint::black_box;
 
 use base64::Engine as _;
@@ -137,8 +139,22 @@ fn bench(c: &mut Criterion) {
         });
     }
 
-    // (d) A rejected signature: both URL candidates are tried.
+    // (b') The 8-param callback with the thread's first-block cache missing every time: two
+    // validators of the same token take turns, so each finds the other's block cached.
     let body = form_body(&pairs);
+    let h = headers(FORM, &sign(&token, URL, &pairs));
+    let other = SignatureValidator::new(token.clone());
+    let mut turn = false;
+    group.bench_function("full_8_params_cache_miss", |b| {
+        b.iter(|| {
+            turn = !turn;
+            let v = if turn { &validator } else { &other };
+            v.validate_http(&Method::POST, black_box(URL), &h, black_box(&body))
+                .unwrap()
+        });
+    });
+
+    // (d) A rejected signature: both URL candidates are tried.
     let h = headers(FORM, "bwSgJ+oHA34iYCaD0pf6Gu1S6U4=");
     assert!(
         validator

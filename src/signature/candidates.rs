@@ -234,7 +234,7 @@ impl<'a> Pieces<'a> {
     }
 
     /// The non-empty pieces, in order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &'a str> + '_ {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &'a str> + Clone + '_ {
         self.0.iter().copied().filter(|p| !p.is_empty())
     }
 

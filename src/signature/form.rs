@@ -31,12 +31,17 @@ thread_local! {
     static SCRATCH: RefCell<Scratch> = const { RefCell::new(Scratch::new()) };
 }
 
-/// Runs `f` on the signed bytes of a form `body` (every key and value of its sorted, distinct
-/// pairs, end to end), or on `None` when the body is not UTF-8, raw or decoded (or longer than
-/// 1 GiB). Uses the thread's scratch space; `f` runs once.
-pub(crate) fn with_signed<R>(body: &[u8], mut f: impl FnMut(Option<&[u8]>) -> R) -> R {
+/// Runs `f` on the string-to-sign of a form `body` posted to `url`: the URL, then every key and
+/// value of the body's sorted, distinct pairs, end to end (one slice, so the MAC can take its
+/// blocks straight from it); or on `None` when the body is not UTF-8, raw or decoded (or longer
+/// than 1 GiB). Uses the thread's scratch space; `f` runs once.
+pub(crate) fn with_string_to_sign<R>(
+    url: &[u8],
+    body: &[u8],
+    mut f: impl FnMut(Option<&[u8]>) -> R,
+) -> R {
     let mut run = |scratch: &mut Scratch| {
-        let signed = scratch.decode(body);
+        let signed = scratch.decode(url, body);
         f(signed.and_then(|range| scratch.buf.get(range)))
     };
     let shared = SCRATCH.try_with(|cell| {
@@ -55,8 +60,8 @@ pub(crate) fn with_signed<R>(body: &[u8], mut f: impl FnMut(Option<&[u8]>) -> R)
 /// The reusable buffers of one decoding.
 #[derive(Debug, Default)]
 struct Scratch {
-    /// Two regions of `body.len() + BLOCK` bytes: the body's copy (its escaped strings decoded
-    /// in place), then the signed bytes. Only grows (zero-filled), so stale bytes may follow
+    /// Two regions: the body's copy (its escaped strings decoded in place) in `body.len() +
+    /// BLOCK` bytes, then the string-to-sign (the URL, then the signed bytes) and `BLOCK` bytes. Only grows (zero-filled), so stale bytes may follow
     /// what was written.
     buf: Vec<u8>,
     /// The pairs, in body order.
@@ -106,17 +111,19 @@ impl Scratch {
         }
     }
 
-    /// Decodes `body`: the range of `buf` that holds its signed bytes.
-    fn decode(&mut self, body: &[u8]) -> Option<Range<usize>> {
+    /// Decodes `body`: the range of `buf` that holds the string-to-sign, `url` then the signed
+    /// bytes.
+    fn decode(&mut self, url: &[u8], body: &[u8]) -> Option<Range<usize>> {
         // Offsets are `u32`, and the buffer holds two regions.
         let room = body.len().checked_add(BLOCK)?;
-        u32::try_from(room.checked_mul(2)?).ok()?;
-        if self.buf.len() < 2 * room {
-            self.buf.resize(2 * room, 0);
+        let size = room.checked_add(url.len())?.checked_add(room)?;
+        u32::try_from(size).ok()?;
+        if self.buf.len() < size {
+            self.buf.resize(size, 0);
         }
         self.entries.clear();
         let (copy, _) = self.buf.split_at_mut(room);
-        copy.get_mut(..body.len())?.copy_from_slice(body);
+        copy_moves(copy, body)?;
         let mut decoding = Decoding {
             body,
             copy,
@@ -124,7 +131,7 @@ impl Scratch {
         };
         decoding.scan()?;
         self.sort(room);
-        Some(self.lay_out(room))
+        self.lay_out(room, url)
     }
 
     /// Sorts the pairs by key then value (bytes) and drops exact duplicates.
@@ -175,9 +182,9 @@ impl Scratch {
         order.dedup_by(|a, b| pair(*a) == pair(*b));
     }
 
-    /// Copies the keys and values of the sorted pairs, end to end, to the second region of the
-    /// buffer (from `room` on); returns where they are.
-    fn lay_out(&mut self, room: usize) -> Range<usize> {
+    /// Copies `url`, then the keys and values of the sorted pairs end to end, to the second
+    /// region of the buffer (from `room` on); returns where they are.
+    fn lay_out(&mut self, room: usize, url: &[u8]) -> Option<Range<usize>> {
         let Self {
             buf,
             entries,
@@ -186,7 +193,8 @@ impl Scratch {
         } = self;
         let split = room.min(buf.len());
         let (copy, signed) = buf.split_at_mut(split);
-        let mut at = 0;
+        copy_moves(signed, url)?;
+        let mut at = url.len();
         for &i in order.iter() {
             if let Some(e) = entries.get(i as usize) {
                 let (key, key_len) = (e.key as usize, e.key_len as usize);
@@ -197,7 +205,7 @@ impl Scratch {
                 at += value_len;
             }
         }
-        room..room + at
+        Some(room..room + at)
     }
 
     /// Gives back memory that an unusually large body made the space grow to.
@@ -214,6 +222,17 @@ impl Scratch {
         }
     }
 }
+
+/// For a key of `n` bytes (`n` up to 16), the bits of its bytes in a big-endian 16-byte prefix.
+const KEY_BYTES: [u128; 17] = {
+    let mut masks = [0; 17];
+    let mut n = 1;
+    while n <= 16 {
+        masks[n] = u128::MAX << (8 * (16 - n));
+        n += 1;
+    }
+    masks
+};
 
 /// No `=` seen yet in the current piece.
 const NO_EQ: usize = usize::MAX;
@@ -347,13 +366,10 @@ impl Decoding<'_, '_> {
         // The key's first 16 bytes (the copy has room past the body), the bytes past a shorter
         // key masked off.
         let first = self.copy.get(start..).and_then(<[u8]>::first_chunk::<16>)?;
-        let past_key = match key_len {
-            0..16 => u128::MAX >> (8 * key_len),
-            _ => 0,
-        };
+        let keep = KEY_BYTES.get(key_len).copied().unwrap_or(u128::MAX);
         // Offsets and lengths fit in `u32`: the body is at most 1 GiB.
         self.entries.push(Entry {
-            prefix: u128::from_be_bytes(*first) & !past_key,
+            prefix: u128::from_be_bytes(*first) & keep,
             key: start as u32,
             key_len: key_len as u32,
             value: value_start as u32,
@@ -370,13 +386,6 @@ impl Decoding<'_, '_> {
 /// another shape or the copy lacks the room (then it is decoded a byte at a time).
 #[inline(always)]
 fn unescape_leading(copy: &mut [u8], start: usize, end: usize) -> Option<usize> {
-    const ONES: u128 = u128::from_le_bytes([1; 16]);
-    const HIGH: u128 = ONES << 7;
-    // 0x80 in every byte of `word` equal to `byte` (exactly: no carry crosses a byte).
-    let equal = |word: u128, byte: u8| {
-        let x = word ^ (ONES * u128::from(byte));
-        !((x & !HIGH).wrapping_add(!HIGH) | x) & HIGH
-    };
     let plain = end.checked_sub(start)?.checked_sub(3)?;
     if plain > 16 {
         return None;
@@ -387,10 +396,8 @@ fn unescape_leading(copy: &mut [u8], start: usize, end: usize) -> Option<usize> 
     let byte = hex_value(hi)? << 4 | hex_value(lo)?;
     let rest = *copy.get(start + 3..)?.first_chunk::<16>()?;
     let after = *copy.get(end..)?.first_chunk::<16>()?;
-    let word = u128::from_le_bytes(rest);
-    let wanted = u128::MAX.checked_shr(8 * (16 - plain) as u32).unwrap_or(0);
-    let other = equal(word, b'%') | equal(word, b'+') | word & HIGH;
-    if byte >= 0x80 || other & wanted != 0 {
+    let wanted = (1u32 << plain) - 1;
+    if byte >= 0x80 || scan::special16(&rest) & wanted != 0 {
         return None;
     }
     *copy.get_mut(start)? = byte;
@@ -435,21 +442,27 @@ fn unescape_in_place(copy: &mut [u8], start: usize, end: usize) -> Option<usize>
     Some(n)
 }
 
-/// Copies `len` bytes from `from[start..]` to `to[at..]`: as two 32-byte pieces when
-/// `len` is at most [`BLOCK`] and both sides have the room (the bytes past `len` are
+/// Copies `len` bytes from `from[start..]` to `to[at..]`: as one 16-, 32- or 64-byte piece
+/// when `len` is at most [`BLOCK`] and both sides have the room (the bytes past `len` are
 /// overwritten by what comes next, or left past the end). Fixed-size pieces are plain moves,
 /// where a copy of any length is a call.
 #[inline(always)]
 fn block_copy(to: &mut [u8], at: usize, from: &[u8], start: usize, len: usize) {
+    /// The first `N` bytes of a block.
+    #[inline(always)]
+    fn piece<const N: usize>(room: &mut [u8; BLOCK], block: &[u8; BLOCK]) {
+        if let (Some(to), Some(from)) = (room.first_chunk_mut::<N>(), block.first_chunk::<N>()) {
+            *to = *from;
+        }
+    }
     let block = from.get(start..).and_then(<[u8]>::first_chunk::<BLOCK>);
     let room = to.get_mut(at..).and_then(<[u8]>::first_chunk_mut::<BLOCK>);
     match (block, room) {
-        (Some(block), Some(room)) if len <= BLOCK => {
-            let (block, room) = (block.as_chunks::<32>().0, room.as_chunks_mut::<32>().0);
-            for (to, from) in room.iter_mut().zip(block) {
-                *to = *from;
-            }
-        }
+        (Some(block), Some(room)) if len <= BLOCK => match len {
+            0..=16 => piece::<16>(room, block),
+            17..=32 => piece::<32>(room, block),
+            _ => piece::<BLOCK>(room, block),
+        },
         _ => {
             if let (Some(from), Some(to)) = (from.get(start..start + len), to.get_mut(at..at + len))
             {
@@ -457,6 +470,37 @@ fn block_copy(to: &mut [u8], at: usize, from: &[u8], start: usize, len: usize) {
             }
         }
     }
+}
+
+/// Copies `from` to the start of `to` in fixed-size moves, the last one overlapping the one
+/// before (short copies of any length are calls; these are a few vector moves). `None` when `to`
+/// is shorter.
+#[inline(always)]
+fn copy_moves(to: &mut [u8], from: &[u8]) -> Option<()> {
+    /// The first and the last `N` bytes (all of them when `N <= from.len() <= 2 * N`).
+    fn ends<const N: usize>(to: &mut [u8], from: &[u8]) -> Option<()> {
+        *to.first_chunk_mut::<N>()? = *from.first_chunk::<N>()?;
+        *to.last_chunk_mut::<N>()? = *from.last_chunk::<N>()?;
+        Some(())
+    }
+    let to = to.get_mut(..from.len())?;
+    match from.len() {
+        0..16 => to.copy_from_slice(from),
+        16..32 => ends::<16>(to, from)?,
+        32..64 => ends::<32>(to, from)?,
+        _ => {
+            for (to, from) in to
+                .as_chunks_mut::<64>()
+                .0
+                .iter_mut()
+                .zip(from.as_chunks::<64>().0)
+            {
+                *to = *from;
+            }
+            *to.last_chunk_mut::<64>()? = *from.last_chunk::<64>()?;
+        }
+    }
+    Some(())
 }
 
 /// Sorts the indices of `entries` by prefix into `order` (which it clears) with an insertion
@@ -489,7 +533,7 @@ fn insertion_sort(entries: &[Entry], order: &mut Vec<u32>) -> bool {
 }
 
 /// The decoded, sorted, distinct pairs of one form body, in a scratch space of their own (the
-/// tests look inside; the validator borrows the thread's space through [`with_signed`]).
+/// tests look inside; the validator borrows the thread's space through [`with_string_to_sign`]).
 #[cfg(test)]
 #[derive(Debug)]
 pub(crate) struct FormPairs<'b> {
@@ -503,7 +547,7 @@ impl<'b> FormPairs<'b> {
     /// Decodes `body`; `None` when it is not UTF-8, raw or decoded (or longer than 1 GiB).
     pub(crate) fn decode(body: &'b [u8]) -> Option<Self> {
         let mut scratch = Scratch::new();
-        let signed = scratch.decode(body)?;
+        let signed = scratch.decode(b"", body)?;
         Some(Self {
             body: std::marker::PhantomData,
             scratch,
@@ -662,7 +706,7 @@ mod tests {
         assert!(ours("a=%C3©".as_bytes()).is_none());
     }
 
-    /// What `with_signed` and `FormPairs::signed` should give: the reference pairs end to end.
+    /// What `with_string_to_sign` (with no URL) and `FormPairs::signed` should give: the reference pairs end to end.
     fn reference_signed(body: &[u8]) -> Vec<u8> {
         reference(body)
             .into_iter()
@@ -676,7 +720,12 @@ mod tests {
             .is_ok()
             .then(|| reference_signed(body));
         let fresh = FormPairs::decode(body).map(|p| p.signed().to_vec());
-        let shared = with_signed(body, |s| s.map(<[u8]>::to_vec));
+        let shared = with_string_to_sign(b"", body, |s| s.map(<[u8]>::to_vec));
+        let with_url = with_string_to_sign(b"https://h/p?q=%41", body, |s| s.map(<[u8]>::to_vec));
+        let want_with_url = fresh
+            .as_ref()
+            .map(|f| [&b"https://h/p?q=%41"[..], f].concat());
+        assert_eq!(with_url, want_with_url);
         if let (Some(want), Some(got)) = (&want, &fresh) {
             assert_eq!(got, want, "{:?}", String::from_utf8_lossy(body));
         }
@@ -719,7 +768,7 @@ mod tests {
 
     /// Decodes `body` in `scratch` (reused, with its cached order) and checks the signed bytes.
     fn check_in(scratch: &mut Scratch, body: &str) {
-        let signed = scratch.decode(body.as_bytes()).expect("UTF-8 body");
+        let signed = scratch.decode(b"", body.as_bytes()).expect("UTF-8 body");
         let got = scratch.buf.get(signed).unwrap().to_vec();
         assert_eq!(got, reference_signed(body.as_bytes()), "{body:?}");
     }
@@ -811,12 +860,12 @@ mod tests {
 
     #[test]
     fn thread_scratch_in_use_falls_back_to_a_fresh_one() {
-        let outer = with_signed(b"b=2&a=1", |s| {
-            let inner = with_signed(b"d=%34&c=3", |s| s.map(<[u8]>::to_vec));
+        let outer = with_string_to_sign(b"u", b"b=2&a=1", |s| {
+            let inner = with_string_to_sign(b"v", b"d=%34&c=3", |s| s.map(<[u8]>::to_vec));
             (s.map(<[u8]>::to_vec), inner)
         });
-        assert_eq!(outer.0.as_deref(), Some(&b"a1b2"[..]));
-        assert_eq!(outer.1.as_deref(), Some(&b"c3d4"[..]));
+        assert_eq!(outer.0.as_deref(), Some(&b"ua1b2"[..]));
+        assert_eq!(outer.1.as_deref(), Some(&b"vc3d4"[..]));
     }
 
     #[test]
@@ -898,11 +947,11 @@ mod tests {
         let mut scratch = Scratch::new();
         for pairs in &bodies {
             let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
-            let signed = scratch.decode(body.as_bytes());
+            let signed = scratch.decode(b"", body.as_bytes());
             let got = signed.and_then(|r| scratch.buf.get(r)).map(<[u8]>::to_vec);
             proptest::prop_assert_eq!(got, Some(reference_signed(body.as_bytes())));
             // Twice in a row: the second decoding may reuse the first one's order.
-            let signed = scratch.decode(body.as_bytes());
+            let signed = scratch.decode(b"", body.as_bytes());
             let got = signed.and_then(|r| scratch.buf.get(r)).map(<[u8]>::to_vec);
             proptest::prop_assert_eq!(got, Some(reference_signed(body.as_bytes())));
         }

@@ -1,10 +1,11 @@
 //! Signing keys: secret bytes with a redacted `Debug`, keyed HMAC states built once, the MAC run.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use hmac::{Hmac, Mac};
-use subtle::ConstantTimeEq as _;
 
 use super::Algorithm;
 use crate::secret::AuthToken;
@@ -58,42 +59,159 @@ impl From<&[u8]> for KeySecret {
 
 /// An HMAC state already keyed (inner and outer pads absorbed); cloned for every message.
 #[derive(Clone)]
-pub(crate) enum KeyedMac {
+pub(crate) struct KeyedMac {
+    /// Unique to one keying (its clones share it): what a thread's [`FirstBlock`] belongs to.
+    id: u64,
+    state: State,
+}
+
+/// A running HMAC of either algorithm.
+#[derive(Clone)]
+enum State {
     Sha1(Hmac<sha1::Sha1>),
     Sha256(Hmac<sha2::Sha256>),
+}
+
+/// The ids of [`KeyedMac`]s: never reused, so a cached state cannot outlive its key's id.
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+/// The block size of both SHA-1 and SHA-256.
+const BLOCK: usize = 64;
+
+/// An HMAC of one algorithm, as it is kept in a [`FirstBlock`].
+trait Cacheable: Mac + Clone {
+    /// The state, when it is of this algorithm.
+    fn cached(state: &State) -> Option<&Self>;
+    fn into_state(self) -> State;
+}
+
+impl Cacheable for Hmac<sha1::Sha1> {
+    fn cached(state: &State) -> Option<&Self> {
+        match state {
+            State::Sha1(mac) => Some(mac),
+            State::Sha256(_) => None,
+        }
+    }
+
+    fn into_state(self) -> State {
+        State::Sha1(self)
+    }
+}
+
+impl Cacheable for Hmac<sha2::Sha256> {
+    fn cached(state: &State) -> Option<&Self> {
+        match state {
+            State::Sha256(mac) => Some(mac),
+            State::Sha1(_) => None,
+        }
+    }
+
+    fn into_state(self) -> State {
+        State::Sha256(self)
+    }
 }
 
 impl KeyedMac {
     /// Keys an HMAC state; HMAC accepts keys of any length, so this cannot fail in practice.
     pub(crate) fn new(algorithm: Algorithm, key: &[u8]) -> Option<Self> {
-        match algorithm {
-            Algorithm::HmacSha1 => Hmac::new_from_slice(key).ok().map(Self::Sha1),
-            Algorithm::HmacSha256 => Hmac::new_from_slice(key).ok().map(Self::Sha256),
-        }
+        let state = match algorithm {
+            Algorithm::HmacSha1 => Hmac::new_from_slice(key).ok().map(State::Sha1),
+            Algorithm::HmacSha256 => Hmac::new_from_slice(key).ok().map(State::Sha256),
+        }?;
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        Some(Self { id, state })
     }
 
     pub(crate) fn algorithm(&self) -> Algorithm {
-        match self {
-            Self::Sha1(_) => Algorithm::HmacSha1,
-            Self::Sha256(_) => Algorithm::HmacSha256,
+        match self.state {
+            State::Sha1(_) => Algorithm::HmacSha1,
+            State::Sha256(_) => Algorithm::HmacSha256,
         }
+    }
+
+    /// Whether the MAC of `message` (a whole string-to-sign) equals `tag`, compared in constant
+    /// time.
+    pub(crate) fn verify(&self, message: &[u8], tag: &[u8]) -> bool {
+        self.verify_pieces(std::iter::empty(), message, tag)
     }
 
     /// Whether the MAC of the URL pieces followed by `signed` (every key and value of the sorted,
     /// distinct pairs, end to end) equals `tag`, compared in constant time.
-    pub(crate) fn verify<'u, U>(&self, url: U, signed: &[u8], tag: &[u8]) -> bool
+    ///
+    /// The first block of the string-to-sign goes through the thread's [`FirstBlock`]: the
+    /// callbacks of one account to one URL all begin with the same 64 bytes (the URL, then
+    /// `AccountSid` and the account's SID, the first key in sorted order), so their first
+    /// compression is done once per thread.
+    pub(crate) fn verify_pieces<'u, U>(&self, url: U, signed: &[u8], tag: &[u8]) -> bool
     where
         U: IntoIterator<Item = &'u str>,
+        U::IntoIter: Clone,
     {
-        match self {
-            Self::Sha1(mac) => run_bytes(mac.clone(), url, signed)
-                .as_slice()
-                .ct_eq(tag)
-                .into(),
-            Self::Sha256(mac) => run_bytes(mac.clone(), url, signed)
-                .as_slice()
-                .ct_eq(tag)
-                .into(),
+        let url = url.into_iter();
+        let block = match url.clone().next() {
+            None => signed.first_chunk::<BLOCK>().copied(),
+            Some(_) => first_block(url.clone(), signed),
+        };
+        match &self.state {
+            State::Sha1(keyed) => self.verify_with(keyed, block.as_ref(), url, signed, tag),
+            State::Sha256(keyed) => self.verify_with(keyed, block.as_ref(), url, signed, tag),
+        }
+    }
+
+    /// [`verify_pieces`](Self::verify_pieces) with the keyed state of one algorithm; `block` is
+    /// the first block of the string-to-sign, when it has one. The state is cloned once and
+    /// worked on where it is.
+    #[inline(always)]
+    fn verify_with<'u, M: Cacheable>(
+        &self,
+        keyed: &M,
+        block: Option<&[u8; BLOCK]>,
+        url: impl Iterator<Item = &'u str> + Clone,
+        signed: &[u8],
+        tag: &[u8],
+    ) -> bool {
+        // The string-to-sign from byte `skip` on, then the comparison.
+        let finish = |mut mac: M, mut skip: usize| {
+            let mut feed = |piece: &[u8]| {
+                let rest = piece.get(skip..).unwrap_or_default();
+                skip = skip.saturating_sub(piece.len());
+                if !rest.is_empty() {
+                    mac.update(rest);
+                }
+            };
+            url.clone().for_each(|piece| feed(piece.as_bytes()));
+            feed(signed);
+            mac.verify_slice(tag).is_ok()
+        };
+        let Some(block) = block else {
+            return finish(keyed.clone(), 0);
+        };
+        let after_block = || {
+            let mut mac = keyed.clone();
+            mac.update(block);
+            mac
+        };
+        let cached = FIRST_BLOCK.try_with(|cell| {
+            let mut slot = cell.try_borrow_mut().ok()?;
+            let hit = slot
+                .as_ref()
+                .filter(|first| first.key == self.id && same(&first.block, block))
+                .and_then(|first| M::cached(&first.state));
+            if let Some(mac) = hit {
+                return Some(finish(mac.clone(), BLOCK));
+            }
+            let mac = after_block();
+            *slot = Some(FirstBlock {
+                key: self.id,
+                block: *block,
+                state: mac.clone().into_state(),
+            });
+            Some(finish(mac, BLOCK))
+        });
+        // The thread's cache is gone (thread exit) or in use: no cache.
+        match cached {
+            Ok(Some(matches)) => matches,
+            _ => finish(after_block(), BLOCK),
         }
     }
 
@@ -103,11 +221,55 @@ impl KeyedMac {
         U: IntoIterator<Item = &'u str>,
         P: IntoIterator<Item = (&'p [u8], &'p [u8])>,
     {
-        match self {
-            Self::Sha1(mac) => run(mac.clone(), url, pairs).to_vec(),
-            Self::Sha256(mac) => run(mac.clone(), url, pairs).to_vec(),
+        match &self.state {
+            State::Sha1(mac) => run(mac.clone(), url, pairs).to_vec(),
+            State::Sha256(mac) => run(mac.clone(), url, pairs).to_vec(),
         }
     }
+}
+
+/// A thread's HMAC state after the first block of the last string-to-sign it verified.
+///
+/// Keyed by the [`KeyedMac`] id and the block's exact bytes, so a hit gives exactly the state that
+/// hashing the block would; a miss costs a 64-byte comparison and a copy. The comparison is of
+/// request bytes with earlier request bytes, no secret.
+struct FirstBlock {
+    key: u64,
+    block: [u8; BLOCK],
+    state: State,
+}
+
+thread_local! {
+    static FIRST_BLOCK: RefCell<Option<FirstBlock>> = const { RefCell::new(None) };
+}
+
+/// The first [`BLOCK`] bytes of the URL pieces then `signed`, `None` when they are shorter.
+fn first_block<'u>(url: impl Iterator<Item = &'u str>, signed: &[u8]) -> Option<[u8; BLOCK]> {
+    let mut block = [0u8; BLOCK];
+    let mut at = 0;
+    let mut add = |piece: &[u8]| {
+        let room = block.get_mut(at..).unwrap_or_default();
+        let n = piece.len().min(room.len());
+        if let (Some(to), Some(from)) = (room.get_mut(..n), piece.get(..n)) {
+            to.copy_from_slice(from);
+        }
+        at += n;
+    };
+    url.for_each(|piece| add(piece.as_bytes()));
+    add(signed);
+    (at == BLOCK).then_some(block)
+}
+
+/// Whether two blocks are equal, word by word without an early exit.
+fn same(a: &[u8; BLOCK], b: &[u8; BLOCK]) -> bool {
+    a.as_chunks::<8>()
+        .0
+        .iter()
+        .zip(b.as_chunks::<8>().0)
+        .fold(0, |diff, (x, y)| {
+            diff | (u64::from_ne_bytes(*x) ^ u64::from_ne_bytes(*y))
+        })
+        == 0
 }
 
 /// Feeds the string-to-sign piece by piece (no string is built) and returns the tag.
@@ -127,20 +289,6 @@ where
     mac.finalize().into_bytes()
 }
 
-/// The MAC of the URL pieces followed by `signed`: a few large updates, so that whole blocks are
-/// hashed straight from `signed`.
-fn run_bytes<'u, M, U>(mut mac: M, url: U, signed: &[u8]) -> hmac::digest::Output<M>
-where
-    M: Mac,
-    U: IntoIterator<Item = &'u str>,
-{
-    for piece in url {
-        mac.update(piece.as_bytes());
-    }
-    mac.update(signed);
-    mac.finalize().into_bytes()
-}
-
 /// One configured key: its id (for diagnostics) and its keyed HMAC state.
 #[derive(Clone)]
 pub(crate) struct Key {
@@ -154,5 +302,98 @@ impl fmt::Debug for Key {
             .field("id", &self.id)
             .field("algorithm", &self.mac.algorithm())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The MAC computed in one piece, with no cache involved.
+    fn one_shot(algorithm: Algorithm, key: &[u8], message: &[u8]) -> Vec<u8> {
+        match algorithm {
+            Algorithm::HmacSha1 => {
+                let mut mac = Hmac::<sha1::Sha1>::new_from_slice(key).unwrap();
+                mac.update(message);
+                mac.finalize().into_bytes().to_vec()
+            }
+            Algorithm::HmacSha256 => {
+                let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
+                mac.update(message);
+                mac.finalize().into_bytes().to_vec()
+            }
+        }
+    }
+
+    /// `message` split into URL pieces and signed bytes at `cut`, verified against `tag`; the
+    /// same verified whole must agree.
+    fn verify(mac: &KeyedMac, message: &[u8], cut: usize, tag: &[u8]) -> bool {
+        let (url, signed) = message.split_at(cut);
+        let url = std::str::from_utf8(url).unwrap();
+        let (a, b) = url.split_at(url.len() / 2);
+        let in_pieces = mac.verify_pieces([a, "", b], signed, tag);
+        assert_eq!(
+            in_pieces,
+            mac.verify(message, tag),
+            "{message:?} cut at {cut}"
+        );
+        in_pieces
+    }
+
+    #[test]
+    fn every_length_and_split_around_the_first_block() {
+        for algorithm in [Algorithm::HmacSha1, Algorithm::HmacSha256] {
+            let mac = KeyedMac::new(algorithm, b"key").unwrap();
+            let text: Vec<u8> = (0..200u8).map(|i| b'a' + i % 26).collect();
+            for len in [0, 1, 63, 64, 65, 127, 128, 129, 200] {
+                let message = &text[..len];
+                let tag = one_shot(algorithm, b"key", message);
+                for cut in [0, len / 3, len.min(64), len] {
+                    // Twice: the second call finds the first block cached.
+                    assert!(verify(&mac, message, cut, &tag), "{algorithm} {len} {cut}");
+                    assert!(verify(&mac, message, cut, &tag), "{algorithm} {len} {cut}");
+                    let mut wrong = tag.clone();
+                    wrong[0] ^= 1;
+                    assert!(!verify(&mac, message, cut, &wrong));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_cached_block_serves_only_its_key() {
+        let message = [b'm'; 100];
+        let a = KeyedMac::new(Algorithm::HmacSha1, b"key a").unwrap();
+        let b = KeyedMac::new(Algorithm::HmacSha1, b"key b").unwrap();
+        let tag_a = one_shot(Algorithm::HmacSha1, b"key a", &message);
+        let tag_b = one_shot(Algorithm::HmacSha1, b"key b", &message);
+        assert!(verify(&a, &message, 10, &tag_a));
+        // The same first block, cached for `a`: `b` must not use it.
+        assert!(!verify(&b, &message, 10, &tag_a));
+        assert!(verify(&b, &message, 10, &tag_b));
+        assert!(verify(&a, &message, 10, &tag_a));
+        // The same key bytes keyed again are another key for the cache, with the same MACs.
+        let a_again = KeyedMac::new(Algorithm::HmacSha1, b"key a").unwrap();
+        assert!(verify(&a_again, &message, 10, &tag_a));
+        assert!(!verify(&a_again, &message, 10, &tag_b));
+    }
+
+    #[test]
+    fn the_same_first_block_then_other_bytes() {
+        let mac = KeyedMac::new(Algorithm::HmacSha1, b"key").unwrap();
+        let mut message = [b'x'; 150];
+        assert!(verify(
+            &mac,
+            &message,
+            30,
+            &one_shot(Algorithm::HmacSha1, b"key", &message)
+        ));
+        message[64] = b'y';
+        let tag = one_shot(Algorithm::HmacSha1, b"key", &message);
+        assert!(verify(&mac, &message, 30, &tag));
+        message[63] = b'y';
+        assert!(!verify(&mac, &message, 30, &tag));
+        let tag = one_shot(Algorithm::HmacSha1, b"key", &message);
+        assert!(verify(&mac, &message, 30, &tag));
     }
 }

@@ -72,6 +72,59 @@ pub(crate) fn masks(window: &[u8; 64]) -> Masks {
     portable_masks(window)
 }
 
+/// Bit `i` stands for byte `i` of `bytes` being `%`, `+` or not ASCII: what stops a string
+/// from being copied as it is.
+#[cfg(all(
+    any(target_arch = "x86", target_arch = "x86_64"),
+    target_feature = "sse2"
+))]
+#[inline]
+pub(crate) fn special16(bytes: &[u8; 16]) -> u32 {
+    use safe_arch::{
+        bitor_m128i, cmp_eq_mask_i8_m128i, load_unaligned_m128i, move_mask_i8_m128i,
+        set_splat_i8_m128i,
+    };
+    let splat = |b: u8| set_splat_i8_m128i(i8::from_ne_bytes([b]));
+    let v = load_unaligned_m128i(bytes);
+    let escape = bitor_m128i(
+        cmp_eq_mask_i8_m128i(v, splat(b'%')),
+        cmp_eq_mask_i8_m128i(v, splat(b'+')),
+    );
+    // Move-masks are 16 bits in a non-negative `i32`.
+    (move_mask_i8_m128i(escape) | move_mask_i8_m128i(v)).unsigned_abs()
+}
+
+/// Bit `i` stands for byte `i` of `bytes` being `%`, `+` or not ASCII.
+#[cfg(not(all(
+    any(target_arch = "x86", target_arch = "x86_64"),
+    target_feature = "sse2"
+)))]
+#[inline]
+pub(crate) fn special16(bytes: &[u8; 16]) -> u32 {
+    portable_special16(bytes)
+}
+
+/// [`special16`] in plain integer arithmetic.
+#[cfg_attr(
+    all(
+        any(target_arch = "x86", target_arch = "x86_64"),
+        target_feature = "sse2"
+    ),
+    allow(dead_code)
+)]
+fn portable_special16(bytes: &[u8; 16]) -> u32 {
+    let mut window = [0u8; 64];
+    if let Some(first) = window.first_chunk_mut::<16>() {
+        *first = *bytes;
+    }
+    let masks = portable_masks(&window);
+    let mut high = 0u32;
+    for (i, b) in bytes.iter().enumerate() {
+        high |= u32::from(!b.is_ascii()) << i;
+    }
+    (masks.escape as u32 & 0xFFFF) | high
+}
+
 /// The masks of `window`, eight bytes at a time in plain integer arithmetic.
 #[cfg_attr(
     all(
@@ -134,6 +187,23 @@ mod tests {
                 window[63 - position] = value ^ 0x80;
                 assert_eq!(masks(&window), reference(&window), "{value} at {position}");
                 assert_eq!(portable_masks(&window), reference(&window));
+            }
+        }
+    }
+
+    #[test]
+    fn special_bytes_of_sixteen() {
+        for value in 0..=255u8 {
+            for position in 0..16 {
+                let mut bytes = [b'a'; 16];
+                bytes[position] = value;
+                let want = if matches!(value, b'%' | b'+') || !value.is_ascii() {
+                    1 << position
+                } else {
+                    0
+                };
+                assert_eq!(special16(&bytes), want, "{value} at {position}");
+                assert_eq!(portable_special16(&bytes), want, "{value} at {position}");
             }
         }
     }

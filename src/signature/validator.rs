@@ -282,12 +282,12 @@ impl SignatureValidator {
         let mode = SigningMode::of(request.method, request.content_type, request.body);
         let url = request.url;
         match mode {
-            SigningMode::UrlOnly => self.check(keys, url, &[], tag, algorithm, mode),
+            SigningMode::UrlOnly => self.check(keys, url, url.as_bytes(), tag, algorithm, mode),
             SigningMode::BodyHash => {
                 if body_sha256_values(url).next().is_none() {
                     return Err(SignatureError::BodyHashMissing);
                 }
-                let verified = self.check(keys, url, &[], tag, algorithm, mode)?;
+                let verified = self.check(keys, url, url.as_bytes(), tag, algorithm, mode)?;
                 let hex = super::body_sha256_hex(request.body);
                 if body_sha256_values(url).all(|v| v.as_bytes() == hex.as_slice()) {
                     Ok(verified)
@@ -295,22 +295,23 @@ impl SignatureValidator {
                     Err(SignatureError::BodyHashMismatch)
                 }
             }
-            SigningMode::Form => form::with_signed(request.body, |signed| match signed {
-                Some(signed) => self.check(keys, url, signed, tag, algorithm, mode),
-                None => {
-                    // Invalid UTF-8 after decoding: form_urlencoded's lossy decoding, as the
-                    // callback parser sees it.
-                    let mut pairs: Vec<(Cow<'_, str>, Cow<'_, str>)> =
-                        form_urlencoded::parse(request.body).collect();
-                    pairs.sort_unstable();
-                    pairs.dedup();
-                    let signed: Vec<u8> = pairs
-                        .iter()
-                        .flat_map(|(k, v)| [k.as_bytes(), v.as_bytes()])
-                        .flatten()
-                        .copied()
-                        .collect();
-                    self.check(keys, url, &signed, tag, algorithm, mode)
+            SigningMode::Form => form::with_string_to_sign(url.as_bytes(), request.body, |whole| {
+                match whole {
+                    Some(whole) => self.check(keys, url, whole, tag, algorithm, mode),
+                    None => {
+                        // Invalid UTF-8 after decoding: form_urlencoded's lossy decoding, as the
+                        // callback parser sees it.
+                        let mut pairs: Vec<(Cow<'_, str>, Cow<'_, str>)> =
+                            form_urlencoded::parse(request.body).collect();
+                        pairs.sort_unstable();
+                        pairs.dedup();
+                        let whole: Vec<u8> = std::iter::once(url.as_bytes())
+                            .chain(pairs.iter().flat_map(|(k, v)| [k.as_bytes(), v.as_bytes()]))
+                            .flatten()
+                            .copied()
+                            .collect();
+                        self.check(keys, url, &whole, tag, algorithm, mode)
+                    }
                 }
             }),
         }
@@ -331,19 +332,25 @@ impl SignatureValidator {
     }
 
     /// Tries every URL candidate (computed only when the previous ones failed) with every key;
-    /// `signed` is what follows the URL in the string-to-sign (the pairs' keys and values).
+    /// `whole` is the string-to-sign with the URL as given: `url`, then the pairs' keys and
+    /// values (none for a URL-only signature).
     fn check(
         &self,
         keys: &[Key],
         url: &str,
-        signed: &[u8],
+        whole: &[u8],
         tag: &[u8],
         algorithm: Algorithm,
         mode: SigningMode,
     ) -> Result<Verified, SignatureError> {
+        let signed = whole.get(url.len()..).unwrap_or_default();
         for (pieces, candidate) in Candidates::new(url, self.variants) {
             for key in keys.iter().filter(|k| k.mac.algorithm() == algorithm) {
-                if key.mac.verify(pieces.iter(), signed, tag) {
+                let matches = match candidate {
+                    UrlCandidate::AsGiven => key.mac.verify(whole, tag),
+                    _ => key.mac.verify_pieces(pieces.iter(), signed, tag),
+                };
+                if matches {
                     return Ok(Verified {
                         key_id: Arc::clone(&key.id),
                         candidate,
