@@ -2,12 +2,12 @@
 //!
 //! Same pairs as `form_urlencoded::parse` (split at `&`, skip empty pieces, split at the first
 //! `=`, `+` → space, `%XX` → byte, anything else literal), which the tests check. The body is
-//! copied once into a scratch buffer and scanned 64 bytes at a time through bit masks of its
-//! structural bytes ([`scan`]); strings holding `%` or `+` are decoded in place in the copy
+//! copied once into a scratch buffer; its structural bytes are found 64 at a time as a bit mask
+//! ([`scan`]) and visited in order. Strings holding `%` or `+` are decoded in place in the copy
 //! (decoding never lengthens a string), the others are left as they are. The pairs are sorted
-//! by the first 16 bytes of their keys, then their keys and values are copied out in that order,
-//! short strings as fixed-size blocks: the part of the string-to-sign after the URL, hashed in
-//! one call. The buffers live in a per-thread scratch space that is reused, so a validation in
+//! by the first 16 bytes of their keys, then the URL and the pairs' keys and values are copied
+//! out in that order, short strings as fixed-size blocks: the string-to-sign, hashed in one
+//! call. The buffers live in a per-thread scratch space that is reused, so a validation in
 //! steady state allocates nothing. Bodies that are not UTF-8, raw or decoded, are left to the
 //! caller (which uses `form_urlencoded`'s lossy decoding, the reference).
 
@@ -302,44 +302,27 @@ impl Decoding<'_, '_> {
         self.push_pair(cursor, body.len())
     }
 
-    /// Ends the pieces whose `&` is in the window at `base`, and notes the `=`, `%` and `+` of
-    /// the piece that goes on.
+    /// Goes through the structural bytes of the window at `base` in order: an `&` ends a piece,
+    /// the piece's first `=` ends its key, a `%` or `+` marks the string it is in as escaped.
     #[inline(always)]
     fn window(&mut self, cursor: &mut Cursor, masks: Masks, base: usize) -> Option<()> {
-        let Masks {
-            mut amp,
-            mut eq,
-            mut escape,
-            ..
-        } = masks;
-        loop {
-            // The rest of the current piece in this window: the bits below the next `&` (the
-            // bits of the pieces before were cleared).
-            let next = amp & amp.wrapping_neg();
-            let piece = next.wrapping_sub(1);
-            if cursor.eq == NO_EQ {
-                let eqs = eq & piece;
-                let first = eqs & eqs.wrapping_neg();
-                let before = first.wrapping_sub(1);
-                cursor.key_escaped |= escape & piece & before != 0;
-                if first != 0 {
-                    cursor.eq = base + first.trailing_zeros() as usize;
-                    cursor.value_escaped |= escape & piece & !(first | before) != 0;
+        let mut bits = masks.structural;
+        while bits != 0 {
+            let at = base + bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            match self.body.get(at) {
+                Some(b'&') => {
+                    self.push_pair(*cursor, at)?;
+                    *cursor = Cursor::at(at + 1);
                 }
-            } else {
-                cursor.value_escaped |= escape & piece != 0;
+                Some(b'=') if cursor.eq == NO_EQ => cursor.eq = at,
+                // A later `=` is a value byte.
+                Some(b'=') => {}
+                _ if cursor.eq == NO_EQ => cursor.key_escaped = true,
+                _ => cursor.value_escaped = true,
             }
-            if next == 0 {
-                return Some(());
-            }
-            let end = base + next.trailing_zeros() as usize;
-            self.push_pair(*cursor, end)?;
-            *cursor = Cursor::at(end + 1);
-            let done = next | piece;
-            amp &= !done;
-            eq &= !done;
-            escape &= !done;
         }
+        Some(())
     }
 
     /// Records the piece from `cursor.start` to `end`, skipping an empty one.
