@@ -138,7 +138,7 @@ impl KeyedMac {
     /// Whether the MAC of the URL pieces followed by `signed` (every key and value of the sorted,
     /// distinct pairs, end to end) equals `tag`, compared in constant time.
     ///
-    /// The first block of the string-to-sign goes through the thread's [`FirstBlock`]: the
+    /// The first block of the string-to-sign goes through the thread's [`FirstBlock`]s: the
     /// callbacks of one account to one URL all begin with the same 64 bytes (the URL, then
     /// `AccountSid` and the account's SID, the first key in sorted order), so their first
     /// compression is done once per thread.
@@ -191,22 +191,29 @@ impl KeyedMac {
             mac.update(block);
             mac
         };
-        let cached = FIRST_BLOCK.try_with(|cell| {
-            let mut slot = cell.try_borrow_mut().ok()?;
-            let hit = slot
-                .as_ref()
-                .filter(|first| first.key == self.id && same(&first.block, block))
-                .and_then(|first| M::cached(&first.state));
-            if let Some(mac) = hit {
-                return Some(finish(mac.clone(), BLOCK));
-            }
-            let mac = after_block();
-            *slot = Some(FirstBlock {
-                key: self.id,
-                block: *block,
-                state: mac.clone().into_state(),
+        let cached = FIRST_BLOCKS.try_with(|cell| {
+            let mut slots = cell.try_borrow_mut().ok()?;
+            let hit = slots.iter().position(|slot| {
+                slot.as_ref()
+                    .is_some_and(|first| first.key == self.id && same(&first.block, block))
             });
-            Some(finish(mac, BLOCK))
+            // The most recent first: a hit on the older one swaps them.
+            if let Some(i) = hit {
+                slots.swap(0, i);
+            } else {
+                let mac = after_block();
+                slots.rotate_right(1);
+                slots[0] = Some(FirstBlock {
+                    key: self.id,
+                    block: *block,
+                    state: mac.clone().into_state(),
+                });
+                return Some(finish(mac, BLOCK));
+            }
+            let mac = slots[0]
+                .as_ref()
+                .and_then(|first| M::cached(&first.state))?;
+            Some(finish(mac.clone(), BLOCK))
         });
         // The thread's cache is gone (thread exit) or in use: no cache.
         match cached {
@@ -228,7 +235,7 @@ impl KeyedMac {
     }
 }
 
-/// A thread's HMAC state after the first block of the last string-to-sign it verified.
+/// A thread's HMAC state after the first block of a string-to-sign it verified recently.
 ///
 /// Keyed by the [`KeyedMac`] id and the block's exact bytes, so a hit gives exactly the state that
 /// hashing the block would; a miss costs a 64-byte comparison and a copy. The comparison is of
@@ -239,8 +246,13 @@ struct FirstBlock {
     state: State,
 }
 
+/// How many first blocks a thread keeps: two, so that a URL matching on its second candidate
+/// (the port toggled) or a request matching its second key still finds both cached.
+const FIRST_BLOCKS_KEPT: usize = 2;
+
 thread_local! {
-    static FIRST_BLOCK: RefCell<Option<FirstBlock>> = const { RefCell::new(None) };
+    static FIRST_BLOCKS: RefCell<[Option<FirstBlock>; FIRST_BLOCKS_KEPT]> =
+        const { RefCell::new([None, None]) };
 }
 
 /// The first [`BLOCK`] bytes of the URL pieces then `signed`, `None` when they are shorter.
@@ -376,6 +388,26 @@ mod tests {
         let a_again = KeyedMac::new(Algorithm::HmacSha1, b"key a").unwrap();
         assert!(verify(&a_again, &message, 10, &tag_a));
         assert!(!verify(&a_again, &message, 10, &tag_b));
+    }
+
+    #[test]
+    fn more_blocks_and_keys_in_turn_than_are_kept() {
+        let keys: Vec<_> = [&b"one"[..], b"two"]
+            .iter()
+            .map(|k| (k.to_vec(), KeyedMac::new(Algorithm::HmacSha1, k).unwrap()))
+            .collect();
+        let messages: Vec<Vec<u8>> = (b'a'..=b'c').map(|c| vec![c; 90]).collect();
+        for round in 0..4 {
+            for (i, message) in messages.iter().enumerate() {
+                for (j, (key, mac)) in keys.iter().enumerate() {
+                    let tag = one_shot(Algorithm::HmacSha1, key, message);
+                    assert!(verify(mac, message, 20, &tag), "{round} {i} {j}");
+                    let (other, _) = &keys[1 - j];
+                    let wrong = one_shot(Algorithm::HmacSha1, other, message);
+                    assert!(!verify(mac, message, 20, &wrong), "{round} {i} {j}");
+                }
+            }
+        }
     }
 
     #[test]
