@@ -155,10 +155,6 @@ fn bench(c: &mut Criterion) {
         });
     });
 
-    group.bench_function("form_only", |b| {
-        b.iter(|| twilio_delivery::signature::__form_only(black_box(URL), black_box(&body)))
-    });
-
     // (d) A rejected signature: both URL candidates are tried.
     let h = headers(FORM, "bwSgJ+oHA34iYCaD0pf6Gu1S6U4=");
     assert!(

@@ -5,7 +5,12 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use hmac::{Hmac, Mac};
+use hmac::digest::block_buffer::Eager;
+use hmac::digest::core_api::{BlockSizeUser, Buffer, BufferKindUser, FixedOutputCore, UpdateCore};
+use hmac::digest::typenum::U64;
+use hmac::digest::{KeyInit, Output};
+use hmac::{Hmac, HmacCore, Mac};
+use subtle::ConstantTimeEq as _;
 
 use super::Algorithm;
 use crate::secret::AuthToken;
@@ -65,11 +70,12 @@ pub(crate) struct KeyedMac {
     state: State,
 }
 
-/// A running HMAC of either algorithm.
+/// A running HMAC of either algorithm: the bare cores (the inner and outer hash states, a few
+/// dozen bytes), which the hot path drives block by block with its own buffer.
 #[derive(Clone)]
 enum State {
-    Sha1(Hmac<sha1::Sha1>),
-    Sha256(Hmac<sha2::Sha256>),
+    Sha1(HmacCore<sha1::Sha1>),
+    Sha256(HmacCore<sha2::Sha256>),
 }
 
 /// The ids of [`KeyedMac`]s: never reused, so a cached state cannot outlive its key's id.
@@ -78,14 +84,20 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 /// The block size of both SHA-1 and SHA-256.
 const BLOCK: usize = 64;
 
-/// An HMAC of one algorithm, as it is kept in a [`FirstBlock`].
-trait Cacheable: Mac + Clone {
+/// An HMAC core of one algorithm, as it is kept in a [`FirstBlock`].
+trait Cacheable:
+    UpdateCore
+    + FixedOutputCore
+    + BlockSizeUser<BlockSize = U64>
+    + BufferKindUser<BufferKind = Eager>
+    + Clone
+{
     /// The state, when it is of this algorithm.
     fn cached(state: &State) -> Option<&Self>;
     fn into_state(self) -> State;
 }
 
-impl Cacheable for Hmac<sha1::Sha1> {
+impl Cacheable for HmacCore<sha1::Sha1> {
     fn cached(state: &State) -> Option<&Self> {
         match state {
             State::Sha1(mac) => Some(mac),
@@ -98,7 +110,7 @@ impl Cacheable for Hmac<sha1::Sha1> {
     }
 }
 
-impl Cacheable for Hmac<sha2::Sha256> {
+impl Cacheable for HmacCore<sha2::Sha256> {
     fn cached(state: &State) -> Option<&Self> {
         match state {
             State::Sha256(mac) => Some(mac),
@@ -115,8 +127,8 @@ impl KeyedMac {
     /// Keys an HMAC state; HMAC accepts keys of any length, so this cannot fail in practice.
     pub(crate) fn new(algorithm: Algorithm, key: &[u8]) -> Option<Self> {
         let state = match algorithm {
-            Algorithm::HmacSha1 => Hmac::new_from_slice(key).ok().map(State::Sha1),
-            Algorithm::HmacSha256 => Hmac::new_from_slice(key).ok().map(State::Sha256),
+            Algorithm::HmacSha1 => HmacCore::new_from_slice(key).ok().map(State::Sha1),
+            Algorithm::HmacSha256 => HmacCore::new_from_slice(key).ok().map(State::Sha256),
         }?;
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         Some(Self { id, state })
@@ -170,26 +182,28 @@ impl KeyedMac {
         signed: &[u8],
         tag: &[u8],
     ) -> bool {
-        // The string-to-sign from byte `skip` on, then the comparison.
-        let finish = |mut mac: M, mut skip: usize| {
+        // The string-to-sign from byte `skip` on (whole blocks straight from the slices), then
+        // the comparison.
+        let finish = |mut core: M, mut skip: usize| {
+            let mut buffer = Buffer::<M>::default();
             let mut feed = |piece: &[u8]| {
                 let rest = piece.get(skip..).unwrap_or_default();
                 skip = skip.saturating_sub(piece.len());
-                if !rest.is_empty() {
-                    mac.update(rest);
-                }
+                buffer.digest_blocks(rest, |blocks| core.update_blocks(blocks));
             };
             url.clone().for_each(|piece| feed(piece.as_bytes()));
             feed(signed);
-            mac.verify_slice(tag).is_ok()
+            let mut mac = Output::<M>::default();
+            core.finalize_fixed_core(&mut buffer, &mut mac);
+            mac.as_slice().ct_eq(tag).into()
         };
         let Some(block) = block else {
             return finish(keyed.clone(), 0);
         };
         let after_block = || {
-            let mut mac = keyed.clone();
-            mac.update(block);
-            mac
+            let mut core = keyed.clone();
+            Buffer::<M>::default().digest_blocks(block, |blocks| core.update_blocks(blocks));
+            core
         };
         let cached = FIRST_BLOCKS.try_with(|cell| {
             let mut slots = cell.try_borrow_mut().ok()?;
@@ -229,8 +243,8 @@ impl KeyedMac {
         P: IntoIterator<Item = (&'p [u8], &'p [u8])>,
     {
         match &self.state {
-            State::Sha1(mac) => run(mac.clone(), url, pairs).to_vec(),
-            State::Sha256(mac) => run(mac.clone(), url, pairs).to_vec(),
+            State::Sha1(core) => run(Hmac::from_core(core.clone()), url, pairs).to_vec(),
+            State::Sha256(core) => run(Hmac::from_core(core.clone()), url, pairs).to_vec(),
         }
     }
 }
@@ -325,12 +339,12 @@ mod tests {
     fn one_shot(algorithm: Algorithm, key: &[u8], message: &[u8]) -> Vec<u8> {
         match algorithm {
             Algorithm::HmacSha1 => {
-                let mut mac = Hmac::<sha1::Sha1>::new_from_slice(key).unwrap();
+                let mut mac = <Hmac<sha1::Sha1> as Mac>::new_from_slice(key).unwrap();
                 mac.update(message);
                 mac.finalize().into_bytes().to_vec()
             }
             Algorithm::HmacSha256 => {
-                let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
+                let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key).unwrap();
                 mac.update(message);
                 mac.finalize().into_bytes().to_vec()
             }

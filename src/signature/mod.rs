@@ -254,7 +254,3 @@ mod tests {
         );
     }
 }
-#[doc(hidden)]
-pub fn __form_only(url: &str, body: &[u8]) -> usize {
-    form::with_string_to_sign(url.as_bytes(), body, |s| s.map_or(0, |s| s.len()))
-}
