@@ -155,11 +155,7 @@ impl Scratch {
         sorted_prefixes.clear();
         let prefix = |i: u32| entries.get(i as usize).map_or(0, |e| e.prefix);
         let distinct = if entries.len() <= INSERTION_MAX {
-            let distinct = insertion_sort(entries, order);
-            if distinct {
-                sorted_prefixes.extend(entries.iter().map(|e| e.prefix));
-            }
-            distinct
+            insertion_sort(entries, order)
         } else {
             order.clear();
             order.extend((0..entries.len()).filter_map(|i| u32::try_from(i).ok()));
@@ -170,6 +166,7 @@ impl Scratch {
             })
         };
         if distinct {
+            sorted_prefixes.extend(entries.iter().map(|e| e.prefix));
             // Distinct prefixes: distinct keys, no duplicate to drop.
             return;
         }
@@ -807,6 +804,14 @@ mod tests {
         // More pairs than the insertion sort takes, then a short body again.
         let many: String = (0..40).map(|i| format!("k{}={}&", 39 - i, i)).collect();
         check_in(&mut scratch, &many);
+        assert_eq!(scratch.sorted_prefixes.len(), 40);
+        let other_values: String = (0..40)
+            .map(|i| format!("k{}=v{}&", 39 - i, 2 * i))
+            .collect();
+        check_in(&mut scratch, &other_values);
+        let reordered: String = (0..40).map(|i| format!("k{i}={i}&")).collect();
+        check_in(&mut scratch, &reordered);
+        check_in(&mut scratch, &format!("{many}k3=again"));
         assert!(scratch.sorted_prefixes.is_empty());
         check_in(&mut scratch, &many);
         check_in(&mut scratch, "b=2&a=1");
