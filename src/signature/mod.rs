@@ -43,7 +43,9 @@
 //!   64-byte comparison and a copy of the state.
 //! - That comparison is constant-time. A hit or miss only tells whether a request's first 64
 //!   bytes equal those of a recent request on that thread, and a miss evicts an entry, so a prober
-//!   gets one comparison per genuine callback.
+//!   gets one comparison per genuine callback. The cached states are derived from the key, like
+//!   the validator's own; they stay in the thread until evicted (a dropped validator's entries
+//!   can never match again: every keying has an id of its own).
 //!
 //! # Example
 //!
