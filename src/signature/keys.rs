@@ -195,7 +195,7 @@ impl KeyedMac {
             feed(signed);
             let mut mac = Output::<M>::default();
             core.finalize_fixed_core(&mut buffer, &mut mac);
-            mac.as_slice().ct_eq(tag).into()
+            tags_equal(&mac, tag)
         };
         let Some(block) = block else {
             return finish(keyed.clone(), 0);
@@ -206,28 +206,28 @@ impl KeyedMac {
             core
         };
         let cached = FIRST_BLOCKS.try_with(|cell| {
-            let mut slots = cell.try_borrow_mut().ok()?;
-            let hit = slots.iter().position(|slot| {
+            let mut kept = cell.try_borrow_mut().ok()?;
+            let hit = kept.slots.iter().position(|slot| {
                 slot.as_ref()
                     .is_some_and(|first| first.key == self.id && same(&first.block, block))
             });
-            // The most recent first: a hit on the older one swaps them.
             if let Some(i) = hit {
-                slots.swap(0, i);
-            } else {
-                let mac = after_block();
-                slots.rotate_right(1);
-                slots[0] = Some(FirstBlock {
+                // The other entry is now the least recently used.
+                kept.victim = 1 - i;
+                let first = kept.slots.get(i)?.as_ref()?;
+                return Some(finish(M::cached(&first.state)?.clone(), BLOCK));
+            }
+            let mac = after_block();
+            let victim = kept.victim;
+            if let Some(slot) = kept.slots.get_mut(victim) {
+                *slot = Some(FirstBlock {
                     key: self.id,
                     block: *block,
                     state: mac.clone().into_state(),
                 });
-                return Some(finish(mac, BLOCK));
             }
-            let mac = slots[0]
-                .as_ref()
-                .and_then(|first| M::cached(&first.state))?;
-            Some(finish(mac.clone(), BLOCK))
+            kept.victim = 1 - victim;
+            Some(finish(mac, BLOCK))
         });
         // The thread's cache is gone (thread exit) or in use: no cache.
         match cached {
@@ -260,13 +260,21 @@ struct FirstBlock {
     state: State,
 }
 
-/// How many first blocks a thread keeps: two, so that a URL matching on its second candidate
-/// (the port toggled) or a request matching its second key still finds both cached.
-const FIRST_BLOCKS_KEPT: usize = 2;
+/// The first blocks a thread keeps: two, so that a URL matching on its second candidate (the
+/// port toggled) or a request matching its second key still finds both cached.
+struct FirstBlocks {
+    slots: [Option<FirstBlock>; 2],
+    /// The least recently used slot, replaced on a miss.
+    victim: usize,
+}
 
 thread_local! {
-    static FIRST_BLOCKS: RefCell<[Option<FirstBlock>; FIRST_BLOCKS_KEPT]> =
-        const { RefCell::new([None, None]) };
+    static FIRST_BLOCKS: RefCell<FirstBlocks> = const {
+        RefCell::new(FirstBlocks {
+            slots: [None, None],
+            victim: 0,
+        })
+    };
 }
 
 /// The first [`BLOCK`] bytes of the URL pieces then `signed`, `None` when they are shorter.
@@ -284,6 +292,24 @@ fn first_block<'u>(url: impl Iterator<Item = &'u str>, signed: &[u8]) -> Option<
     url.for_each(|piece| add(piece.as_bytes()));
     add(signed);
     (at == BLOCK).then_some(block)
+}
+
+/// Whether a computed MAC equals the tag of a request, in constant time: the differences of every
+/// word are gathered without an early exit, and only their sum is compared (through `subtle`).
+fn tags_equal(mac: &[u8], tag: &[u8]) -> bool {
+    if mac.len() != tag.len() {
+        return false;
+    }
+    let (mac_words, mac_rest) = mac.as_chunks::<8>();
+    let (tag_words, tag_rest) = tag.as_chunks::<8>();
+    let words = mac_words.iter().zip(tag_words).fold(0u64, |diff, (a, b)| {
+        diff | (u64::from_ne_bytes(*a) ^ u64::from_ne_bytes(*b))
+    });
+    let diff = mac_rest
+        .iter()
+        .zip(tag_rest)
+        .fold(words, |diff, (a, b)| diff | u64::from(a ^ b));
+    diff.ct_eq(&0).into()
 }
 
 /// Whether two blocks are equal, word by word without an early exit.
@@ -383,6 +409,23 @@ mod tests {
                     assert!(!verify(&mac, message, cut, &wrong));
                 }
             }
+        }
+    }
+
+    #[test]
+    fn tags_equal_only_when_every_byte_is() {
+        for len in [0, 1, 7, 8, 9, 20, 32, 33] {
+            let tag: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(37)).collect();
+            assert!(tags_equal(&tag, &tag));
+            for i in 0..len {
+                for bit in 0..8 {
+                    let mut other = tag.clone();
+                    other[i] ^= 1 << bit;
+                    assert!(!tags_equal(&tag, &other), "{len} {i} {bit}");
+                }
+            }
+            assert!(!tags_equal(&tag, &tag[..len.saturating_sub(1)]) || len == 0);
+            assert!(!tags_equal(&tag, &[tag.as_slice(), &[0]].concat()));
         }
     }
 

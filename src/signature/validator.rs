@@ -343,21 +343,23 @@ impl SignatureValidator {
         algorithm: Algorithm,
         mode: SigningMode,
     ) -> Result<Verified, SignatureError> {
+        let usable = || keys.iter().filter(|k| k.mac.algorithm() == algorithm);
+        let verified = |key: &Key, candidate| Verified {
+            key_id: Arc::clone(&key.id),
+            candidate,
+            algorithm,
+            mode,
+        };
+        // The URL as given, hashed with the rest in one piece.
+        if let Some(key) = usable().find(|key| key.mac.verify(whole, tag)) {
+            return Ok(verified(key, UrlCandidate::AsGiven));
+        }
         let signed = whole.get(url.len()..).unwrap_or_default();
-        for (pieces, candidate) in Candidates::new(url, self.variants) {
-            for key in keys.iter().filter(|k| k.mac.algorithm() == algorithm) {
-                let matches = match candidate {
-                    UrlCandidate::AsGiven => key.mac.verify(whole, tag),
-                    _ => key.mac.verify_pieces(pieces.iter(), signed, tag),
-                };
-                if matches {
-                    return Ok(Verified {
-                        key_id: Arc::clone(&key.id),
-                        candidate,
-                        algorithm,
-                        mode,
-                    });
-                }
+        for (pieces, candidate) in Candidates::new(url, self.variants).skip(1) {
+            if let Some(key) =
+                usable().find(|key| key.mac.verify_pieces(pieces.iter(), signed, tag))
+            {
+                return Ok(verified(key, candidate));
             }
         }
         Err(SignatureError::Mismatch)
