@@ -29,8 +29,8 @@
 //!
 //! # Cost
 //!
-//! Validating a status callback costs about 1.1 to 1.2 times one bare HMAC-SHA1 over its
-//! string-to-sign (the README's performance section has the figures).
+//! Validating a status callback costs about as much as one bare HMAC-SHA1 over its
+//! string-to-sign, keyed from the token (the README's performance section has the figures).
 //! - Each key's HMAC state is computed once, when the validator is built.
 //! - The form body is split, decoded and sorted in a per-thread scratch space that is reused, so a
 //!   validation in steady state allocates nothing. The string-to-sign is laid out in one piece, so
