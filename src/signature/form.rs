@@ -61,8 +61,8 @@ pub(crate) fn with_string_to_sign<R>(
 #[derive(Debug, Default)]
 struct Scratch {
     /// Two regions: the body's copy (its escaped strings decoded in place) in `body.len() +
-    /// BLOCK` bytes, then the string-to-sign (the URL, then the signed bytes) and `BLOCK` bytes. Only grows (zero-filled), so stale bytes may follow
-    /// what was written.
+    /// BLOCK` bytes, then the string-to-sign (the URL, then the signed bytes) and `BLOCK` bytes.
+    /// Only grows (zero-filled), so stale bytes may follow what was written.
     buf: Vec<u8>,
     /// The pairs, in body order.
     entries: Vec<Entry>,
@@ -686,7 +686,8 @@ mod tests {
         assert!(ours("a=%C3©".as_bytes()).is_none());
     }
 
-    /// What `with_string_to_sign` (with no URL) and `FormPairs::signed` should give: the reference pairs end to end.
+    /// What `with_string_to_sign` (with no URL) and `FormPairs::signed` should give: the
+    /// reference pairs end to end.
     fn reference_signed(body: &[u8]) -> Vec<u8> {
         reference(body)
             .into_iter()

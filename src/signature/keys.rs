@@ -195,7 +195,7 @@ impl KeyedMac {
             feed(signed);
             let mut mac = Output::<M>::default();
             core.finalize_fixed_core(&mut buffer, &mut mac);
-            tags_equal(&mac, tag)
+            equal_in_constant_time(&mac, tag)
         };
         let Some(block) = block else {
             return finish(keyed.clone(), 0);
@@ -208,8 +208,9 @@ impl KeyedMac {
         let cached = FIRST_BLOCKS.try_with(|cell| {
             let mut kept = cell.try_borrow_mut().ok()?;
             let hit = kept.slots.iter().position(|slot| {
-                slot.as_ref()
-                    .is_some_and(|first| first.key == self.id && same(&first.block, block))
+                slot.as_ref().is_some_and(|first| {
+                    first.key == self.id && equal_in_constant_time(&first.block, block)
+                })
             });
             if let Some(i) = hit {
                 // The other entry is now the least recently used.
@@ -294,34 +295,23 @@ fn first_block<'u>(url: impl Iterator<Item = &'u str>, signed: &[u8]) -> Option<
     (at == BLOCK).then_some(block)
 }
 
-/// Whether a computed MAC equals the tag of a request, in constant time: the differences of every
-/// word are gathered without an early exit, and only their sum is compared (through `subtle`).
-fn tags_equal(mac: &[u8], tag: &[u8]) -> bool {
-    if mac.len() != tag.len() {
+/// Whether two byte strings are equal, in constant time: the differences of every word are
+/// gathered without an early exit, and only their sum is compared (through `subtle`). Serves
+/// both the computed MAC against a request's tag and a cached first block against a new one.
+fn equal_in_constant_time(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
         return false;
     }
-    let (mac_words, mac_rest) = mac.as_chunks::<8>();
-    let (tag_words, tag_rest) = tag.as_chunks::<8>();
-    let words = mac_words.iter().zip(tag_words).fold(0u64, |diff, (a, b)| {
-        diff | (u64::from_ne_bytes(*a) ^ u64::from_ne_bytes(*b))
+    let (a_words, a_rest) = a.as_chunks::<8>();
+    let (b_words, b_rest) = b.as_chunks::<8>();
+    let words = a_words.iter().zip(b_words).fold(0u64, |diff, (x, y)| {
+        diff | (u64::from_ne_bytes(*x) ^ u64::from_ne_bytes(*y))
     });
-    let diff = mac_rest
+    let diff = a_rest
         .iter()
-        .zip(tag_rest)
-        .fold(words, |diff, (a, b)| diff | u64::from(a ^ b));
+        .zip(b_rest)
+        .fold(words, |diff, (x, y)| diff | u64::from(x ^ y));
     diff.ct_eq(&0).into()
-}
-
-/// Whether two blocks are equal, word by word without an early exit.
-fn same(a: &[u8; BLOCK], b: &[u8; BLOCK]) -> bool {
-    a.as_chunks::<8>()
-        .0
-        .iter()
-        .zip(b.as_chunks::<8>().0)
-        .fold(0, |diff, (x, y)| {
-            diff | (u64::from_ne_bytes(*x) ^ u64::from_ne_bytes(*y))
-        })
-        == 0
 }
 
 /// Feeds the string-to-sign piece by piece (no string is built) and returns the tag.
@@ -413,19 +403,22 @@ mod tests {
     }
 
     #[test]
-    fn tags_equal_only_when_every_byte_is() {
+    fn equal_only_when_every_byte_is() {
         for len in [0, 1, 7, 8, 9, 20, 32, 33] {
             let tag: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(37)).collect();
-            assert!(tags_equal(&tag, &tag));
+            assert!(equal_in_constant_time(&tag, &tag));
             for i in 0..len {
                 for bit in 0..8 {
                     let mut other = tag.clone();
                     other[i] ^= 1 << bit;
-                    assert!(!tags_equal(&tag, &other), "{len} {i} {bit}");
+                    assert!(!equal_in_constant_time(&tag, &other), "{len} {i} {bit}");
                 }
             }
-            assert!(!tags_equal(&tag, &tag[..len.saturating_sub(1)]) || len == 0);
-            assert!(!tags_equal(&tag, &[tag.as_slice(), &[0]].concat()));
+            assert!(!equal_in_constant_time(&tag, &tag[..len.saturating_sub(1)]) || len == 0);
+            assert!(!equal_in_constant_time(
+                &tag,
+                &[tag.as_slice(), &[0]].concat()
+            ));
         }
     }
 
