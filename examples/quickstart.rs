@@ -2,7 +2,7 @@
 //! account, no phone and no public URL.
 //!
 //! ```text
-//! cargo run --example quickstart --features emulator,axum
+//! cargo run --example quickstart --features axum,sqlite
 //! ```
 //!
 //! It starts the local Twilio emulator (with chaos on: callbacks reordered, duplicated and
@@ -19,12 +19,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
-use twilio_delivery::emulator::{Chaos, Emulator};
+use twilio_delivery::model::EventSource;
 use twilio_delivery::notify::Notifier;
 use twilio_delivery::reconcile::Reconciler;
-use twilio_delivery::store::{EventSource, SqliteStore, StatusStore};
+use twilio_delivery::store::{SqliteStore, StatusStore};
 use twilio_delivery::webhook::StatusWebhook;
 use twilio_delivery::{Client, MessageSid, SendMessage, SignatureValidator, StatusCallbackUrl};
+use twilio_delivery_emulator::{Chaos, Emulator};
 
 /// Messages in the batch (one more, to a number Twilio rejects, is added).
 const BATCH: usize = 24;
@@ -179,7 +180,7 @@ async fn run() -> Result<bool, Box<dyn Error>> {
 async fn progress(
     store: &dyn StatusStore,
     sent: &[(MessageSid, String)],
-    truth: &BTreeMap<MessageSid, twilio_delivery::emulator::Truth>,
+    truth: &BTreeMap<MessageSid, twilio_delivery_emulator::Truth>,
 ) -> Result<(usize, BTreeMap<String, usize>), Box<dyn Error>> {
     let mut done = 0;
     let mut counts = BTreeMap::new();
@@ -196,8 +197,8 @@ async fn progress(
 }
 
 fn matches(
-    record: &twilio_delivery::store::MessageRecord,
-    truth: Option<&twilio_delivery::emulator::Truth>,
+    record: &twilio_delivery::model::MessageRecord,
+    truth: Option<&twilio_delivery_emulator::Truth>,
 ) -> bool {
     truth.is_some_and(|t| {
         record.status == t.status && record.error_code == t.error_code.map(u32::from)
@@ -221,7 +222,7 @@ fn print_progress(done: usize, total: usize, counts: &BTreeMap<String, usize>, l
 async fn print_table(
     store: &dyn StatusStore,
     sent: &[(MessageSid, String)],
-    truth: &BTreeMap<MessageSid, twilio_delivery::emulator::Truth>,
+    truth: &BTreeMap<MessageSid, twilio_delivery_emulator::Truth>,
     started: Instant,
 ) -> Result<(), Box<dyn Error>> {
     let origin = OffsetDateTime::now_utc() - started.elapsed();

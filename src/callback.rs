@@ -7,8 +7,8 @@
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time};
 
 use crate::ids::{AccountSid, MessageSid, MessagingServiceSid, SidError};
+use crate::model::{EventSource, StatusEvent};
 use crate::status::MessageStatus;
-use crate::store::{EventSource, StatusEvent};
 
 /// Why a signed callback could not be understood.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -21,8 +21,11 @@
 //!   default), `PostgresStore` (many app instances).
 //! - [`webhook`]: the framework-agnostic status-callback handler; [`adapters`] mount it.
 //! - [`reconcile`]: repairs missed callbacks by polling the API.
-//! - `status_page` (feature `axum`): a live HTML page of messages and their timelines.
-//! - `emulator`: a local Twilio that sends real signed callbacks, for demos and tests.
+//! - [`model`]: the message, event and record types every other module shares.
+//! - `status_page` (feature `status-page`): a live HTML page of messages and their timelines.
+//!
+//! The local Twilio emulator that the examples and tests use is its own crate in this
+//! workspace, `twilio-delivery-emulator`: the library never depends on it.
 //!
 //! ## Example: receive status callbacks
 //!
@@ -48,29 +51,27 @@
 //! |---|---|---|
 //! | `rustls` | TLS for the API client through rustls | yes |
 //! | `native-tls` | TLS for the API client through the platform's TLS | no |
-//! | `sqlite` | `store::SqliteStore`, the embedded store for one process | yes |
+//! | `sqlite` | `store::SqliteStore`, the embedded store for one process | no |
 //! | `postgres` | `store::PostgresStore`, shared by many app instances | no |
 //! | `axum` | `adapters::axum` (axum 0.8) | no |
 //! | `actix-web` | `adapters::actix_web` (actix-web 4) | no |
 //! | `warp` | `adapters::warp` (warp 0.4) | no |
-//! | `emulator` | `emulator`: a local Twilio Messages API that sends signed callbacks | no |
+//! | `status-page` | `status_page`: a live HTML page of messages (axum) | no |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod adapters;
 pub mod callback;
 pub mod client;
-#[cfg(feature = "emulator")]
-#[cfg_attr(docsrs, doc(cfg(feature = "emulator")))]
-pub mod emulator;
 pub mod error;
 pub mod ids;
+pub mod model;
 pub mod notify;
 pub mod reconcile;
 pub mod secret;
 pub mod signature;
 pub mod status;
-#[cfg(feature = "axum")]
-#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+#[cfg(feature = "status-page")]
+#[cfg_attr(docsrs, doc(cfg(feature = "status-page")))]
 pub mod status_page;
 pub mod store;
 pub mod webhook;
@@ -80,6 +81,7 @@ pub use client::{
 };
 pub use error::{ApiError, Error, Result};
 pub use ids::{AccountSid, ApiKeySid, MessageSid, MessagingServiceSid, SidError};
+pub use model::{Applied, EventSource, HistoryEntry, MessageRecord, SentMessage, StatusEvent};
 pub use notify::{Notifier, StatusChange};
 pub use reconcile::Reconciler;
 pub use secret::{ApiKeySecret, AuthToken};

@@ -16,8 +16,8 @@ use time::OffsetDateTime;
 use tokio::sync::{broadcast, mpsc};
 
 use crate::ids::MessageSid;
+use crate::model::{Applied, EventSource};
 use crate::status::MessageStatus;
-use crate::store::{Applied, EventSource};
 
 /// One real change of a message's current status.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -20,8 +20,9 @@ use tokio::task::JoinHandle;
 
 use crate::client::Client;
 use crate::error::Error;
+use crate::model::{EventSource, MessageRecord};
 use crate::notify::{Notifier, StatusChange};
-use crate::store::{EventSource, MessageRecord, StatusStore, StoreError};
+use crate::store::{StatusStore, StoreError};
 
 /// What one reconciliation pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

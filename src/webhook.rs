@@ -24,11 +24,12 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 
 use crate::callback::{CallbackError, StatusCallback};
 use crate::ids::MessageSid;
+use crate::model::{Applied, EventSource};
 use crate::notify::{Notifier, StatusChange};
 use crate::signature::{
     PublicUrl, PublicUrlError, SignatureError, SignatureValidator, TrustedProxy,
 };
-use crate::store::{Applied, EventSource, StatusStore, StoreError};
+use crate::store::{StatusStore, StoreError};
 
 /// The default body limit: 64 KiB.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;

@@ -8,7 +8,7 @@ use futures_util::{StreamExt as _, TryStreamExt as _};
 use serde_json::{Value, json};
 use time::macros::{date, datetime};
 use twilio_delivery::client::{Direction, ListFilter, Message, MessagePage};
-use twilio_delivery::store::EventSource;
+use twilio_delivery::model::EventSource;
 use twilio_delivery::{MessageSid, MessageStatus, StatusStore};
 use wiremock::matchers::{body_string, method, path, query_param, query_param_is_missing};
 use wiremock::{Mock, MockServer, ResponseTemplate};

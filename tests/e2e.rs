@@ -15,13 +15,14 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt as _;
 use transport::{Kind, Server};
-use twilio_delivery::emulator::{AttemptOutcome, Chaos, Emulator, EmulatorHandle};
+use twilio_delivery::model::EventSource;
 use twilio_delivery::reconcile::Reconciler;
-use twilio_delivery::store::{EventSource, StatusStore};
+use twilio_delivery::store::StatusStore;
 use twilio_delivery::webhook::StatusWebhook;
 use twilio_delivery::{
     Client, MemoryStore, MessageSid, MessageStatus, SendMessage, SignatureValidator,
 };
+use twilio_delivery_emulator::{AttemptOutcome, Chaos, Emulator, EmulatorHandle};
 
 const MESSAGES: usize = 500;
 const PATH: &str = "/twilio/status";

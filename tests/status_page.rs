@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::{Value, json};
+use twilio_delivery::model::{EventSource, SentMessage, StatusEvent};
 use twilio_delivery::notify::{Notifier, StatusChange};
-use twilio_delivery::store::{EventSource, SentMessage, StatusEvent, StatusStore};
+use twilio_delivery::store::StatusStore;
 use twilio_delivery::{MemoryStore, MessageStatus, status_page};
 
 struct App {

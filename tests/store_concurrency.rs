@@ -10,8 +10,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use twilio_delivery::model::{Applied, EventSource, SentMessage, StatusEvent};
 use twilio_delivery::status::Outcome;
-use twilio_delivery::store::{Applied, EventSource, SentMessage, StatusEvent, StatusStore};
+use twilio_delivery::store::StatusStore;
 use twilio_delivery::{MessageSid, MessageStatus};
 
 const MESSAGES: u32 = 200;

@@ -3,10 +3,9 @@
 
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
+use twilio_delivery::model::{Applied, EventSource, MessageRecord, SentMessage, StatusEvent};
 use twilio_delivery::status::Outcome;
-use twilio_delivery::store::{
-    Applied, EventSource, ListQuery, MessageRecord, SentMessage, StatusEvent, StatusStore,
-};
+use twilio_delivery::store::{ListQuery, StatusStore};
 use twilio_delivery::{AccountSid, MessageSid, MessageStatus, MessagingServiceSid};
 
 const T0: OffsetDateTime = datetime!(2024-05-01 12:00:00 UTC);

@@ -10,8 +10,8 @@ use time::OffsetDateTime;
 use super::enums::Direction;
 use super::wire;
 use crate::ids::{AccountSid, MessageSid, MessagingServiceSid};
+use crate::model::{EventSource, SentMessage, StatusEvent};
 use crate::status::MessageStatus;
-use crate::store::{EventSource, SentMessage, StatusEvent};
 
 /// A message as the API returns it (the spec's `api.v2010.account.message`).
 ///

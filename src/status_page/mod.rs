@@ -38,8 +38,9 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::ids::MessageSid;
+use crate::model::{HistoryEntry, MessageRecord};
 use crate::notify::{Notifier, RecvError, StatusChange};
-use crate::store::{HistoryEntry, ListQuery, MessageRecord, StatusStore};
+use crate::store::{ListQuery, StatusStore};
 
 const PAGE: &str = include_str!("page.html");
 

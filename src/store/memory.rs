@@ -6,11 +6,9 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
-use super::{
-    Applied, HistoryEntry, ListQuery, MessageRecord, Page, SentMessage, StatusEvent, StatusStore,
-    StoreError,
-};
+use super::{ListQuery, Page, StatusStore, StoreError};
 use crate::ids::MessageSid;
+use crate::model::{Applied, HistoryEntry, MessageRecord, SentMessage, StatusEvent};
 use crate::status::{Outcome, transition};
 
 /// A store kept in memory; everything is lost when it is dropped.

@@ -13,11 +13,9 @@ use super::sql::{
     Dialect, EventRow, MAX_LIST_STATUSES, POSTGRES_MIGRATIONS, RecordRow, Statements, TablePrefix,
     ceil_time, db_error, floor_time, rank, raw_json,
 };
-use super::{
-    Applied, HistoryEntry, ListQuery, MessageRecord, Page, ReconcileLock, SentMessage, StatusEvent,
-    StatusStore, StoreError,
-};
+use super::{ListQuery, Page, ReconcileLock, StatusStore, StoreError};
 use crate::ids::MessageSid;
+use crate::model::{Applied, HistoryEntry, MessageRecord, SentMessage, StatusEvent};
 use crate::status::{MessageStatus, transition};
 
 /// First key of the advisory lock `migrate` holds (the second is the prefix's hash).

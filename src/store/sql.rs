@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
-use super::{EventSource, HistoryEntry, MessageRecord, StoreError};
+use super::StoreError;
 use crate::ids::{AccountSid, MessageSid, MessagingServiceSid};
+use crate::model::{EventSource, HistoryEntry, MessageRecord};
 use crate::status::MessageStatus;
 
 /// A table-name prefix for the SQL stores (default `twilio_`), validated so it cannot inject SQL:

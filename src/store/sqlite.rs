@@ -17,11 +17,9 @@ use super::sql::{
     Dialect, EventRow, MAX_LIST_STATUSES, RecordRow, SQLITE_MIGRATIONS, Statements, TablePrefix,
     db_error, from_micros, micros_ceil, micros_floor, rank, raw_json,
 };
-use super::{
-    Applied, HistoryEntry, ListQuery, MessageRecord, Page, SentMessage, StatusEvent, StatusStore,
-    StoreError,
-};
+use super::{ListQuery, Page, StatusStore, StoreError};
 use crate::ids::MessageSid;
+use crate::model::{Applied, HistoryEntry, MessageRecord, SentMessage, StatusEvent};
 use crate::status::{MessageStatus, transition};
 
 /// How long a writer waits for another writer's transaction before giving up.

@@ -9,8 +9,9 @@ use http::Method;
 use time::OffsetDateTime;
 use twilio_delivery::AuthToken;
 use twilio_delivery::ids::MessageSid;
+use twilio_delivery::model::{HistoryEntry, MessageRecord};
 use twilio_delivery::signature::{Scheme, TrustedProxy, sign};
-use twilio_delivery::store::{HistoryEntry, ListQuery, MessageRecord, StatusStore};
+use twilio_delivery::store::{ListQuery, StatusStore};
 use twilio_delivery::webhook::{StatusWebhook, StatusWebhookBuilder};
 use twilio_delivery::{MemoryStore, SignatureValidator};
 

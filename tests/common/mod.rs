@@ -8,11 +8,9 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 use twilio_delivery::AuthToken;
 use twilio_delivery::ids::MessageSid;
+use twilio_delivery::model::{Applied, HistoryEntry, MessageRecord, SentMessage, StatusEvent};
 use twilio_delivery::signature::sign;
-use twilio_delivery::store::{
-    Applied, HistoryEntry, ListQuery, MessageRecord, Page, SentMessage, StatusEvent, StatusStore,
-    StoreError,
-};
+use twilio_delivery::store::{ListQuery, Page, StatusStore, StoreError};
 
 pub const TOKEN: &str = "f7e6d5c4b3a2918071605f4e3d2c1b0a";
 pub const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";

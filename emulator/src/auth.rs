@@ -5,8 +5,8 @@ use base64::Engine as _;
 use subtle::ConstantTimeEq;
 
 use super::api_error::ApiError;
-use crate::ids::{AccountSid, ApiKeySid};
-use crate::secret::{ApiKeySecret, AuthToken};
+use twilio_delivery::ids::{AccountSid, ApiKeySid};
+use twilio_delivery::secret::{ApiKeySecret, AuthToken};
 
 /// The credentials the emulator accepts.
 #[derive(Debug, Clone)]

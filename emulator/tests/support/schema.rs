@@ -10,7 +10,7 @@ use time::format_description::well_known::Rfc2822;
 pub fn spec() -> Value {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/messages_v2010.json"
+        "/../tests/data/twilio-oai/messages_v2010.json"
     );
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }

@@ -12,8 +12,8 @@ use super::chaos::{Chaos, Outcome};
 use super::model;
 use super::state::{Busy, Shared};
 use super::truth::Truth;
-use crate::ids::MessageSid;
-use crate::status::MessageStatus;
+use twilio_delivery::ids::MessageSid;
+use twilio_delivery::status::MessageStatus;
 
 /// The sender a Messaging Service picks when the request named none.
 pub(crate) const SERVICE_SENDER: &str = "+15005550006";

@@ -8,8 +8,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc2822;
 use tokio::sync::Notify;
 
-use crate::ids::MessageSid;
-use crate::status::MessageStatus;
+use twilio_delivery::ids::MessageSid;
+use twilio_delivery::status::MessageStatus;
 
 /// Twilio's API version, in every URI and callback.
 pub(crate) const API_VERSION: &str = "2010-04-01";

@@ -23,7 +23,7 @@ const DEFAULT_FAILED_CODES: [u16; 2] = [30001, 30002];
 ///
 /// ```
 /// use std::time::Duration;
-/// use twilio_delivery::emulator::Chaos;
+/// use twilio_delivery_emulator::Chaos;
 ///
 /// let chaos = Chaos::calm()
 ///     .step_delay(Duration::from_millis(1), Duration::from_millis(5))

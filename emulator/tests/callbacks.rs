@@ -1,13 +1,13 @@
 //! Status callbacks against a real receiver on 127.0.0.1: lifecycle order, signatures,
 //! idempotency tokens, error codes, connection overrides, chaos knobs and reproducibility.
 
-mod emulator_support;
+mod support;
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use emulator_support::{Api, Receiver, closed_port};
-use twilio_delivery::emulator::{AttemptOutcome, CallbackAttempt, Chaos, Emulator, EmulatorHandle};
+use support::{Api, Receiver, closed_port};
+use twilio_delivery_emulator::{AttemptOutcome, CallbackAttempt, Chaos, Emulator, EmulatorHandle};
 
 const TO: &str = "+15558675310";
 const FROM: &str = "+15005550006";

@@ -9,7 +9,7 @@
 use std::net::IpAddr;
 use std::process::ExitCode;
 
-use twilio_delivery::emulator::{Chaos, Emulator};
+use twilio_delivery_emulator::{Chaos, Emulator};
 
 /// Command-line options.
 struct Options {

@@ -3,14 +3,14 @@
 //!
 //! Needs `python3 -m pip install twilio`; without it the test prints that it skipped.
 
-mod emulator_support;
+mod support;
 
 use std::process::Command;
 use std::time::Duration;
 
-use emulator_support::Receiver;
 use serde_json::Value;
-use twilio_delivery::emulator::{Chaos, Emulator};
+use support::Receiver;
+use twilio_delivery_emulator::{Chaos, Emulator};
 
 const SCRIPT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),

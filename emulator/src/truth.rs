@@ -3,8 +3,8 @@
 
 use std::fmt;
 
-use crate::ids::MessageSid;
-use crate::status::MessageStatus;
+use twilio_delivery::ids::MessageSid;
+use twilio_delivery::status::MessageStatus;
 
 /// The final status the emulator intends a message to reach, and its error code.
 ///

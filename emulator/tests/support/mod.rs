@@ -16,8 +16,8 @@ use axum::response::IntoResponse;
 use base64::Engine as _;
 use serde_json::Value;
 use twilio_delivery::AuthToken;
-use twilio_delivery::emulator::EmulatorHandle;
 use twilio_delivery::signature::sign;
+use twilio_delivery_emulator::EmulatorHandle;
 
 /// Calls the emulated API with plain reqwest and Basic auth.
 #[derive(Clone)]

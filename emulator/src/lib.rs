@@ -19,8 +19,8 @@
 //! parameters, so a JSON create fails with 21604 as on Twilio.
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), twilio_delivery::emulator::EmulatorError> {
-//! use twilio_delivery::emulator::{Chaos, Emulator};
+//! # async fn demo() -> Result<(), twilio_delivery_emulator::EmulatorError> {
+//! use twilio_delivery_emulator::{Chaos, Emulator};
 //!
 //! let emulator = Emulator::builder()
 //!     .seed(7)
@@ -63,10 +63,10 @@ use tokio::task::JoinHandle;
 pub use chaos::Chaos;
 pub use truth::{AttemptOutcome, CallbackAttempt, Truth};
 
-use crate::ids::{AccountSid, ApiKeySid, MessageSid};
-use crate::secret::{ApiKeySecret, AuthToken};
 use auth::Credentials;
 use state::{Settings, Shared, hex32, mix};
+use twilio_delivery::ids::{AccountSid, ApiKeySid, MessageSid};
+use twilio_delivery::secret::{ApiKeySecret, AuthToken};
 
 /// Why the emulator could not start, or did not become idle in time.
 #[derive(Debug, thiserror::Error)]

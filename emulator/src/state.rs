@@ -11,7 +11,7 @@ use super::auth::Credentials;
 use super::chaos::Chaos;
 use super::model::StoredMessage;
 use super::truth::{CallbackAttempt, Truth};
-use crate::ids::MessageSid;
+use twilio_delivery::ids::MessageSid;
 
 /// Settings fixed at start.
 #[derive(Debug)]

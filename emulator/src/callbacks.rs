@@ -12,9 +12,9 @@ use tokio::time::Instant;
 use super::model::API_VERSION;
 use super::state::{Busy, Shared};
 use super::truth::{AttemptOutcome, CallbackAttempt};
-use crate::ids::MessageSid;
-use crate::signature::sign;
-use crate::status::MessageStatus;
+use twilio_delivery::ids::MessageSid;
+use twilio_delivery::signature::sign;
+use twilio_delivery::status::MessageStatus;
 
 /// Which failures are retried (`#rp`); Twilio's default is connect failures only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,15 +1,15 @@
 //! The emulated Messages API against Twilio's spec: response shapes, magic numbers, validation
 //! errors, auth, paging and filters, cancel/redact/delete, and hostile input.
 
-mod emulator_support;
+mod support;
 
 use std::time::Duration;
 
-use emulator_support::schema::{self, assert_conforms, assert_error};
-use emulator_support::{Api, basic};
 use serde_json::Value;
-use twilio_delivery::emulator::{Chaos, Emulator, EmulatorHandle};
+use support::schema::{self, assert_conforms, assert_error};
+use support::{Api, basic};
 use twilio_delivery::{ApiKeySecret, ApiKeySid};
+use twilio_delivery_emulator::{Chaos, Emulator, EmulatorHandle};
 
 const TO: &str = "+15558675310";
 const FROM: &str = "+15005550006";

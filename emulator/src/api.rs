@@ -19,8 +19,8 @@ use super::segments;
 use super::state::{Shared, hex32, message_rng};
 use super::truth::Truth;
 use super::validate;
-use crate::ids::MessageSid;
-use crate::status::MessageStatus;
+use twilio_delivery::ids::MessageSid;
+use twilio_delivery::status::MessageStatus;
 
 /// The largest request body accepted.
 const MAX_BODY: usize = 256 * 1024;
