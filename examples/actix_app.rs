@@ -1,34 +1,58 @@
-//! A small actix-web app that sends SMS through Twilio and tracks their delivery.
+//! An actix-web app that sends SMS through Twilio and knows what became of each one.
 //!
-//! - `POST /send` with `{"to": "+15558675310", "body": "Hello"}` sends a message whose status
-//!   callback points at this app, and records it in the store;
-//! - `POST /twilio/status` is the status webhook (signed callbacks from Twilio);
-//! - `GET /messages/{sid}` shows a message's status and every status received.
+//! Two listeners:
+//! - **public** (`BIND_ADDR`, default `127.0.0.1:3000`; put it behind your tunnel or proxy):
+//!   only `POST /twilio/status`, the signed status webhook;
+//! - **admin** (`ADMIN_ADDR`, default `127.0.0.1:3001`; keep it private): `POST /send` with
+//!   `{"to": "+15558675310", "body": "Hello"}` and `GET /messages/{sid}`.
+//!
+//! The reconciler polls Twilio for messages still not final after 15 minutes.
 //!
 //! ```text
 //! TWILIO_ACCOUNT_SID=AC... TWILIO_AUTH_TOKEN=... TWILIO_FROM=+15017122661 \
 //! PUBLIC_BASE_URL=https://your-tunnel.example.com \
-//! cargo run --example actix_app --features actix-web
+//! cargo run --example actix_app --features actix-web,sqlite
 //! ```
 //!
-//! `PUBLIC_BASE_URL` is the URL Twilio reaches this app at (a tunnel or your domain, with any
-//! path prefix your proxy strips). Optional: `DATABASE_URL` (`sqlite:path`, default
-//! `sqlite:twilio-delivery.db`, or `postgres://...` with `--features postgres`),
-//! `TWILIO_API_BASE` (e.g. the local emulator's URL instead of api.twilio.com) and `BIND_ADDR`
-//! (default `127.0.0.1:3000`). Ctrl-C stops it gracefully.
+//! `PUBLIC_BASE_URL` is where Twilio reaches the public listener (with any path prefix your
+//! proxy strips). Optional: `DATABASE_URL` (`sqlite:path`, default `sqlite:twilio-delivery.db`,
+//! or `postgres://...` with `--features postgres`), `TWILIO_API_BASE` (e.g. the local emulator)
+//! and `RUST_LOG`. Ctrl-C stops it gracefully.
 
 mod shared;
 
 use std::error::Error;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::{App, HttpResponse, HttpServer, web};
-use serde_json::Value;
-use shared::{AppError, AppState, Config, SendRequest, WEBHOOK_PATH};
-use twilio_delivery::adapters;
+use serde_json::{Value, json};
+use shared::{AppError, Config, SendRequest, error, message_json, send_error};
+use twilio_delivery::notify::Notifier;
+use twilio_delivery::reconcile::Reconciler;
+use twilio_delivery::store::StatusStore;
+use twilio_delivery::webhook::StatusWebhook;
+use twilio_delivery::{
+    Client, MessageSid, PublicEndpoint, SendMessage, SignatureValidator, adapters,
+};
+
+/// How long a client may take to send its request head, and to start the next request on a
+/// keep-alive connection (actix answers 408 and closes the connection after it).
+const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the admin routes share. Cheap to clone.
+#[derive(Clone)]
+struct AppState {
+    client: Client,
+    store: Arc<dyn StatusStore>,
+    endpoint: PublicEndpoint,
+    from: String,
+}
 
 fn main() -> ExitCode {
+    shared::init_tracing();
     match actix_web::rt::System::new().block_on(run()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -40,34 +64,118 @@ fn main() -> ExitCode {
 
 async fn run() -> Result<(), Box<dyn Error>> {
     let config = Config::from_env()?;
-    let (state, webhook) = AppState::start(&config).await?;
-    let reconciler = state.spawn_reconciler();
-    let server = HttpServer::new(move || {
+    let store = shared::open_store(&config.database_url).await?;
+
+    // One endpoint: the StatusCallback URL sent to Twilio and the URL the webhook validates,
+    // byte for byte. The recommended overrides make Twilio retry 5xx answers and timeouts.
+    let endpoint = PublicEndpoint::new(&config.public_base_url, "/twilio/status")?
+        .with_recommended_overrides();
+    let notifier = Notifier::default();
+    let webhook = StatusWebhook::builder(
+        SignatureValidator::new(config.auth_token.clone()),
+        store.clone(),
+    )
+    .endpoint(&endpoint)
+    .notifier(notifier.clone())
+    .build()?;
+
+    let mut client = Client::builder(config.account_sid.clone(), config.auth_token.clone());
+    if let Some(base) = &config.api_base {
+        client = client.base_url(base.clone());
+    }
+    let client = client.build()?;
+
+    // Every 5 minutes, poll Twilio for messages still not final after 15 minutes.
+    let reconciler = Reconciler::builder(client.clone(), store.clone())
+        .notifier(notifier)
+        .build()
+        .spawn();
+
+    let path = endpoint.path().to_owned();
+    let public = HttpServer::new(move || {
+        App::new().configure(adapters::actix_web::configure(webhook.clone(), &path))
+    })
+    .client_request_timeout(HEAD_TIMEOUT)
+    .keep_alive(HEAD_TIMEOUT)
+    .disable_signals()
+    .bind(config.bind_addr)?;
+    let state = AppState {
+        client,
+        store,
+        endpoint,
+        from: config.from.clone(),
+    };
+    let admin = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(state.clone()))
-            .route("/send", web::post().to(send))
-            .route("/messages/{sid}", web::get().to(message))
-            .configure(adapters::actix_web::configure(
-                webhook.clone(),
-                WEBHOOK_PATH,
-            ))
+            .route("/send", web::post().to(send_route))
+            .route("/messages/{sid}", web::get().to(message_route))
     })
-    .shutdown_signal(shared::ctrl_c())
-    .bind(config.bind_addr)?;
-    for addr in server.addrs() {
-        eprintln!("listening on http://{addr}");
-    }
-    server.run().await?;
+    .client_request_timeout(HEAD_TIMEOUT)
+    .disable_signals()
+    .bind(config.admin_addr)?;
+    eprintln!(
+        "webhook on http://{:?}; admin (send, messages) on http://{:?}",
+        public.addrs(),
+        admin.addrs()
+    );
+    let (public, admin) = (public.run(), admin.run());
+    let (public_handle, admin_handle) = (public.handle(), admin.handle());
+    actix_web::rt::spawn(async move {
+        shared::ctrl_c().await;
+        tokio::join!(public_handle.stop(true), admin_handle.stop(true));
+    });
+    let (public, admin) = tokio::join!(public, admin);
+    public?;
+    admin?;
     reconciler.shutdown().await;
     Ok(())
 }
 
-async fn send(state: web::Data<AppState>, request: web::Json<SendRequest>) -> HttpResponse {
-    reply(StatusCode::CREATED, state.send(request.into_inner()).await)
+async fn send_route(state: web::Data<AppState>, request: web::Json<SendRequest>) -> HttpResponse {
+    reply(
+        StatusCode::CREATED,
+        send(&state, request.into_inner()).await,
+    )
 }
 
-async fn message(state: web::Data<AppState>, sid: web::Path<String>) -> HttpResponse {
-    reply(StatusCode::OK, state.message(&sid).await)
+async fn message_route(state: web::Data<AppState>, sid: web::Path<String>) -> HttpResponse {
+    reply(StatusCode::OK, message(&state, &sid).await)
+}
+
+/// `POST /send`: sends the message with the endpoint's status callback, then records it.
+async fn send(state: &AppState, request: SendRequest) -> Result<Value, AppError> {
+    let message = SendMessage::new(request.to)
+        .from(state.from.as_str())
+        .body(request.body)
+        .status_callback(&state.endpoint);
+    let sent = state
+        .client
+        .messages()
+        .create(&message)
+        .await
+        .map_err(send_error)?;
+    // A callback may already have created the record: record_sent merges into it.
+    state
+        .store
+        .record_sent(&sent.to_sent_message(true))
+        .await
+        .map_err(|e| {
+            error(
+                503,
+                format_args!("sent as {}, but not recorded: {e}", sent.sid),
+            )
+        })?;
+    Ok(json!({ "sid": sent.sid, "status": sent.status.to_string() }))
+}
+
+/// `GET /messages/{sid}`: the message's current status and every status received.
+async fn message(state: &AppState, sid: &str) -> Result<Value, AppError> {
+    let sid = MessageSid::new(sid).map_err(|e| error(400, e))?;
+    let record = state.store.get(&sid).await.map_err(|e| error(503, e))?;
+    let record = record.ok_or_else(|| error(404, "no such message"))?;
+    let history = state.store.history(&sid).await.map_err(|e| error(503, e))?;
+    Ok(message_json(&record, &history))
 }
 
 fn reply(ok: StatusCode, result: Result<Value, AppError>) -> HttpResponse {

@@ -1,28 +1,30 @@
-//! A small axum app that sends SMS through Twilio and tracks their delivery.
+//! An axum app that sends SMS through Twilio and knows what became of each one.
 //!
-//! - `POST /send` with `{"to": "+15558675310", "body": "Hello"}` sends a message whose status
-//!   callback points at this app, and records it in the store;
-//! - `POST /twilio/status` is the status webhook (signed callbacks from Twilio);
-//! - `GET /messages/{sid}` shows a message's status and every status received;
-//! - `GET /status` is a live page of recent messages and their timelines (server-sent events);
-//! - the reconciler polls Twilio for messages still not final after 15 minutes.
+//! Two listeners:
+//! - **public** (`BIND_ADDR`, default `127.0.0.1:3000`; put it behind your tunnel or proxy):
+//!   only `POST /twilio/status`, the signed status webhook;
+//! - **admin** (`ADMIN_ADDR`, default `127.0.0.1:3001`; keep it private): `POST /send` with
+//!   `{"to": "+15558675310", "body": "Hello"}`, `GET /messages/{sid}`, and `GET /status`, a live
+//!   page of recent messages.
+//!
+//! The reconciler polls Twilio for messages still not final after 15 minutes.
 //!
 //! ```text
 //! TWILIO_ACCOUNT_SID=AC... TWILIO_AUTH_TOKEN=... TWILIO_FROM=+15017122661 \
 //! PUBLIC_BASE_URL=https://your-tunnel.example.com \
-//! cargo run --example axum_app --features axum
+//! cargo run --example axum_app --features axum,sqlite,status-page
 //! ```
 //!
-//! `PUBLIC_BASE_URL` is the URL Twilio reaches this app at (a tunnel or your domain, with any
-//! path prefix your proxy strips). Optional: `DATABASE_URL` (`sqlite:path`, default
-//! `sqlite:twilio-delivery.db`, or `postgres://...` with `--features postgres`),
-//! `TWILIO_API_BASE` (e.g. the local emulator's URL instead of api.twilio.com) and `BIND_ADDR`
-//! (default `127.0.0.1:3000`). Ctrl-C stops it gracefully.
+//! `PUBLIC_BASE_URL` is where Twilio reaches the public listener (with any path prefix your
+//! proxy strips). Optional: `DATABASE_URL` (`sqlite:path`, default `sqlite:twilio-delivery.db`,
+//! or `postgres://...` with `--features postgres`), `TWILIO_API_BASE` (e.g. the local emulator)
+//! and `RUST_LOG`. Ctrl-C stops it gracefully.
 
 mod shared;
 
 use std::error::Error;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use axum::Json;
 use axum::Router;
@@ -30,12 +32,28 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde_json::Value;
-use shared::{AppError, AppState, Config, SendRequest, WEBHOOK_PATH};
-use twilio_delivery::{adapters, status_page};
+use serde_json::{Value, json};
+use shared::{AppError, Config, SendRequest, error, message_json, send_error};
+use twilio_delivery::notify::Notifier;
+use twilio_delivery::reconcile::Reconciler;
+use twilio_delivery::store::StatusStore;
+use twilio_delivery::webhook::StatusWebhook;
+use twilio_delivery::{
+    Client, MessageSid, PublicEndpoint, SendMessage, SignatureValidator, adapters, status_page,
+};
+
+/// What the admin routes share. Cheap to clone.
+#[derive(Clone)]
+struct AppState {
+    client: Client,
+    store: Arc<dyn StatusStore>,
+    endpoint: PublicEndpoint,
+    from: String,
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    shared::init_tracing();
     match run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -47,31 +65,111 @@ async fn main() -> ExitCode {
 
 async fn run() -> Result<(), Box<dyn Error>> {
     let config = Config::from_env()?;
-    let (state, webhook) = AppState::start(&config).await?;
-    let reconciler = state.spawn_reconciler();
-    let page = status_page::router(state.store.clone(), state.notifier.clone());
-    let app = Router::new()
-        .route("/send", post(send))
-        .route("/messages/{sid}", get(message))
+    let store = shared::open_store(&config.database_url).await?;
+
+    // One endpoint: the StatusCallback URL sent to Twilio and the URL the webhook validates,
+    // byte for byte. The recommended overrides make Twilio retry 5xx answers and timeouts.
+    let endpoint = PublicEndpoint::new(&config.public_base_url, "/twilio/status")?
+        .with_recommended_overrides();
+    let notifier = Notifier::default();
+    let webhook = StatusWebhook::builder(
+        SignatureValidator::new(config.auth_token.clone()),
+        store.clone(),
+    )
+    .endpoint(&endpoint)
+    .notifier(notifier.clone())
+    .build()?;
+
+    let mut client = Client::builder(config.account_sid.clone(), config.auth_token.clone());
+    if let Some(base) = &config.api_base {
+        client = client.base_url(base.clone());
+    }
+    let client = client.build()?;
+
+    // Every 5 minutes, poll Twilio for messages still not final after 15 minutes.
+    let reconciler = Reconciler::builder(client.clone(), store.clone())
+        .notifier(notifier.clone())
+        .build()
+        .spawn();
+
+    let public = adapters::axum::router(webhook, endpoint.path());
+    let state = AppState {
+        client,
+        store: store.clone(),
+        endpoint,
+        from: config.from.clone(),
+    };
+    let admin = Router::new()
+        .route("/send", post(send_route))
+        .route("/messages/{sid}", get(message_route))
         .with_state(state)
-        .nest("/status", page)
-        .merge(adapters::axum::router(webhook, WEBHOOK_PATH));
-    let listener = tokio::net::TcpListener::bind(config.bind_addr).await?;
-    let addr = listener.local_addr()?;
-    eprintln!("listening on http://{addr}; live status page at http://{addr}/status");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shared::ctrl_c())
-        .await?;
+        .nest("/status", status_page::router(store, notifier));
+
+    let public_listener = tokio::net::TcpListener::bind(config.bind_addr).await?;
+    let admin_listener = tokio::net::TcpListener::bind(config.admin_addr).await?;
+    eprintln!(
+        "webhook on http://{}; admin (send, messages, live page /status) on http://{}",
+        public_listener.local_addr()?,
+        admin_listener.local_addr()?
+    );
+    // Served with a deadline for request heads: see examples/shared/serve.rs.
+    let (stop, stopped) = tokio::sync::watch::channel(());
+    let until_stopped = |mut rx: tokio::sync::watch::Receiver<()>| async move {
+        let _ = rx.changed().await;
+    };
+    tokio::join!(
+        shared::serve::serve(public_listener, public, until_stopped(stopped.clone())),
+        shared::serve::serve(admin_listener, admin, until_stopped(stopped)),
+        async move {
+            shared::ctrl_c().await;
+            let _ = stop.send(());
+        },
+    );
     reconciler.shutdown().await;
     Ok(())
 }
 
-async fn send(State(state): State<AppState>, Json(request): Json<SendRequest>) -> Response {
-    reply(StatusCode::CREATED, state.send(request).await)
+async fn send_route(State(state): State<AppState>, Json(request): Json<SendRequest>) -> Response {
+    reply(StatusCode::CREATED, send(&state, request).await)
 }
 
-async fn message(State(state): State<AppState>, Path(sid): Path<String>) -> Response {
-    reply(StatusCode::OK, state.message(&sid).await)
+async fn message_route(State(state): State<AppState>, Path(sid): Path<String>) -> Response {
+    reply(StatusCode::OK, message(&state, &sid).await)
+}
+
+/// `POST /send`: sends the message with the endpoint's status callback, then records it.
+async fn send(state: &AppState, request: SendRequest) -> Result<Value, AppError> {
+    let message = SendMessage::new(request.to)
+        .from(state.from.as_str())
+        .body(request.body)
+        .status_callback(&state.endpoint);
+    let sent = state
+        .client
+        .messages()
+        .create(&message)
+        .await
+        .map_err(send_error)?;
+    // A callback may already have created the record: record_sent merges into it.
+    state
+        .store
+        .record_sent(&sent.to_sent_message(true))
+        .await
+        .map_err(|e| {
+            error(
+                503,
+                format_args!("sent as {}, but not recorded: {e}", sent.sid),
+            )
+        })?;
+    Ok(json!({ "sid": sent.sid, "status": sent.status.to_string() }))
+}
+
+/// `GET /messages/{sid}`: the message's current status and every status received.
+async fn message(state: &AppState, sid: &str) -> Result<Value, AppError> {
+    let sid = MessageSid::new(sid).map_err(|e| error(400, e))?;
+    let record = state.store.get(&sid).await.map_err(|e| error(503, e))?;
+    let record = record.ok_or_else(|| error(404, "no such message"))?;
+    let history = state.store.history(&sid).await.map_err(|e| error(503, e))?;
+    Ok(message_json(&record, &history))
 }
 
 fn reply(ok: StatusCode, result: Result<Value, AppError>) -> Response {

@@ -24,7 +24,7 @@ use twilio_delivery::notify::Notifier;
 use twilio_delivery::reconcile::Reconciler;
 use twilio_delivery::store::{SqliteStore, StatusStore};
 use twilio_delivery::webhook::StatusWebhook;
-use twilio_delivery::{Client, MessageSid, SendMessage, SignatureValidator, StatusCallbackUrl};
+use twilio_delivery::{Client, MessageSid, PublicEndpoint, SendMessage, SignatureValidator};
 use twilio_delivery_emulator::{Chaos, Emulator};
 
 /// Messages in the batch (one more, to a number Twilio rejects, is added).
@@ -74,14 +74,18 @@ async fn run() -> Result<bool, Box<dyn Error>> {
     // 3. The app: an axum server with the status webhook. Its public URL is what Twilio calls
     //    (and signs); here the emulator calls it directly.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let public_url = format!("http://{}", listener.local_addr()?);
+    //    One endpoint gives both the StatusCallback URL sent (with overrides that ask Twilio
+    //    to retry 5xx answers) and the URL the webhook validates signatures against.
+    let endpoint =
+        PublicEndpoint::new(&format!("http://{}", listener.local_addr()?), WEBHOOK_PATH)?
+            .with_recommended_overrides();
     let notifier = Notifier::new(4096);
     let validator = SignatureValidator::new(emulator.auth_token().clone());
     let webhook = StatusWebhook::builder(validator, store.clone())
-        .public_url(&public_url)
+        .endpoint(&endpoint)
         .notifier(notifier.clone())
         .build()?;
-    let app = twilio_delivery::adapters::axum::router(webhook, WEBHOOK_PATH);
+    let app = twilio_delivery::adapters::axum::router(webhook, endpoint.path());
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
 
     // 4. The client, pointed at the emulator instead of api.twilio.com, and the reconciler,
@@ -99,10 +103,7 @@ async fn run() -> Result<bool, Box<dyn Error>> {
         .build()
         .spawn();
 
-    // 5. Send the batch, each with a status callback that asks Twilio to retry 5xx answers.
-    let callback = StatusCallbackUrl::new(&public_url.parse()?, WEBHOOK_PATH)?
-        .with_recommended_overrides()
-        .to_url();
+    // 5. Send the batch, each with the endpoint's status callback.
     let started = Instant::now();
     let mut sent: Vec<(MessageSid, String)> = Vec::new();
     let mut recipients: Vec<String> = (0..BATCH)
@@ -118,7 +119,7 @@ async fn run() -> Result<bool, Box<dyn Error>> {
         let message = SendMessage::new(to.as_str())
             .from("+15005550006")
             .body(format!("Order #{} has shipped", 4200 + i))
-            .status_callback(callback.clone());
+            .status_callback(&endpoint);
         match client.messages().create(&message).await {
             Ok(m) => {
                 store.record_sent(&m.to_sent_message(true)).await?;

@@ -62,6 +62,7 @@
 pub mod adapters;
 pub mod callback;
 pub mod client;
+pub mod endpoint;
 pub mod error;
 pub mod ids;
 pub mod model;
@@ -76,9 +77,8 @@ pub mod status_page;
 pub mod store;
 pub mod webhook;
 
-pub use client::{
-    Client, ClientBuilder, ListFilter, Message, RetryPolicy, SendMessage, StatusCallbackUrl,
-};
+pub use client::{Client, ClientBuilder, ListFilter, Message, RetryPolicy, SendMessage};
+pub use endpoint::{ConnectionOverrides, PublicEndpoint};
 pub use error::{ApiError, Error, Result};
 pub use ids::{AccountSid, ApiKeySid, MessageSid, MessagingServiceSid, SidError};
 pub use model::{Applied, EventSource, HistoryEntry, MessageRecord, SentMessage, StatusEvent};

@@ -19,10 +19,12 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 
 use crate::callback::{CallbackError, StatusCallback};
+use crate::endpoint::PublicEndpoint;
 use crate::ids::MessageSid;
 use crate::model::{Applied, EventSource};
 use crate::notify::{Notifier, StatusChange};
@@ -34,37 +36,19 @@ use crate::store::{StatusStore, StoreError};
 /// The default body limit: 64 KiB.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 
+/// The default deadline for receiving a whole request body: 5 s (a status callback is a few
+/// hundred bytes; Twilio sends it at once).
+pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The `Retry-After` (seconds) sent with a 503.
 const RETRY_AFTER_SECS: u32 = 5;
 
 /// The header carrying Twilio's per-attempt idempotency token.
 const IDEMPOTENCY_HEADER: &str = "i-twilio-idempotency-token";
 
-/// Checks a configured base URL: `http` or `https`, a host, no query, fragment or whitespace.
+/// Checks a configured base URL: `http` or `https`, a host, no query or fragment, encoded.
 fn check_base(url: &str) -> Result<(), WebhookConfigError> {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))
-        .ok_or(WebhookConfigError::PublicUrl(
-            "must start with http:// or https://",
-        ))?;
-    if rest.is_empty() || rest.starts_with('/') {
-        return Err(WebhookConfigError::PublicUrl("has no host"));
-    }
-    if rest.contains(['?', '#']) {
-        return Err(WebhookConfigError::PublicUrl(
-            "must not have a query or fragment",
-        ));
-    }
-    if rest
-        .bytes()
-        .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
-    {
-        return Err(WebhookConfigError::PublicUrl(
-            "must not contain spaces or control characters",
-        ));
-    }
-    Ok(())
+    crate::endpoint::check_base(url).map_err(|e| WebhookConfigError::PublicUrl(e.reason))
 }
 
 /// Why a [`StatusWebhook`] could not be built.
@@ -80,6 +64,9 @@ pub enum WebhookConfigError {
     /// The body limit is zero.
     #[error("body limit must be at least 1 byte")]
     BodyLimit,
+    /// The body read timeout is zero.
+    #[error("body read timeout must not be zero")]
+    BodyReadTimeout,
 }
 
 /// Why a request was refused. Each kind maps to one HTTP status ([`status_code`](Self::status_code)).
@@ -230,7 +217,10 @@ struct Inner {
     validator: SignatureValidator,
     store: Arc<dyn StatusStore>,
     public_url: PublicUrl,
+    /// The connection-override fragment of the endpoint's callback URL, tried second.
+    fragment: Option<String>,
     body_limit: usize,
+    body_read_timeout: Duration,
     notifier: Option<Notifier>,
 }
 
@@ -241,6 +231,7 @@ impl fmt::Debug for StatusWebhook {
             .field("store", &self.inner.store)
             .field("public_url", &self.inner.public_url)
             .field("body_limit", &self.inner.body_limit)
+            .field("body_read_timeout", &self.inner.body_read_timeout)
             .field("notifier", &self.inner.notifier.is_some())
             .finish()
     }
@@ -253,7 +244,9 @@ pub struct StatusWebhookBuilder {
     validator: SignatureValidator,
     store: Arc<dyn StatusStore>,
     public_url: Option<Result<PublicUrl, WebhookConfigError>>,
+    fragment: Option<String>,
     body_limit: usize,
+    body_read_timeout: Duration,
     notifier: Option<Notifier>,
 }
 
@@ -267,7 +260,9 @@ impl StatusWebhook {
             validator,
             store,
             public_url: None,
+            fragment: None,
             body_limit: DEFAULT_BODY_LIMIT,
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
             notifier: None,
         }
     }
@@ -275,6 +270,11 @@ impl StatusWebhook {
     /// The largest body accepted, in bytes. Adapters stop reading past it.
     pub fn body_limit(&self) -> usize {
         self.inner.body_limit
+    }
+
+    /// How long adapters wait for the whole request body before answering `408`.
+    pub fn body_read_timeout(&self) -> Duration {
+        self.inner.body_read_timeout
     }
 
     /// The store the webhook writes to.
@@ -299,8 +299,9 @@ impl StatusWebhook {
                     WebhookError::Store(e) => {
                         tracing::error!(error = %e, "status callback not stored: store failed")
                     }
+                    // Never the target: its query may carry tenant ids or tokens.
                     WebhookError::Signature(e) => {
-                        tracing::warn!(reason = %e, target = req.target, "status callback refused: signature")
+                        tracing::warn!(reason = %e, "status callback refused: signature")
                     }
                     WebhookError::Malformed(e) => {
                         tracing::warn!(reason = %e, "status callback refused: malformed")
@@ -329,10 +330,21 @@ impl StatusWebhook {
             .public_url
             .resolve(req.headers, req.target)
             .map_err(WebhookError::PublicUrl)?;
-        inner
+        let verified = inner
             .validator
-            .validate_http(req.method, &url, req.headers, req.body)
-            .map_err(WebhookError::Signature)?;
+            .validate_http(req.method, &url, req.headers, req.body);
+        if let Err(error) = verified {
+            // Twilio does not document whether the `#rc=...` fragment is signed: try it too.
+            let with_fragment = inner.fragment.as_ref().map(|f| format!("{url}#{f}"));
+            let retried = with_fragment.map(|url| {
+                inner
+                    .validator
+                    .validate_http(req.method, &url, req.headers, req.body)
+            });
+            if !matches!(retried, Some(Ok(_))) {
+                return Err(WebhookError::Signature(error));
+            }
+        }
         let token = req
             .headers
             .get(IDEMPOTENCY_HEADER)
@@ -388,6 +400,16 @@ impl StatusWebhookBuilder {
         self
     }
 
+    /// The public endpoint whose [`callback_url`](PublicEndpoint::callback_url) the app sends
+    /// to Twilio: its base becomes the public URL (the raw request target is appended), and its
+    /// connection-override fragment, if any, is tried as part of the signed URL when the URL
+    /// without it fails. Mount the webhook at [`PublicEndpoint::path`].
+    pub fn endpoint(mut self, endpoint: &PublicEndpoint) -> Self {
+        self.public_url = Some(Ok(PublicUrl::Base(endpoint.base().to_owned())));
+        self.fragment = endpoint.fragment();
+        self
+    }
+
     /// Any [`PublicUrl`]: e.g. [`PublicUrl::Fixed`] for one full URL, query included.
     pub fn public_url_with(mut self, public_url: PublicUrl) -> Self {
         self.public_url = Some(match &public_url {
@@ -412,6 +434,13 @@ impl StatusWebhookBuilder {
         self
     }
 
+    /// How long adapters wait for the whole request body (default 5 s); a client that sends
+    /// its body slower, or stops halfway, is answered `408` and its connection freed.
+    pub fn body_read_timeout(mut self, timeout: Duration) -> Self {
+        self.body_read_timeout = timeout;
+        self
+    }
+
     /// Publish every real status change to `notifier`.
     pub fn notifier(mut self, notifier: Notifier) -> Self {
         self.notifier = Some(notifier);
@@ -427,12 +456,17 @@ impl StatusWebhookBuilder {
         if self.body_limit == 0 {
             return Err(WebhookConfigError::BodyLimit);
         }
+        if self.body_read_timeout.is_zero() {
+            return Err(WebhookConfigError::BodyReadTimeout);
+        }
         Ok(StatusWebhook {
             inner: Arc::new(Inner {
                 validator: self.validator,
                 store: self.store,
                 public_url,
+                fragment: self.fragment,
                 body_limit: self.body_limit,
+                body_read_timeout: self.body_read_timeout,
                 notifier: self.notifier,
             }),
         })

@@ -9,11 +9,11 @@ use client_support::*;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use twilio_delivery::client::{
-    AddressRetention, Client, ContentRetention, RiskCheck, SendMessage, StatusCallbackUrl,
-    TrafficType,
+    AddressRetention, Client, ContentRetention, RiskCheck, SendMessage, TrafficType,
 };
 use twilio_delivery::{
-    AccountSid, ApiKeySecret, ApiKeySid, MessageStatus, MessagingServiceSid, StatusStore,
+    AccountSid, ApiKeySecret, ApiKeySid, MessageStatus, MessagingServiceSid, PublicEndpoint,
+    StatusStore,
 };
 use url::Url;
 use wiremock::matchers::{basic_auth, header, method, path};
@@ -47,7 +47,7 @@ async fn every_parameter_is_sent_with_its_spec_name_and_encoding() {
         .await;
 
     let send_at = OffsetDateTime::now_utc() + Duration::from_secs(3600);
-    let callback = StatusCallbackUrl::new(&Url::parse("https://app.example.com").unwrap(), "/cb")
+    let callback = PublicEndpoint::new("https://app.example.com", "/cb")
         .unwrap()
         .with_recommended_overrides();
     let msg = SendMessage::new("+15558675310")
@@ -58,7 +58,7 @@ async fn every_parameter_is_sent_with_its_spec_name_and_encoding() {
         .media_url(Url::parse("https://example.com/b.jpg?x=1&y=2").unwrap())
         .content_sid(HX)
         .content_variables([("1", "Ada"), ("2", "x&y")])
-        .status_callback(callback.clone())
+        .status_callback(&callback)
         .application_sid(AP)
         .validity_period(Duration::from_secs(600))
         .attempt(2)

@@ -89,7 +89,7 @@ pub async fn handle(
         Method::from_bytes(request.method().as_str().as_bytes()).unwrap_or(Method::OPTIONS);
     let headers = headers_to_http(request.headers());
     let target = request.uri().path_and_query().map_or("", |pq| pq.as_str());
-    let response = match read_limited(&headers, body, webhook.body_limit()).await {
+    let response = match read_limited(webhook, &headers, body).await {
         Ok(body) => {
             let response = webhook
                 .handle(WebhookRequest::new(&method, target, &headers, &body))

@@ -73,13 +73,7 @@ pub async fn handle(webhook: &StatusWebhook, request: Request) -> Response {
         .get::<OriginalUri>()
         .map_or(&parts.uri, |original| &original.0);
     let target = uri.path_and_query().map_or("", |pq| pq.as_str());
-    let body = match read_limited(
-        &parts.headers,
-        body.into_data_stream(),
-        webhook.body_limit(),
-    )
-    .await
-    {
+    let body = match read_limited(webhook, &parts.headers, body.into_data_stream()).await {
         Ok(body) => body,
         Err(error) => return body_error_response(webhook, error),
     };

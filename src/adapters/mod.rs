@@ -4,17 +4,28 @@
 //!
 //! 1. reads the request body with the webhook's [`body_limit`](crate::webhook::StatusWebhook::body_limit),
 //!    stopping at the first byte past it (a `Content-Length` over the limit is refused before
-//!    reading anything); an oversized body is answered with the webhook's own
-//!    [`payload_too_large`](crate::webhook::StatusWebhook::payload_too_large) 413;
+//!    reading anything), and within its
+//!    [`body_read_timeout`](crate::webhook::StatusWebhook::body_read_timeout), growing the buffer
+//!    as bytes arrive (never from the declared length); an oversized body is answered with the
+//!    webhook's own [`payload_too_large`](crate::webhook::StatusWebhook::payload_too_large) 413,
+//!    a body not received in time with `408 Request Timeout`;
 //! 2. hands the method, the raw request target (path and query exactly as received, including
 //!    any prefix the app is nested under), the headers and the body to
 //!    [`StatusWebhook::handle`](crate::webhook::StatusWebhook::handle);
 //! 3. sends back the [`WebhookResponse`](crate::webhook::WebhookResponse) as it is: status, headers, short text body.
 //!
 //! Every status code comes from [`WebhookError::status_code`](crate::webhook::WebhookError::status_code),
-//! with one exception no webhook can see: a body the client stopped sending halfway (a dropped
+//! with two exceptions no webhook can see: a body the client stopped sending halfway (a dropped
 //! connection, broken chunked encoding) is answered `400 Bad Request` here, as the frameworks
-//! themselves do.
+//! themselves do, and a body still incomplete at the deadline `408 Request Timeout`.
+//!
+//! # Slow clients
+//!
+//! The adapters bound the body; the request head is the server's job. actix-web closes a
+//! connection whose head is late (`client_request_timeout`, 5 s by default). `axum::serve` and
+//! warp's server set no such limit: serve them through hyper-util's connection builder with
+//! `http1().header_read_timeout(..)` and a timer, as `examples/axum_app.rs` and
+//! `examples/warp_app.rs` do.
 //!
 //! # The public URL
 //!
@@ -51,19 +62,24 @@ mod shared {
         TooLarge,
         /// The client stopped sending or sent a broken body.
         Read,
+        /// The whole body did not arrive within the deadline.
+        Timeout,
     }
 
-    /// Reads a request body, refusing a declared `Content-Length` over `limit` before reading and
-    /// stopping at the first chunk that takes the body past `limit`.
+    /// Reads a request body with the webhook's limit and deadline: a declared `Content-Length`
+    /// over the limit is refused before reading, reading stops at the first chunk that takes the
+    /// body past the limit, and the whole body must arrive within the deadline. The buffer grows
+    /// with what arrives, so a client declaring a large body and sending nothing costs nothing.
     pub(crate) async fn read_limited<S, B, E>(
+        webhook: &crate::webhook::StatusWebhook,
         headers: &HeaderMap,
         body: S,
-        limit: usize,
     ) -> Result<Bytes, BodyError>
     where
         S: Stream<Item = Result<B, E>>,
         B: Buf,
     {
+        let limit = webhook.body_limit();
         let declared = headers
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
@@ -71,21 +87,28 @@ mod shared {
         if declared.is_some_and(|n| n > limit as u64) {
             return Err(BodyError::TooLarge);
         }
-        let capacity = declared.map_or(0, |n| usize::try_from(n).unwrap_or(limit).min(limit));
-        let mut buf = BytesMut::with_capacity(capacity);
-        let mut body = std::pin::pin!(body);
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|_| BodyError::Read)?;
-            if chunk.remaining() > limit - buf.len() {
-                return Err(BodyError::TooLarge);
+        let read = async {
+            let mut buf = BytesMut::new();
+            let mut body = std::pin::pin!(body);
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|_| BodyError::Read)?;
+                if chunk.remaining() > limit - buf.len() {
+                    return Err(BodyError::TooLarge);
+                }
+                buf.put(chunk);
             }
-            buf.put(chunk);
-        }
-        Ok(buf.freeze())
+            Ok(buf.freeze())
+        };
+        tokio::time::timeout(webhook.body_read_timeout(), read)
+            .await
+            .unwrap_or(Err(BodyError::Timeout))
     }
 
     /// The `400` sent when the body could not be read (see the module docs).
     const BODY_READ_FAILED: &str = "could not read request body\n";
+
+    /// The `408` sent when the body did not arrive within the deadline.
+    const BODY_READ_TIMEOUT: &str = "request body not received in time\n";
 
     /// The HTTP response for a body that could not be read: the webhook's 413 when it was too
     /// large, `400` when the client broke off.
@@ -98,6 +121,10 @@ mod shared {
             BodyError::Read => {
                 tracing::debug!("status callback body could not be read");
                 text_response(StatusCode::BAD_REQUEST, &[], BODY_READ_FAILED)
+            }
+            BodyError::Timeout => {
+                tracing::warn!("status callback refused: body not received in time");
+                text_response(StatusCode::REQUEST_TIMEOUT, &[], BODY_READ_TIMEOUT)
             }
         }
     }
@@ -132,7 +159,24 @@ mod shared {
 
     #[cfg(test)]
     mod tests {
+        use std::sync::Arc;
+        use std::time::Duration;
+
         use super::*;
+        use crate::webhook::StatusWebhook;
+        use crate::{AuthToken, MemoryStore, SignatureValidator};
+
+        fn webhook(limit: usize) -> StatusWebhook {
+            StatusWebhook::builder(
+                SignatureValidator::new(AuthToken::new("t")),
+                Arc::new(MemoryStore::new()),
+            )
+            .public_url("https://example.com")
+            .body_limit(limit)
+            .body_read_timeout(Duration::from_millis(50))
+            .build()
+            .unwrap()
+        }
 
         fn chunks(parts: &[&'static str]) -> impl Stream<Item = Result<Bytes, ()>> {
             futures_util::stream::iter(parts.iter().map(|p| Ok(Bytes::from_static(p.as_bytes()))))
@@ -140,11 +184,11 @@ mod shared {
 
         #[tokio::test]
         async fn reads_up_to_the_limit_and_stops_past_it() {
-            let h = HeaderMap::new();
-            let body = read_limited(&h, chunks(&["ab", "cd"]), 4).await.unwrap();
+            let (h, w) = (HeaderMap::new(), webhook(4));
+            let body = read_limited(&w, &h, chunks(&["ab", "cd"])).await.unwrap();
             assert_eq!(&body[..], b"abcd");
             assert!(matches!(
-                read_limited(&h, chunks(&["ab", "cde"]), 4).await,
+                read_limited(&w, &h, chunks(&["ab", "cde"])).await,
                 Err(BodyError::TooLarge)
             ));
         }
@@ -155,8 +199,20 @@ mod shared {
             h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("5"));
             let never = futures_util::stream::pending::<Result<Bytes, ()>>();
             assert!(matches!(
-                read_limited(&h, never, 4).await,
+                read_limited(&webhook(4), &h, never).await,
                 Err(BodyError::TooLarge)
+            ));
+        }
+
+        #[tokio::test]
+        async fn a_stalled_body_times_out() {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("4"));
+            let stalled = futures_util::stream::iter([Ok(Bytes::from_static(b"ab"))])
+                .chain(futures_util::stream::pending::<Result<Bytes, ()>>());
+            assert!(matches!(
+                read_limited(&webhook(4), &h, stalled).await,
+                Err(BodyError::Timeout)
             ));
         }
 
@@ -165,7 +221,7 @@ mod shared {
             let h = HeaderMap::new();
             let broken = futures_util::stream::iter([Ok(Bytes::from_static(b"ab")), Err(())]);
             assert!(matches!(
-                read_limited(&h, broken, 4).await,
+                read_limited(&webhook(4), &h, broken).await,
                 Err(BodyError::Read)
             ));
         }

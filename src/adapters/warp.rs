@@ -112,7 +112,7 @@ where
         Some(query) => format!("{}?{query}", path.as_str()),
         None => path.as_str().to_owned(),
     };
-    match read_limited(headers, body, webhook.body_limit()).await {
+    match read_limited(webhook, headers, body).await {
         Ok(body) => {
             let response = webhook
                 .handle(WebhookRequest::new(method, &target, headers, &body))

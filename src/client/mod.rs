@@ -5,9 +5,8 @@
 //! use it.
 //!
 //! ```no_run
-//! use twilio_delivery::client::{Client, SendMessage, StatusCallbackUrl};
-//! use twilio_delivery::{AccountSid, AuthToken, MemoryStore, StatusStore};
-//! use url::Url;
+//! use twilio_delivery::client::{Client, SendMessage};
+//! use twilio_delivery::{AccountSid, AuthToken, MemoryStore, PublicEndpoint, StatusStore};
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let client = Client::builder(
@@ -15,7 +14,8 @@
 //!     AuthToken::new("your auth token"),
 //! )
 //! .build()?;
-//! let callback = StatusCallbackUrl::new(&Url::parse("https://app.example.com")?, "/twilio/status")?
+//! // The same endpoint configures the webhook (`StatusWebhookBuilder::endpoint`).
+//! let endpoint = PublicEndpoint::new("https://app.example.com", "/twilio/status")?
 //!     .with_recommended_overrides();
 //! let msg = client
 //!     .messages()
@@ -23,7 +23,7 @@
 //!         &SendMessage::new("+15558675310")
 //!             .from("+15017122661")
 //!             .body("Hello!")
-//!             .status_callback(callback),
+//!             .status_callback(&endpoint),
 //!     )
 //!     .await?;
 //! let store = MemoryStore::new();
@@ -40,7 +40,6 @@ use crate::ids::{AccountSid, ApiKeySid};
 use crate::secret::{ApiKeySecret, AuthToken};
 
 mod builder;
-mod callback_url;
 mod credentials;
 mod enums;
 mod list;
@@ -52,9 +51,6 @@ mod transport;
 mod wire;
 
 pub use builder::ClientBuilder;
-pub use callback_url::{
-    ConnectionOverrides, ConnectionOverridesBuilder, RetryOn, StatusCallbackUrl,
-};
 pub use enums::{
     AddressRetention, ContentRetention, Direction, RiskCheck, ScheduleType, TrafficType,
 };

@@ -8,8 +8,8 @@ use time::OffsetDateTime;
 use time::macros::format_description;
 use url::Url;
 
-use super::callback_url::{check_status_callback, is_http};
 use super::enums::{AddressRetention, ContentRetention, RiskCheck, ScheduleType, TrafficType};
+use crate::endpoint::check_callback_url;
 use crate::error::{Error, Result};
 use crate::ids::MessagingServiceSid;
 
@@ -60,7 +60,7 @@ pub struct SendMessage {
     media_urls: Vec<Url>,
     content_sid: Option<String>,
     content_variables: Option<Text>,
-    status_callback: Option<Url>,
+    status_callback: Option<String>,
     application_sid: Option<String>,
     validity_period: Option<Duration>,
     attempt: Option<u32>,
@@ -170,9 +170,11 @@ impl SendMessage {
         self
     }
 
-    /// `StatusCallback`: where Twilio posts status callbacks. Build it with
-    /// [`StatusCallbackUrl`](super::StatusCallbackUrl) to add connection overrides.
-    pub fn status_callback(mut self, url: impl Into<Url>) -> Self {
+    /// `StatusCallback`: where Twilio posts status callbacks, sent exactly as given (never
+    /// parsed and printed again, so the host's case and the query's encoding stay what the
+    /// webhook validates against). Pass a [`PublicEndpoint`](crate::endpoint::PublicEndpoint)
+    /// to get the same URL the webhook is configured with, and connection overrides.
+    pub fn status_callback(mut self, url: impl Into<String>) -> Self {
         self.status_callback = Some(url.into());
         self
     }
@@ -305,8 +307,8 @@ impl SendMessage {
     }
 
     /// The status callback URL, if set.
-    pub fn status_callback_url(&self) -> Option<&Url> {
-        self.status_callback.as_ref()
+    pub fn status_callback_url(&self) -> Option<&str> {
+        self.status_callback.as_deref()
     }
 
     /// Checks the parameters locally, as [`Messages::create`](super::Messages::create) does
@@ -358,7 +360,11 @@ impl SendMessage {
                 ),
             ));
         }
-        if self.media_urls.iter().any(|u| !is_http(u)) {
+        if self
+            .media_urls
+            .iter()
+            .any(|u| !matches!(u.scheme(), "http" | "https") || !u.has_host())
+        {
             return Err(Error::invalid("MediaUrl", "must be an http or https url"));
         }
         if let Some(sid) = &self.content_sid {
@@ -378,7 +384,7 @@ impl SendMessage {
             check_sid("ApplicationSid", "AP", sid)?;
         }
         if let Some(url) = &self.status_callback {
-            check_status_callback(url)?;
+            check_callback_url(url).map_err(|reason| Error::invalid("StatusCallback", reason))?;
         }
         if let Some(p) = self.validity_period
             && (p.subsec_nanos() != 0 || p.is_zero() || p > MAX_VALIDITY_PERIOD)
@@ -452,10 +458,7 @@ impl SendMessage {
             "ContentVariables",
             self.content_variables.as_ref().map(|v| v.0.clone()),
         );
-        opt(
-            "StatusCallback",
-            self.status_callback.as_ref().map(|u| u.to_string()),
-        );
+        opt("StatusCallback", self.status_callback.clone());
         opt("ApplicationSid", self.application_sid.clone());
         opt(
             "ValidityPeriod",
@@ -633,12 +636,12 @@ mod tests {
             field(base().fallback_from("+1").validate_at(now)),
             "FallbackFrom"
         );
-        let cb = Url::parse("https://my_host.example.com/cb").unwrap();
+        let cb = "https://my_host.example.com/cb";
         assert_eq!(
             field(base().status_callback(cb).validate_at(now)),
             "StatusCallback"
         );
-        let cb = Url::parse("ftp://example.com/cb").unwrap();
+        let cb = "ftp://example.com/cb";
         assert_eq!(
             field(base().status_callback(cb).validate_at(now)),
             "StatusCallback"
