@@ -89,7 +89,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
     // Every 5 minutes, poll Twilio for messages still not final after 15 minutes.
     let reconciler = Reconciler::builder(client.clone(), store.clone())
         .notifier(notifier.clone())
-        .build()
+        .build()?
         .spawn();
 
     let public = adapters::axum::router(webhook, endpoint.path());

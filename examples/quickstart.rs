@@ -100,7 +100,7 @@ async fn run() -> Result<bool, Box<dyn Error>> {
         .min_age(Duration::from_secs(3))
         .interval(Duration::from_secs(1))
         .notifier(notifier.clone())
-        .build()
+        .build()?
         .spawn();
 
     // 5. Send the batch, each with the endpoint's status callback.

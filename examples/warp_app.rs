@@ -85,7 +85,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
     // Every 5 minutes, poll Twilio for messages still not final after 15 minutes.
     let reconciler = Reconciler::builder(client.clone(), store.clone())
         .notifier(notifier)
-        .build()
+        .build()?
         .spawn();
 
     let public = adapters::warp::filter(webhook, endpoint.path());

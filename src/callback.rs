@@ -55,7 +55,7 @@ pub struct ChannelInfo {
 }
 
 /// A message status callback, typed, with every raw pair kept.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 #[non_exhaustive]
 pub struct StatusCallback {
     /// `MessageSid` (or its legacy twin `SmsSid`).
@@ -84,6 +84,27 @@ pub struct StatusCallback {
     pub idempotency_token: Option<String>,
     /// Every form pair, decoded, in wire order.
     pub raw: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for StatusCallback {
+    /// Phone numbers, message text and raw pairs are redacted.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatusCallback")
+            .field("message_sid", &self.message_sid)
+            .field("status", &self.status)
+            .field("account_sid", &self.account_sid)
+            .field("from", &crate::redact::opt(&self.from))
+            .field("to", &crate::redact::opt(&self.to))
+            .field("api_version", &self.api_version)
+            .field("messaging_service_sid", &self.messaging_service_sid)
+            .field("error_code", &self.error_code)
+            .field("raw_dlr_done_date", &self.raw_dlr_done_date)
+            .field("dlr_done_at", &self.dlr_done_at)
+            .field("channel", &self.channel)
+            .field("idempotency_token", &self.idempotency_token)
+            .field("raw", &crate::redact::Pairs(self.raw.len()))
+            .finish()
+    }
 }
 
 fn field<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {

@@ -68,6 +68,7 @@ pub mod ids;
 pub mod model;
 pub mod notify;
 pub mod reconcile;
+mod redact;
 pub mod secret;
 pub mod signature;
 pub mod status;
@@ -77,6 +78,8 @@ pub mod status_page;
 pub mod store;
 pub mod webhook;
 
+/// The `#[async_trait]` attribute, for implementing [`StatusStore`] on a store of your own.
+pub use async_trait::async_trait;
 pub use client::{Client, ClientBuilder, ListFilter, Message, RetryPolicy, SendMessage};
 pub use endpoint::{ConnectionOverrides, PublicEndpoint};
 pub use error::{ApiError, Error, Result};
@@ -89,3 +92,8 @@ pub use signature::{SignatureError, SignatureValidator, Verified};
 pub use status::MessageStatus;
 pub use store::{MemoryStore, StatusStore, StoreError};
 pub use webhook::StatusWebhook;
+
+/// The README's code, compiled (and its examples checked) as doctests so that it cannot drift.
+#[cfg(all(doctest, feature = "axum", feature = "sqlite"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -9,7 +9,7 @@ use crate::ids::{AccountSid, MessageSid, MessagingServiceSid};
 use crate::status::{MessageStatus, Outcome};
 
 /// A message as the app sent it, recorded right after the create call returned.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SentMessage {
     /// The message SID Twilio assigned.
@@ -30,6 +30,23 @@ pub struct SentMessage {
     pub status: MessageStatus,
     /// When the message was created.
     pub created_at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for SentMessage {
+    /// Phone numbers, message text and raw pairs are redacted.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SentMessage")
+            .field("sid", &self.sid)
+            .field("account_sid", &self.account_sid)
+            .field("to", &crate::redact::Redacted)
+            .field("from", &crate::redact::opt(&self.from))
+            .field("messaging_service_sid", &self.messaging_service_sid)
+            .field("body", &crate::redact::opt(&self.body))
+            .field("num_segments", &self.num_segments)
+            .field("status", &self.status)
+            .field("created_at", &self.created_at)
+            .finish()
+    }
 }
 
 impl SentMessage {
@@ -82,7 +99,7 @@ impl EventSource {
 }
 
 /// One observation of a message's status, to be applied to the store.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 #[non_exhaustive]
 pub struct StatusEvent {
     /// The message.
@@ -109,6 +126,26 @@ pub struct StatusEvent {
     pub messaging_service_sid: Option<MessagingServiceSid>,
     /// Every raw form pair of the callback, in wire order.
     pub raw: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for StatusEvent {
+    /// Phone numbers, message text and raw pairs are redacted.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatusEvent")
+            .field("sid", &self.sid)
+            .field("status", &self.status)
+            .field("error_code", &self.error_code)
+            .field("error_message", &self.error_message)
+            .field("received_at", &self.received_at)
+            .field("source", &self.source)
+            .field("idempotency_token", &self.idempotency_token)
+            .field("account_sid", &self.account_sid)
+            .field("to", &crate::redact::opt(&self.to))
+            .field("from", &crate::redact::opt(&self.from))
+            .field("messaging_service_sid", &self.messaging_service_sid)
+            .field("raw", &crate::redact::Pairs(self.raw.len()))
+            .finish()
+    }
 }
 
 impl StatusEvent {
@@ -168,7 +205,7 @@ impl Applied {
 }
 
 /// A message and its current status.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 #[non_exhaustive]
 pub struct MessageRecord {
     /// The message SID.
@@ -199,6 +236,27 @@ pub struct MessageRecord {
     pub updated_at: OffsetDateTime,
 }
 
+impl std::fmt::Debug for MessageRecord {
+    /// Phone numbers, message text and raw pairs are redacted.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessageRecord")
+            .field("sid", &self.sid)
+            .field("account_sid", &self.account_sid)
+            .field("to", &crate::redact::opt(&self.to))
+            .field("from", &crate::redact::opt(&self.from))
+            .field("messaging_service_sid", &self.messaging_service_sid)
+            .field("body", &crate::redact::opt(&self.body))
+            .field("num_segments", &self.num_segments)
+            .field("status", &self.status)
+            .field("error_code", &self.error_code)
+            .field("error_message", &self.error_message)
+            .field("sent_recorded", &self.sent_recorded)
+            .field("created_at", &self.created_at)
+            .field("updated_at", &self.updated_at)
+            .finish()
+    }
+}
+
 impl MessageRecord {
     /// A record with only its SID, status and creation time known, for stores implemented
     /// outside this crate; set the other fields on the returned value.
@@ -222,7 +280,7 @@ impl MessageRecord {
 }
 
 /// One distinct (sid, status) observation in a message's history.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 #[non_exhaustive]
 pub struct HistoryEntry {
     /// The status observed.
@@ -237,6 +295,20 @@ pub struct HistoryEntry {
     pub idempotency_token: Option<String>,
     /// The raw form pairs of the first callback that carried it.
     pub raw: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for HistoryEntry {
+    /// Phone numbers, message text and raw pairs are redacted.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HistoryEntry")
+            .field("status", &self.status)
+            .field("error_code", &self.error_code)
+            .field("received_at", &self.received_at)
+            .field("source", &self.source)
+            .field("idempotency_token", &self.idempotency_token)
+            .field("raw", &crate::redact::Pairs(self.raw.len()))
+            .finish()
+    }
 }
 
 impl HistoryEntry {

@@ -42,6 +42,21 @@ pub struct PassReport {
     pub rate_limited: bool,
 }
 
+/// Why a [`Reconciler`] could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReconcilerConfigError {
+    /// `min_age` is larger than `max_age`: no message could ever be polled.
+    #[error("min_age must not be larger than max_age")]
+    AgeWindow,
+    /// `max_age` reaches before the earliest time this crate can represent.
+    #[error("max_age is too large")]
+    MaxAgeTooLarge,
+    /// `interval` is zero: the reconciler would poll without pause.
+    #[error("interval must not be zero")]
+    ZeroInterval,
+}
+
 /// Why a pass could not run at all.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -133,8 +148,22 @@ impl ReconcilerBuilder {
     }
 
     /// The reconciler.
-    pub fn build(self) -> Reconciler {
-        self.inner
+    ///
+    /// # Errors
+    /// [`ReconcilerConfigError`] when `min_age > max_age`, `max_age` is too large to subtract
+    /// from today's date, or `interval` is zero.
+    pub fn build(self) -> Result<Reconciler, ReconcilerConfigError> {
+        let r = &self.inner;
+        if r.min_age > r.max_age {
+            return Err(ReconcilerConfigError::AgeWindow);
+        }
+        if ago(OffsetDateTime::now_utc(), r.max_age).is_none() {
+            return Err(ReconcilerConfigError::MaxAgeTooLarge);
+        }
+        if r.interval.is_zero() {
+            return Err(ReconcilerConfigError::ZeroInterval);
+        }
+        Ok(self.inner)
     }
 }
 
@@ -177,9 +206,11 @@ impl Reconciler {
             });
         };
         let now = OffsetDateTime::now_utc();
+        let from = ago(now, self.max_age).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let until = ago(now, self.min_age).unwrap_or(OffsetDateTime::UNIX_EPOCH);
         let pending = self
             .store
-            .pending_since(now - self.max_age, now - self.min_age, self.batch_size)
+            .pending_since(from, until, self.batch_size)
             .await?;
         let mut report = PassReport::default();
         let mut results = futures_util::stream::iter(pending)
@@ -293,6 +324,11 @@ impl Reconciler {
     }
 }
 
+/// `now - age`, or `None` when that is before the earliest representable time.
+fn ago(now: OffsetDateTime, age: Duration) -> Option<OffsetDateTime> {
+    now.checked_sub(time::Duration::try_from(age).ok()?)
+}
+
 /// The wait before the next pass after `failures` consecutive failing passes.
 fn backoff(interval: Duration, max: Duration, failures: u32) -> Duration {
     let factor = 1u32.checked_shl(failures.min(16)).unwrap_or(u32::MAX);
@@ -325,6 +361,7 @@ mod tests {
     #[test]
     fn backoff_doubles_and_caps() {
         let i = Duration::from_secs(10);
+        // (the builder's checks are tested in tests/reconcile.rs)
         let m = Duration::from_secs(100);
         assert_eq!(backoff(i, m, 0), i);
         assert_eq!(backoff(i, m, 1), Duration::from_secs(20));

@@ -115,7 +115,7 @@ impl WebhookError {
 }
 
 /// A request as an adapter received it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct WebhookRequest<'a> {
     /// The HTTP method.
     pub method: &'a Method,
@@ -125,6 +125,20 @@ pub struct WebhookRequest<'a> {
     pub headers: &'a HeaderMap,
     /// The raw body.
     pub body: &'a [u8],
+}
+
+impl fmt::Debug for WebhookRequest<'_> {
+    /// The path without its query, the header names without their values, the body's length.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let path = self.target.split('?').next().unwrap_or_default();
+        let names: Vec<&str> = self.headers.keys().map(|name| name.as_str()).collect();
+        f.debug_struct("WebhookRequest")
+            .field("method", self.method)
+            .field("path", &path)
+            .field("header_names", &names)
+            .field("body_len", &self.body.len())
+            .finish()
+    }
 }
 
 impl<'a> WebhookRequest<'a> {
@@ -200,7 +214,8 @@ impl WebhookResponse {
             Err(WebhookError::PayloadTooLarge { .. }) => "payload too large\n",
             Err(WebhookError::PublicUrl(_) | WebhookError::Signature(_)) => "forbidden\n",
             Err(WebhookError::Malformed(_)) => "malformed status callback\n",
-            Err(WebhookError::Store(_)) => "temporarily unavailable\n",
+            Err(WebhookError::Store(e)) if e.is_unavailable() => "temporarily unavailable\n",
+            Err(WebhookError::Store(_)) => "internal error\n",
         }
     }
 }
@@ -484,6 +499,21 @@ mod tests {
         assert!(check_base("https://").is_err());
         assert!(check_base("https://x.com/?a=1").is_err());
         assert!(check_base("https://x.com/a b").is_err());
+    }
+
+    #[test]
+    fn store_errors_map_to_their_status_and_text() {
+        let down = WebhookResponse::refused(WebhookError::Store(StoreError::Unavailable(
+            "connection refused".into(),
+        )));
+        assert_eq!(down.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(down.body(), "temporarily unavailable\n");
+        assert!(down.headers.iter().any(|(n, _)| n == header::RETRY_AFTER));
+        let corrupt =
+            WebhookResponse::refused(WebhookError::Store(StoreError::Corrupt("bad sid".into())));
+        assert_eq!(corrupt.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(corrupt.body(), "internal error\n");
+        assert!(corrupt.headers.is_empty());
     }
 
     #[test]

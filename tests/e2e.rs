@@ -67,6 +67,7 @@ async fn converge(kind: Kind, store: Arc<dyn StatusStore>, seed: u64) {
         .batch_size(1000)
         .concurrency(8)
         .build()
+        .unwrap()
         .spawn();
 
     let callback: url::Url = format!("{public}{PATH}").parse().unwrap();

@@ -91,7 +91,8 @@ async fn stuck_messages_are_fetched_and_fixed_final_and_young_ones_are_not() {
     let rec = Reconciler::builder(client(&server), store.clone())
         .min_age(Duration::from_secs(60))
         .notifier(notifier)
-        .build();
+        .build()
+        .unwrap();
     let report = rec.run_once().await.unwrap();
     assert_eq!((report.checked, report.updated, report.errors), (2, 2, 0));
     assert_eq!(
@@ -133,7 +134,8 @@ async fn unchanged_and_not_found_messages_are_counted_not_updated() {
         .await;
     let rec = Reconciler::builder(client(&server), store.clone())
         .min_age(Duration::ZERO)
-        .build();
+        .build()
+        .unwrap();
     let report = rec.run_once().await.unwrap();
     assert_eq!(
         (report.checked, report.updated, report.not_found),
@@ -161,7 +163,8 @@ async fn api_errors_are_counted_and_rate_limiting_stops_the_pass() {
     let rec = Reconciler::builder(client(&server), store.clone())
         .min_age(Duration::ZERO)
         .concurrency(2)
-        .build();
+        .build()
+        .unwrap();
     let report = rec.run_once().await.unwrap();
     assert!(report.rate_limited);
     assert!(report.errors >= 1);
@@ -199,6 +202,7 @@ async fn spawned_reconciler_repairs_and_stops_cleanly() {
         .min_age(Duration::ZERO)
         .interval(Duration::from_millis(20))
         .build()
+        .unwrap()
         .spawn();
     for _ in 0..250 {
         if store.get(&sid(40)).await.unwrap().unwrap().status == MessageStatus::Delivered {
@@ -249,11 +253,13 @@ async fn two_reconcilers_on_one_postgres_do_not_both_poll() {
     let ra = Reconciler::builder(client(&server), a.clone())
         .min_age(Duration::ZERO)
         .concurrency(2)
-        .build();
+        .build()
+        .unwrap();
     let rb = Reconciler::builder(client(&server), b.clone())
         .min_age(Duration::ZERO)
         .concurrency(2)
-        .build();
+        .build()
+        .unwrap();
     let (x, y) = tokio::join!(ra.run_once(), rb.run_once());
     let (x, y) = (x.unwrap(), y.unwrap());
     assert!(
@@ -298,11 +304,42 @@ async fn messages_past_the_max_age_are_no_longer_polled() {
         .min_age(Duration::from_secs(60))
         .max_age(3 * 24 * HOUR)
         .batch_size(1)
-        .build();
+        .build()
+        .unwrap();
     let report = rec.run_once().await.unwrap();
     assert_eq!((report.checked, report.updated), (1, 1));
     assert_eq!(
         store.get(&sid(71)).await.unwrap().unwrap().status,
         MessageStatus::Delivered
     );
+}
+
+#[tokio::test]
+async fn the_builder_refuses_bad_settings_instead_of_panicking_later() {
+    use twilio_delivery::reconcile::ReconcilerConfigError as E;
+    let server = MockServer::start().await;
+    let store: Arc<dyn StatusStore> = Arc::new(MemoryStore::new());
+    let builder = || Reconciler::builder(client(&server), store.clone());
+    let err = |b: twilio_delivery::reconcile::ReconcilerBuilder| b.build().unwrap_err();
+    assert_eq!(err(builder().max_age(Duration::MAX)), E::MaxAgeTooLarge);
+    assert_eq!(
+        err(builder().min_age(HOUR).max_age(Duration::from_secs(60))),
+        E::AgeWindow
+    );
+    assert_eq!(err(builder().interval(Duration::ZERO)), E::ZeroInterval);
+    // Every Duration, from nothing to the largest, is either accepted or refused: never a panic.
+    for secs in [0, 1, 3600, 1 << 32, 1 << 40, u64::MAX] {
+        let age = Duration::from_secs(secs);
+        if let Ok(r) = builder().min_age(Duration::ZERO).max_age(age).build() {
+            r.run_once().await.unwrap();
+        }
+        let _ = builder().min_age(age).max_age(Duration::MAX).build();
+    }
+    // The largest accepted window still runs a pass.
+    let ok = builder()
+        .min_age(Duration::ZERO)
+        .max_age(Duration::from_secs(200 * 365 * 24 * 3600))
+        .build()
+        .unwrap();
+    ok.run_once().await.unwrap();
 }

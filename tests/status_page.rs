@@ -184,7 +184,7 @@ async fn the_page_shows_a_status_change_arriving_live_in_chromium() {
             &["/usr/bin/chromium", "/usr/bin/chromium-browser"],
         ),
     ) else {
-        eprintln!("skipped: chromium/chromedriver not installed");
+        common::skip::service_missing("chromium/chromedriver not installed");
         return;
     };
     let app = start().await;

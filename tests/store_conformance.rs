@@ -1,6 +1,8 @@
 //! One conformance suite for `StatusStore`, run against every backend: `MemoryStore`,
 //! `SqliteStore` (in memory and in a temp file) and `PostgresStore` (`TEST_DATABASE_URL`).
 
+mod skip;
+
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 use twilio_delivery::model::{Applied, EventSource, MessageRecord, SentMessage, StatusEvent};
@@ -929,7 +931,7 @@ mod pg {
     impl TestDb {
         pub(super) async fn open() -> Option<Self> {
             let Ok(url) = std::env::var("TEST_DATABASE_URL") else {
-                eprintln!("skipped: TEST_DATABASE_URL not set");
+                crate::skip::service_missing("TEST_DATABASE_URL not set");
                 return None;
             };
             let pool = PgPoolOptions::new()

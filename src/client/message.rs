@@ -20,7 +20,7 @@ use crate::status::MessageStatus;
 /// ignored and unknown enum values are kept in fallback variants, so a response Twilio extends
 /// still decodes. Only `sid` and `status` are required: a message without them is useless.
 /// Serialising writes the same wire format back.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Message {
     /// The message SID (`SM…` or `MM…`).
@@ -81,6 +81,34 @@ pub struct Message {
     /// Related resources (`media`, `feedback`) by name, URIs relative to the API host.
     #[serde(default, deserialize_with = "wire::uri_map_opt::deserialize")]
     pub subresource_uris: Option<BTreeMap<String, String>>,
+}
+
+impl std::fmt::Debug for Message {
+    /// Phone numbers, message text and raw pairs are redacted.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Message")
+            .field("sid", &self.sid)
+            .field("account_sid", &self.account_sid)
+            .field("messaging_service_sid", &self.messaging_service_sid)
+            .field("status", &self.status)
+            .field("to", &crate::redact::opt(&self.to))
+            .field("from", &crate::redact::opt(&self.from))
+            .field("body", &crate::redact::opt(&self.body))
+            .field("num_segments", &self.num_segments)
+            .field("num_media", &self.num_media)
+            .field("direction", &self.direction)
+            .field("price", &self.price)
+            .field("price_unit", &self.price_unit)
+            .field("error_code", &self.error_code)
+            .field("error_message", &self.error_message)
+            .field("date_created", &self.date_created)
+            .field("date_updated", &self.date_updated)
+            .field("date_sent", &self.date_sent)
+            .field("api_version", &self.api_version)
+            .field("uri", &self.uri)
+            .field("subresource_uris", &self.subresource_uris)
+            .finish()
+    }
 }
 
 impl Message {

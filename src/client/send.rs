@@ -50,7 +50,7 @@ impl fmt::Debug for Text {
 ///     .body("Your code is 123456");
 /// assert!(msg.validate().is_ok());
 /// ```
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 #[must_use]
 pub struct SendMessage {
     to: String,
@@ -77,6 +77,38 @@ pub struct SendMessage {
     risk_check: Option<RiskCheck>,
     fallback_from: Option<String>,
     traffic_type: Option<TrafficType>,
+}
+
+impl std::fmt::Debug for SendMessage {
+    /// Phone numbers and message text are redacted.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendMessage")
+            .field("to", &crate::redact::Redacted)
+            .field("from", &crate::redact::opt(&self.from))
+            .field("messaging_service_sid", &self.messaging_service_sid)
+            .field("body", &self.body)
+            .field("media_urls", &self.media_urls)
+            .field("content_sid", &self.content_sid)
+            .field("content_variables", &self.content_variables)
+            .field("status_callback", &self.status_callback)
+            .field("application_sid", &self.application_sid)
+            .field("validity_period", &self.validity_period)
+            .field("attempt", &self.attempt)
+            .field("provide_feedback", &self.provide_feedback)
+            .field("force_delivery", &self.force_delivery)
+            .field("content_retention", &self.content_retention)
+            .field("address_retention", &self.address_retention)
+            .field("smart_encoded", &self.smart_encoded)
+            .field("persistent_actions", &self.persistent_actions)
+            .field("shorten_urls", &self.shorten_urls)
+            .field("schedule_type", &self.schedule_type)
+            .field("send_at", &self.send_at)
+            .field("send_as_mms", &self.send_as_mms)
+            .field("risk_check", &self.risk_check)
+            .field("fallback_from", &crate::redact::opt(&self.fallback_from))
+            .field("traffic_type", &self.traffic_type)
+            .finish()
+    }
 }
 
 impl SendMessage {

@@ -3,6 +3,63 @@
 //! Every backend applies the same max-register rule ([`crate::status::transition`]) atomically
 //! per message, so any number of webhook handlers, reconcilers and app instances can write at
 //! once and still converge on the same answer.
+//!
+//! # A store of your own
+//!
+//! Implement [`StatusStore`] with [`async_trait`](crate::async_trait) (re-exported, so your
+//! version always matches). This one counts writes and keeps the data in a [`MemoryStore`]; a
+//! real one must keep [`apply`](StatusStore::apply) atomic per message, and can run the
+//! crate's conformance tests (`tests/store_conformance.rs`) against itself.
+//!
+//! ```
+//! use std::sync::atomic::{AtomicU64, Ordering};
+//!
+//! use time::OffsetDateTime;
+//! use twilio_delivery::async_trait;
+//! use twilio_delivery::model::{Applied, HistoryEntry, MessageRecord, SentMessage, StatusEvent};
+//! use twilio_delivery::store::{ListQuery, MemoryStore, Page, StatusStore, StoreError};
+//! use twilio_delivery::MessageSid;
+//!
+//! #[derive(Debug, Default)]
+//! struct CountingStore {
+//!     inner: MemoryStore,
+//!     writes: AtomicU64,
+//! }
+//!
+//! #[async_trait]
+//! impl StatusStore for CountingStore {
+//!     async fn record_sent(&self, sent: &SentMessage) -> Result<Applied, StoreError> {
+//!         self.writes.fetch_add(1, Ordering::Relaxed);
+//!         self.inner.record_sent(sent).await
+//!     }
+//!
+//!     async fn apply(&self, event: &StatusEvent) -> Result<Applied, StoreError> {
+//!         self.writes.fetch_add(1, Ordering::Relaxed);
+//!         self.inner.apply(event).await
+//!     }
+//!
+//!     async fn get(&self, sid: &MessageSid) -> Result<Option<MessageRecord>, StoreError> {
+//!         self.inner.get(sid).await
+//!     }
+//!
+//!     async fn history(&self, sid: &MessageSid) -> Result<Vec<HistoryEntry>, StoreError> {
+//!         self.inner.history(sid).await
+//!     }
+//!
+//!     async fn pending_since(
+//!         &self,
+//!         created_from: OffsetDateTime,
+//!         older_than: OffsetDateTime,
+//!         limit: u32,
+//!     ) -> Result<Vec<MessageRecord>, StoreError> {
+//!         self.inner.pending_since(created_from, older_than, limit).await
+//!     }
+//!
+//!     async fn list(&self, query: &ListQuery) -> Result<Page, StoreError> {
+//!         self.inner.list(query).await
+//!     }
+//! }
+//! ```
 
 use std::fmt;
 use std::sync::Arc;

@@ -1,6 +1,9 @@
 //! Helpers shared by the integration tests: signed status callbacks and a failing store.
 #![allow(dead_code, unreachable_pub)]
 
+#[path = "../skip/mod.rs"]
+pub mod skip;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -113,7 +116,7 @@ pub mod pg {
     /// A pool, or `None` (after printing that the test skipped) when `TEST_DATABASE_URL` is unset.
     pub async fn pool() -> Option<PgPool> {
         let Ok(url) = std::env::var("TEST_DATABASE_URL") else {
-            eprintln!("skipped: TEST_DATABASE_URL not set");
+            super::skip::service_missing("TEST_DATABASE_URL not set");
             return None;
         };
         Some(

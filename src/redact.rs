@@ -1,0 +1,75 @@
+//! `Debug` helpers that keep message content, phone numbers and request details out of logs:
+//! the types that carry them print `[redacted]` in their place (and how many raw pairs there
+//! are), so `{:?}` in a log line or an error report leaks nothing.
+
+use std::fmt;
+
+/// Prints `[redacted]`.
+pub(crate) struct Redacted;
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// `Some([redacted])` or `None`: whether the value is there, not what it is.
+pub(crate) fn opt<T>(value: &Option<T>) -> Option<Redacted> {
+    value.as_ref().map(|_| Redacted)
+}
+
+/// Prints `[N pairs]`.
+pub(crate) struct Pairs(pub(crate) usize);
+
+impl fmt::Debug for Pairs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{} pairs]", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::OffsetDateTime;
+
+    use crate::callback::StatusCallback;
+    use crate::client::SendMessage;
+    use crate::ids::MessageSid;
+    use crate::model::{MessageRecord, SentMessage};
+    use crate::status::MessageStatus;
+
+    const TO: &str = "+14155550199";
+    const FROM: &str = "+14155550100";
+    const TEXT: &str = "secret text";
+
+    fn sid() -> MessageSid {
+        MessageSid::new("SM0123456789abcdef0123456789abcdef").unwrap()
+    }
+
+    fn assert_clean(debug: String) {
+        for leaked in [TO, FROM, TEXT] {
+            assert!(!debug.contains(leaked), "{leaked} in {debug}");
+        }
+        assert!(debug.contains("[redacted]"), "{debug}");
+    }
+
+    #[test]
+    fn numbers_and_text_never_reach_debug() {
+        let mut sent = SentMessage::new(sid(), TO, MessageStatus::Queued);
+        sent.from = Some(FROM.into());
+        sent.body = Some(TEXT.into());
+        assert_clean(format!("{sent:?}"));
+        let mut record = MessageRecord::new(sid(), MessageStatus::Sent, OffsetDateTime::now_utc());
+        record.to = Some(TO.into());
+        record.from = Some(FROM.into());
+        record.body = Some(TEXT.into());
+        assert_clean(format!("{record:?}"));
+        let body = format!(
+            "MessageSid={}&MessageStatus=sent&To=%2B14155550199&From=%2B14155550100&Body=secret+text",
+            sid()
+        );
+        let callback = StatusCallback::from_form(body.as_bytes(), None).unwrap();
+        assert_clean(format!("{callback:?}"));
+        assert_clean(format!("{:?}", callback.to_event()));
+        assert_clean(format!("{:?}", SendMessage::new(TO).from(FROM).body(TEXT)));
+    }
+}
