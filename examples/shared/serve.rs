@@ -4,8 +4,12 @@
 //! send its request head, so a client that connects and trickles (or never finishes) its
 //! headers holds a socket forever; a thousand of them exhaust the file descriptors. This serves
 //! through hyper-util's connection builder instead, with a timer and:
-//! - `header_read_timeout`: the request head must arrive within [`HEADER_READ_TIMEOUT`], on a
-//!   new connection and between keep-alive requests (an idle connection is closed then too);
+//! - the first byte of a new connection must arrive within [`HEADER_READ_TIMEOUT`] (hyper's
+//!   header timer starts only once bytes arrive), and then `header_read_timeout` bounds the
+//!   rest of the request head;
+//! - a connection on which nothing is read for [`IDLE_TIMEOUT`] is closed (an idle keep-alive
+//!   connection, or one that stopped sending): longer than the webhook's store deadline, so a
+//!   slow store never cuts a request off;
 //! - the body deadline is the webhook's own (`StatusWebhookBuilder::body_read_timeout`);
 //! - graceful shutdown: in-flight requests finish, for at most [`SHUTDOWN_GRACE`].
 
@@ -19,18 +23,49 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio_io_timeout::TimeoutStream;
 
 /// How long a client may take to send a request head (or to start the next one on a
 /// keep-alive connection).
 pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a connection may go without sending anything.
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How long shutdown waits for in-flight requests.
 pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// Serves `service` on `listener` until `shutdown` resolves.
+/// Serves `service` on `listener` until `shutdown` resolves, with [`HEADER_READ_TIMEOUT`].
 pub(crate) async fn serve<S, B>(
     listener: TcpListener,
     service: S,
+    shutdown: impl Future<Output = ()>,
+) where
+    S: tower::Service<http::Request<Incoming>, Response = http::Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    serve_with(
+        listener,
+        service,
+        HEADER_READ_TIMEOUT,
+        IDLE_TIMEOUT,
+        shutdown,
+    )
+    .await;
+}
+
+/// As [`serve`], with the request-head deadline `header_timeout` and the idle limit `idle`.
+pub(crate) async fn serve_with<S, B>(
+    listener: TcpListener,
+    service: S,
+    header_timeout: Duration,
+    idle: Duration,
     shutdown: impl Future<Output = ()>,
 ) where
     S: tower::Service<http::Request<Incoming>, Response = http::Response<B>, Error = Infallible>
@@ -46,7 +81,7 @@ pub(crate) async fn serve<S, B>(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .header_read_timeout(header_timeout);
     builder
         .http2()
         .timer(TokioTimer::new())
@@ -66,15 +101,24 @@ pub(crate) async fn serve<S, B>(
             },
             () = &mut shutdown => break,
         };
-        let connection = builder
-            .serve_connection_with_upgrades(
-                TokioIo::new(stream),
-                TowerToHyperService::new(service.clone()),
-            )
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let (builder, service) = (builder.clone(), service.clone());
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let _ = connection.await;
+            // A client that connects and sends nothing is dropped here.
+            let mut first = [0u8; 1];
+            if !matches!(
+                tokio::time::timeout(header_timeout, stream.peek(&mut first)).await,
+                Ok(Ok(1..))
+            ) {
+                return;
+            }
+            let mut stream = TimeoutStream::new(stream);
+            stream.set_read_timeout(Some(idle));
+            let connection = builder.serve_connection_with_upgrades(
+                TokioIo::new(Box::pin(stream)),
+                TowerToHyperService::new(service),
+            );
+            let _ = watcher.watch(connection.into_owned()).await;
         });
     }
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await;

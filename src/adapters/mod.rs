@@ -124,7 +124,9 @@ mod shared {
             }
             BodyError::Timeout => {
                 tracing::warn!("status callback refused: body not received in time");
-                text_response(StatusCode::REQUEST_TIMEOUT, &[], BODY_READ_TIMEOUT)
+                // The rest of the body may still be on its way: close instead of reading it.
+                let close = [(header::CONNECTION, HeaderValue::from_static("close"))];
+                text_response(StatusCode::REQUEST_TIMEOUT, &close, BODY_READ_TIMEOUT)
             }
         }
     }
