@@ -101,7 +101,7 @@ async fn closed_within(stream: &mut TcpStream, limit: Duration) -> (Duration, St
     let mut buf = [0u8; 1024];
     loop {
         match tokio::time::timeout_at((started + limit).into(), stream.read(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(0) | Err(_)) => break,
             Ok(Ok(n)) => answer.extend_from_slice(&buf[..n]),
             Err(_) => panic!(
                 "still open after {limit:?}; answered {:?}",
