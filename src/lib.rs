@@ -64,6 +64,7 @@ pub mod callback;
 pub mod client;
 pub mod endpoint;
 pub mod error;
+pub mod guard;
 pub mod ids;
 pub mod model;
 pub mod notify;
@@ -76,6 +77,7 @@ pub mod status;
 #[cfg_attr(docsrs, doc(cfg(feature = "status-page")))]
 pub mod status_page;
 pub mod store;
+pub mod twiml;
 pub mod webhook;
 
 /// The `#[async_trait]` attribute, for implementing [`StatusStore`] on a store of your own.
@@ -83,6 +85,7 @@ pub use async_trait::async_trait;
 pub use client::{Client, ClientBuilder, ListFilter, Message, RetryPolicy, SendMessage};
 pub use endpoint::{ConnectionOverrides, PublicEndpoint};
 pub use error::{ApiError, Error, Result};
+pub use guard::{ValidatedWebhook, WebhookGuard};
 pub use ids::{AccountSid, ApiKeySid, MessageSid, MessagingServiceSid, SidError};
 pub use model::{Applied, EventSource, HistoryEntry, MessageRecord, SentMessage, StatusEvent};
 pub use notify::{Notifier, StatusChange};

@@ -333,7 +333,7 @@ impl StatusWebhook {
         if req.method != Method::POST {
             return Err(WebhookError::MethodNotAllowed);
         }
-        if !is_form(req.headers) {
+        if !crate::guard::is_form(req.headers) {
             return Err(WebhookError::UnsupportedMediaType);
         }
         if req.body.len() > inner.body_limit {
@@ -393,16 +393,6 @@ impl StatusWebhook {
             applied,
         })
     }
-}
-
-fn is_form(headers: &HeaderMap) -> bool {
-    let mut values = headers.get_all(header::CONTENT_TYPE).iter();
-    let (Some(ct), None) = (values.next(), values.next()) else {
-        return false;
-    };
-    let Ok(ct) = ct.to_str() else { return false };
-    let essence = ct.split(';').next().unwrap_or("").trim();
-    essence.eq_ignore_ascii_case("application/x-www-form-urlencoded")
 }
 
 impl StatusWebhookBuilder {
@@ -491,6 +481,7 @@ impl StatusWebhookBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::guard::is_form;
 
     #[test]
     fn public_url_base_is_validated() {

@@ -42,7 +42,10 @@ use actix_web::http::header::{HeaderName as ActixName, HeaderValue as ActixValue
 use actix_web::{HttpRequest, HttpResponse, Resource, web};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
-use super::shared::{body_error_response, read_limited, to_http};
+use super::shared::{
+    body_error_response, guard_error, guard_response, read_limited, read_within, to_http,
+};
+use crate::guard::{ValidatedWebhook, WebhookGuard};
 use crate::webhook::{StatusWebhook, WebhookRequest};
 
 /// Registers the webhook on `path` for every method: `App::new().configure(configure(webhook,
@@ -129,4 +132,62 @@ fn response_to_actix(response: http::Response<&'static str>) -> HttpResponse {
         }
     }
     out.body(*response.body())
+}
+
+/// An extractor for any Twilio webhook route: reads the body (with the guard's limit and
+/// deadline), checks the request with the [`WebhookGuard`] registered as
+/// `web::Data<WebhookGuard>`, and yields the validated form pairs; a refused request is
+/// answered 401/403/408/413/400 and the handler never runs. Without the guard registered it
+/// answers `500` (a wiring mistake).
+///
+/// ```no_run
+/// use actix_web::{App, web};
+/// use twilio_delivery::{AuthToken, SignatureValidator, ValidatedWebhook, WebhookGuard};
+///
+/// async fn incoming(hook: ValidatedWebhook) -> &'static str {
+///     let _from = hook.params.iter().find(|(k, _)| k == "From");
+///     "<Response/>"
+/// }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let guard = WebhookGuard::builder(SignatureValidator::new(AuthToken::new("token")))
+///     .public_url("https://app.example.com")
+///     .build()?;
+/// let app = App::new()
+///     .app_data(web::Data::new(guard))
+///     .route("/twilio/incoming", web::post().to(incoming));
+/// # let _ = app; Ok(()) }
+/// ```
+impl actix_web::FromRequest for ValidatedWebhook {
+    type Error = actix_web::Error;
+    type Future = futures_util::future::LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let guard = request.app_data::<web::Data<WebhookGuard>>().cloned();
+        let request = request.clone();
+        let payload = payload.take();
+        Box::pin(async move {
+            let refuse = |response: http::Response<&'static str>| {
+                actix_web::error::InternalError::from_response("", response_to_actix(response))
+                    .into()
+            };
+            let Some(guard) = guard else {
+                let mut missing = http::Response::new("no WebhookGuard registered\n");
+                *missing.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+                return Err(refuse(missing));
+            };
+            let method =
+                Method::from_bytes(request.method().as_str().as_bytes()).unwrap_or(Method::OPTIONS);
+            let headers = headers_to_http(request.headers());
+            let target = request.uri().path_and_query().map_or("", |pq| pq.as_str());
+            let limit = guard.body_limit();
+            let body = read_within(limit, guard.body_read_timeout(), &headers, payload)
+                .await
+                .map_err(|e| refuse(guard_response(&guard_error(e, limit))))?;
+            guard.check(&method, target, &headers, &body).map_err(|e| {
+                tracing::warn!(reason = %e, "twilio webhook refused");
+                refuse(guard_response(&e))
+            })
+        })
+    }
 }

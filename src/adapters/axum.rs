@@ -40,7 +40,14 @@ use axum::extract::{OriginalUri, Request, State};
 use axum::response::Response;
 use axum::routing::any;
 
-use super::shared::{body_error_response, read_limited, to_http};
+use axum::extract::{FromRef, FromRequest, FromRequestParts};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+
+use super::shared::{
+    body_error_response, guard_error, guard_response, read_limited, read_within, to_http,
+};
+use crate::guard::{ValidatedWebhook, WebhookGuard};
 use crate::webhook::{StatusWebhook, WebhookRequest};
 
 /// A router answering every method on `path` with `webhook`; merge or nest it into the app's
@@ -86,4 +93,72 @@ pub async fn handle(webhook: &StatusWebhook, request: Request) -> Response {
         ))
         .await;
     to_http(&response)
+}
+
+/// The request that [`TwilioSignatureLayer`](super::tower::TwilioSignatureLayer) let through,
+/// from the request's extensions: which key matched and the form pairs. Without the layer in
+/// front of the route, it answers `500` (a wiring mistake, never a client's).
+impl<S: Send + Sync> FromRequestParts<S> for ValidatedWebhook {
+    type Rejection = (StatusCode, &'static str);
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<ValidatedWebhook>().cloned().ok_or((
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the twilio signature layer is not in front of this route\n",
+        ))
+    }
+}
+
+/// An extractor for any Twilio webhook route without the layer: reads the body (with the
+/// guard's limit and deadline), checks the request with the state's [`WebhookGuard`], and
+/// yields the validated form pairs, or answers the refusal (401/403/408/413/400) itself.
+///
+/// ```
+/// use axum::{Router, routing::post};
+/// use twilio_delivery::adapters::axum::TwilioForm;
+/// use twilio_delivery::{AuthToken, SignatureValidator, WebhookGuard};
+///
+/// async fn incoming(TwilioForm(hook): TwilioForm) -> String {
+///     let body = hook.params.iter().find(|(k, _)| k == "Body").map(|(_, v)| v.as_str());
+///     format!("got {}", body.unwrap_or(""))
+/// }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let guard = WebhookGuard::builder(SignatureValidator::new(AuthToken::new("token")))
+///     .public_url("https://app.example.com")
+///     .build()?;
+/// let app: Router = Router::new().route("/twilio/incoming", post(incoming)).with_state(guard);
+/// # let _ = app; Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct TwilioForm(pub ValidatedWebhook);
+
+impl<S> FromRequest<S> for TwilioForm
+where
+    WebhookGuard: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let guard = WebhookGuard::from_ref(state);
+        let (parts, body) = request.into_parts();
+        let uri = parts
+            .extensions
+            .get::<OriginalUri>()
+            .map_or(&parts.uri, |original| &original.0);
+        let target = uri.path_and_query().map_or("", |pq| pq.as_str());
+        let limit = guard.body_limit();
+        let stream = body.into_data_stream();
+        let body = read_within(limit, guard.body_read_timeout(), &parts.headers, stream)
+            .await
+            .map_err(|e| guard_response(&guard_error(e, limit)))?;
+        guard
+            .check(&parts.method, target, &parts.headers, &body)
+            .map(TwilioForm)
+            .map_err(|e| {
+                tracing::warn!(reason = %e, "twilio webhook refused");
+                guard_response(&e)
+            })
+    }
 }

@@ -48,8 +48,17 @@ pub mod axum;
 #[cfg_attr(docsrs, doc(cfg(feature = "warp")))]
 pub mod warp;
 
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub mod tower;
+
 /// What every adapter shares: reading the body with the limit, and the response translation.
-#[cfg(any(feature = "axum", feature = "actix-web", feature = "warp"))]
+#[cfg(any(
+    feature = "axum",
+    feature = "actix-web",
+    feature = "warp",
+    feature = "tower"
+))]
 mod shared {
     use bytes::{Buf, BufMut, Bytes, BytesMut};
     use futures_util::{Stream, StreamExt};
@@ -66,10 +75,8 @@ mod shared {
         Timeout,
     }
 
-    /// Reads a request body with the webhook's limit and deadline: a declared `Content-Length`
-    /// over the limit is refused before reading, reading stops at the first chunk that takes the
-    /// body past the limit, and the whole body must arrive within the deadline. The buffer grows
-    /// with what arrives, so a client declaring a large body and sending nothing costs nothing.
+    /// Reads a request body with the webhook's limit and deadline (see [`read_within`]).
+    #[cfg(any(feature = "axum", feature = "actix-web", feature = "warp"))]
     pub(crate) async fn read_limited<S, B, E>(
         webhook: &crate::webhook::StatusWebhook,
         headers: &HeaderMap,
@@ -79,7 +86,30 @@ mod shared {
         S: Stream<Item = Result<B, E>>,
         B: Buf,
     {
-        let limit = webhook.body_limit();
+        read_within(
+            webhook.body_limit(),
+            webhook.body_read_timeout(),
+            headers,
+            body,
+        )
+        .await
+    }
+
+    /// Reads a request body of at most `limit` bytes within `deadline`: a declared
+    /// `Content-Length` over the limit is refused before reading, reading stops at the first
+    /// chunk that takes the body past the limit, and the whole body must arrive in time. The
+    /// buffer grows with what arrives, so a client declaring a large body and sending nothing
+    /// costs nothing.
+    pub(crate) async fn read_within<S, B, E>(
+        limit: usize,
+        deadline: std::time::Duration,
+        headers: &HeaderMap,
+        body: S,
+    ) -> Result<Bytes, BodyError>
+    where
+        S: Stream<Item = Result<B, E>>,
+        B: Buf,
+    {
         let declared = headers
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
@@ -99,19 +129,15 @@ mod shared {
             }
             Ok(buf.freeze())
         };
-        tokio::time::timeout(webhook.body_read_timeout(), read)
+        tokio::time::timeout(deadline, read)
             .await
             .unwrap_or(Err(BodyError::Timeout))
     }
 
-    /// The `400` sent when the body could not be read (see the module docs).
-    const BODY_READ_FAILED: &str = "could not read request body\n";
-
-    /// The `408` sent when the body did not arrive within the deadline.
-    const BODY_READ_TIMEOUT: &str = "request body not received in time\n";
-
     /// The HTTP response for a body that could not be read: the webhook's 413 when it was too
-    /// large, `400` when the client broke off.
+    /// large, `400` when the client broke off, `408` (closing the connection) when it was too
+    /// slow.
+    #[cfg(any(feature = "axum", feature = "actix-web", feature = "warp"))]
     pub(crate) fn body_error_response<B: From<&'static str>>(
         webhook: &crate::webhook::StatusWebhook,
         error: BodyError,
@@ -120,23 +146,38 @@ mod shared {
             BodyError::TooLarge => to_http(&webhook.payload_too_large()),
             BodyError::Read => {
                 tracing::debug!("status callback body could not be read");
-                text_response(StatusCode::BAD_REQUEST, &[], BODY_READ_FAILED)
+                guard_response(&guard_error(error, webhook.body_limit()))
             }
             BodyError::Timeout => {
                 tracing::warn!("status callback refused: body not received in time");
-                // The rest of the body may still be on its way: close instead of reading it.
-                let close = [(header::CONNECTION, HeaderValue::from_static("close"))];
-                text_response(StatusCode::REQUEST_TIMEOUT, &close, BODY_READ_TIMEOUT)
+                guard_response(&guard_error(error, webhook.body_limit()))
             }
         }
     }
 
     /// The webhook's answer as an `http` response: its status, its headers, and its short reason
     /// as a `text/plain` body (no body at all for a 204).
+    #[cfg(any(feature = "axum", feature = "actix-web", feature = "warp"))]
     pub(crate) fn to_http<B: From<&'static str>>(
         response: &crate::webhook::WebhookResponse,
     ) -> http::Response<B> {
         text_response(response.status, &response.headers, response.body())
+    }
+
+    /// The guard's refusal as an `http` response.
+    pub(crate) fn guard_response<B: From<&'static str>>(
+        error: &crate::guard::GuardError,
+    ) -> http::Response<B> {
+        text_response(error.status_code(), &error.headers(), error.body())
+    }
+
+    /// The guard's view of a body error.
+    pub(crate) fn guard_error(error: BodyError, limit: usize) -> crate::guard::GuardError {
+        match error {
+            BodyError::TooLarge => crate::guard::GuardError::PayloadTooLarge { limit },
+            BodyError::Read => crate::guard::GuardError::BodyRead,
+            BodyError::Timeout => crate::guard::GuardError::BodyTimeout,
+        }
     }
 
     fn text_response<B: From<&'static str>>(

@@ -44,7 +44,10 @@ use warp::filters::path::{FullPath, Tail};
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::shared::{body_error_response, read_limited, to_http};
+use super::shared::{
+    body_error_response, guard_error, guard_response, read_limited, read_within, to_http,
+};
+use crate::guard::{GuardError, ValidatedWebhook, WebhookGuard};
 use crate::webhook::{StatusWebhook, WebhookRequest};
 
 /// The webhook on `path` (the rest of the path after any prefix filters), for every method.
@@ -120,5 +123,81 @@ where
             to_http(&response)
         }
         Err(error) => body_error_response(webhook, error),
+    }
+}
+
+/// A request the guard refused, as a warp rejection; [`recover`] turns it into its answer.
+#[derive(Debug)]
+pub struct Refused(pub GuardError);
+
+impl warp::reject::Reject for Refused {}
+
+/// A filter for any Twilio webhook route: reads the body (with the guard's limit and
+/// deadline), checks the request with `guard`, and extracts the validated form pairs, or
+/// rejects with [`Refused`]. Add [`recover`] to answer those rejections (401/403/408/413/400).
+///
+/// ```
+/// use warp::Filter;
+/// use twilio_delivery::adapters::warp::{recover, validated};
+/// use twilio_delivery::{AuthToken, SignatureValidator, ValidatedWebhook, WebhookGuard};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let guard = WebhookGuard::builder(SignatureValidator::new(AuthToken::new("token")))
+///     .public_url("https://app.example.com")
+///     .build()?;
+/// let incoming = warp::path!("twilio" / "incoming")
+///     .and(warp::post())
+///     .and(validated(guard))
+///     .map(|hook: ValidatedWebhook| format!("{} params", hook.params.len()))
+///     .recover(recover);
+/// # let _ = incoming; Ok(()) }
+/// ```
+pub fn validated(
+    guard: WebhookGuard,
+) -> impl Filter<Extract = (ValidatedWebhook,), Error = Rejection> + Clone {
+    let raw_query = warp::query::raw()
+        .map(Some)
+        .or(warp::any().map(|| None))
+        .unify();
+    warp::method()
+        .and(warp::path::full())
+        .and(raw_query)
+        .and(warp::header::headers_cloned())
+        .and(warp::body::stream())
+        .and_then(
+            move |method: Method,
+                  path: FullPath,
+                  query: Option<String>,
+                  headers: HeaderMap,
+                  body| {
+                let guard = guard.clone();
+                async move {
+                    let target = match query {
+                        Some(query) => format!("{}?{query}", path.as_str()),
+                        None => path.as_str().to_owned(),
+                    };
+                    let limit = guard.body_limit();
+                    let refused = |e| warp::reject::custom(Refused(e));
+                    let body = read_within(limit, guard.body_read_timeout(), &headers, body)
+                        .await
+                        .map_err(|e| refused(guard_error(e, limit)))?;
+                    guard.check(&method, &target, &headers, &body).map_err(|e| {
+                        tracing::warn!(reason = %e, "twilio webhook refused");
+                        refused(e)
+                    })
+                }
+            },
+        )
+}
+
+/// Answers a [`Refused`] rejection with its status, headers and short text; passes any other
+/// rejection on.
+///
+/// # Errors
+/// The rejection, when it is not a [`Refused`].
+pub async fn recover(rejection: Rejection) -> Result<Response, Rejection> {
+    match rejection.find::<Refused>() {
+        Some(Refused(error)) => Ok(guard_response(error)),
+        None => Err(rejection),
     }
 }
