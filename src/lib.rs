@@ -66,6 +66,7 @@ pub mod endpoint;
 pub mod error;
 pub mod guard;
 pub mod ids;
+pub mod inbound;
 pub mod model;
 pub mod notify;
 pub mod reconcile;
