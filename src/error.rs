@@ -136,6 +136,18 @@ impl ApiError {
         }
     }
 
+    /// Twilio's code as an [`ErrorCode`](crate::ErrorCode): its description and what to do.
+    pub fn error_code(&self) -> Option<crate::ErrorCode> {
+        self.code.map(crate::ErrorCode::new)
+    }
+
+    /// What to do about this error ([`ErrorClass`](crate::ErrorClass)); `Unknown` without a
+    /// code or for codes the crate does not know.
+    pub fn class(&self) -> crate::ErrorClass {
+        self.error_code()
+            .map_or(crate::ErrorClass::Unknown, crate::ErrorCode::class)
+    }
+
     /// Whether Twilio said "too many requests": HTTP 429 or code 20429. Such a request was not
     /// processed and may be sent again after a pause.
     pub fn is_rate_limited(&self) -> bool {

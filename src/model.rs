@@ -258,6 +258,12 @@ impl std::fmt::Debug for MessageRecord {
 }
 
 impl MessageRecord {
+    /// The error code of the event that set the current status, as an
+    /// [`ErrorCode`](crate::ErrorCode): its description and what to do about it.
+    pub fn error(&self) -> Option<crate::ErrorCode> {
+        self.error_code.map(crate::ErrorCode::new)
+    }
+
     /// A record with only its SID, status and creation time known, for stores implemented
     /// outside this crate; set the other fields on the returned value.
     pub fn new(sid: MessageSid, status: MessageStatus, created_at: OffsetDateTime) -> Self {
