@@ -18,8 +18,9 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::client::Client;
+use crate::client::Clients;
 use crate::error::Error;
+use crate::ids::MessageSid;
 use crate::model::{EventSource, MessageRecord};
 use crate::notify::{Notifier, StatusChange};
 use crate::store::{StatusStore, StoreError};
@@ -40,6 +41,9 @@ pub struct PassReport {
     pub errors: usize,
     /// The pass stopped early because the API asked to slow down (429).
     pub rate_limited: bool,
+    /// Messages of an account the reconciler has no client for: reported once, then left
+    /// alone by this reconciler (configure the account's client to repair them).
+    pub unknown_account: usize,
 }
 
 /// Why a [`Reconciler`] could not be built.
@@ -69,7 +73,9 @@ pub enum ReconcileError {
 /// Repairs missed status callbacks by polling the API. Build with [`Reconciler::builder`].
 #[derive(Clone)]
 pub struct Reconciler {
-    client: Client,
+    clients: Clients,
+    /// Messages of unknown accounts seen already: not fetched again.
+    unknown: Arc<std::sync::Mutex<std::collections::HashSet<MessageSid>>>,
     store: Arc<dyn StatusStore>,
     notifier: Option<Notifier>,
     min_age: Duration,
@@ -83,7 +89,7 @@ pub struct Reconciler {
 impl fmt::Debug for Reconciler {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Reconciler")
-            .field("client", &self.client)
+            .field("clients", &self.clients)
             .field("store", &self.store)
             .field("min_age", &self.min_age)
             .field("max_age", &self.max_age)
@@ -171,15 +177,19 @@ enum Fetched {
     Changed,
     Unchanged,
     NotFound,
+    UnknownAccount,
     Failed { rate_limited: bool },
 }
 
 impl Reconciler {
-    /// A reconciler that polls with `client` and repairs `store`.
-    pub fn builder(client: Client, store: Arc<dyn StatusStore>) -> ReconcilerBuilder {
+    /// A reconciler that polls with `clients` (one [`Client`](crate::Client), or
+    /// [`Clients`] for several accounts: each message is fetched through its own account's
+    /// client) and repairs `store`.
+    pub fn builder(clients: impl Into<Clients>, store: Arc<dyn StatusStore>) -> ReconcilerBuilder {
         ReconcilerBuilder {
             inner: Reconciler {
-                client,
+                clients: clients.into(),
+                unknown: Arc::default(),
                 store,
                 notifier: None,
                 min_age: Duration::from_secs(15 * 60),
@@ -213,6 +223,13 @@ impl Reconciler {
             .pending_since(from, until, self.batch_size)
             .await?;
         let mut report = PassReport::default();
+        let pending: Vec<MessageRecord> = {
+            let unknown = self.unknown.lock().unwrap_or_else(|e| e.into_inner());
+            pending
+                .into_iter()
+                .filter(|r| !unknown.contains(&r.sid))
+                .collect()
+        };
         let mut results = futures_util::stream::iter(pending)
             .map(|record| self.fix(record))
             .buffer_unordered(self.concurrency);
@@ -224,6 +241,7 @@ impl Reconciler {
                 }
                 Fetched::Unchanged => report.checked += 1,
                 Fetched::NotFound => report.not_found += 1,
+                Fetched::UnknownAccount => report.unknown_account += 1,
                 Fetched::Failed { rate_limited } => {
                     report.errors += 1;
                     if rate_limited {
@@ -240,13 +258,24 @@ impl Reconciler {
             not_found = report.not_found,
             errors = report.errors,
             rate_limited = report.rate_limited,
+            unknown_account = report.unknown_account,
             "reconciliation pass done"
         );
         Ok(report)
     }
 
     async fn fix(&self, record: MessageRecord) -> Fetched {
-        let message = match self.client.messages().fetch(&record.sid).await {
+        let Some(client) = self.clients.for_account(record.account_sid.as_ref()) else {
+            tracing::warn!(
+                message_sid = %record.sid,
+                account_sid = ?record.account_sid,
+                "reconciler: no client for the message's account; not polled again"
+            );
+            let mut unknown = self.unknown.lock().unwrap_or_else(|e| e.into_inner());
+            unknown.insert(record.sid.clone());
+            return Fetched::UnknownAccount;
+        };
+        let message = match client.messages().fetch(&record.sid).await {
             Ok(m) => m,
             Err(e) => return self.fetch_failed(&record, &e),
         };

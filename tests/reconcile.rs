@@ -343,3 +343,68 @@ async fn the_builder_refuses_bad_settings_instead_of_panicking_later() {
         .unwrap();
     ok.run_once().await.unwrap();
 }
+
+#[tokio::test]
+async fn each_message_is_polled_through_its_own_account_and_unknown_accounts_are_reported_once() {
+    use twilio_delivery::AuthToken;
+    use twilio_delivery::client::Clients;
+    use wiremock::matchers::basic_auth;
+    const SUB: &str = "ACfedcba9876543210fedcba9876543210";
+    const STRANGER: &str = "AC11111111111111111111111111111111";
+    let server = MockServer::start().await;
+    let store = Arc::new(MemoryStore::new());
+    for (n, account) in [(1, ACCOUNT), (2, SUB), (3, STRANGER)] {
+        let mut m = SentMessage::new(sid(n), "+14155550199", MessageStatus::Sent);
+        m.created_at = OffsetDateTime::now_utc() - HOUR;
+        m.account_sid = Some(AccountSid::new(account).unwrap());
+        store.record_sent(&m).await.unwrap();
+    }
+    // Each account's message answers only at its own path, with its own credentials.
+    for (n, account, token) in [(1, ACCOUNT, TOKEN), (2, SUB, "sub-token")] {
+        let mut body = message_json(&sid(n), "delivered", None);
+        body["account_sid"] = json!(account);
+        Mock::given(method("GET"))
+            .and(path(format!(
+                "/2010-04-01/Accounts/{account}/Messages/{}.json",
+                sid(n)
+            )))
+            .and(basic_auth(account, token))
+            .respond_with(ResponseTemplate::new(200).set_body_json(body))
+            .expect(1)
+            .mount(&server)
+            .await;
+    }
+    let client = |account: &str, token: &str| {
+        Client::builder(AccountSid::new(account).unwrap(), AuthToken::new(token))
+            .base_url(server.uri().parse().unwrap())
+            .retry_policy(twilio_delivery::RetryPolicy::none())
+            .build()
+            .unwrap()
+    };
+    let clients = Clients::new()
+        .with(client(ACCOUNT, TOKEN))
+        .with(client(SUB, "sub-token"));
+    let rec = Reconciler::builder(clients, store.clone())
+        .min_age(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let report = rec.run_once().await.unwrap();
+    assert_eq!(
+        (report.updated, report.unknown_account, report.errors),
+        (2, 1, 0)
+    );
+    for n in [1, 2] {
+        let status = store.get(&sid(n)).await.unwrap().unwrap().status;
+        assert_eq!(status, MessageStatus::Delivered);
+    }
+    // The stranger's message is not retried forever: the next pass leaves it alone.
+    let again = rec.run_once().await.unwrap();
+    assert_eq!(
+        (again.checked, again.unknown_account, again.errors),
+        (0, 0, 0)
+    );
+    assert_eq!(
+        store.get(&sid(3)).await.unwrap().unwrap().status,
+        MessageStatus::Sent
+    );
+}

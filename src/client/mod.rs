@@ -45,6 +45,7 @@ mod enums;
 mod list;
 mod message;
 mod messages;
+mod registry;
 mod retry;
 mod send;
 mod transport;
@@ -57,6 +58,7 @@ pub use enums::{
 pub use list::{ListFilter, MAX_PAGE_SIZE, MessagePage};
 pub use message::{Message, Price, PriceError};
 pub use messages::Messages;
+pub use registry::Clients;
 pub use retry::{RetryPolicy, RetryPolicyBuilder};
 pub use send::{
     MAX_MEDIA, MAX_SCHEDULE_AHEAD, MAX_VALIDITY_PERIOD, MIN_SCHEDULE_AHEAD, SendMessage,
