@@ -2,6 +2,7 @@
 //! 127.0.0.1 that checks signatures with `sign()`, and a schema check against the spec.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod raw;
 pub mod schema;
 
 use std::collections::HashMap;
