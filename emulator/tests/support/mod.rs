@@ -4,6 +4,7 @@
 
 pub mod raw;
 pub mod schema;
+pub mod wire;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
