@@ -80,6 +80,7 @@ impl<'a> Resource<'a> {
     }
 }
 
+/// Authenticates, routes and answers one request (admin endpoints included).
 async fn handle(
     shared: &Arc<Shared>,
     method: &Method,

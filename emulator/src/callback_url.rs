@@ -11,8 +11,9 @@
 /// The longest `StatusCallback` Twilio accepts (error 21609's documented 4000-character limit).
 pub(crate) const MAX_LEN: usize = 4000;
 
-/// A `StatusCallback` that passed validation, as slices of the configured string.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A `StatusCallback` that passed validation, as slices of the configured string. `Debug`
+/// hides credentials (`user:pass@`).
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) struct CallbackUrl {
     /// The URL without its `#fragment`: requested and signed exactly as written.
     pub(crate) signed: String,
@@ -28,6 +29,22 @@ pub(crate) struct CallbackUrl {
     pub(crate) target: String,
     /// The fragment after `#` (Twilio's connection overrides), without the `#`.
     pub(crate) fragment: Option<String>,
+}
+
+impl std::fmt::Debug for CallbackUrl {
+    /// The URL with any `user:pass@` replaced by `[redacted]@`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = match &self.userinfo {
+            Some(userinfo) => self
+                .signed
+                .replacen(&format!("{userinfo}@"), "[redacted]@", 1),
+            None => self.signed.clone(),
+        };
+        f.debug_struct("CallbackUrl")
+            .field("url", &shown)
+            .field("fragment", &self.fragment)
+            .finish_non_exhaustive()
+    }
 }
 
 /// RFC 3986 `unreserved`.
@@ -240,6 +257,11 @@ mod tests {
         let u = CallbackUrl::parse("http://us%40r:p%3Ass@h:1/").unwrap();
         assert_eq!(u.userinfo.as_deref(), Some("us%40r:p%3Ass"));
         assert_eq!(u.host_header(), "h:1");
+        let debug = format!("{u:?}");
+        assert!(
+            !debug.contains("p%3Ass") && debug.contains("[redacted]@h:1"),
+            "{debug}"
+        );
         assert!(CallbackUrl::parse("http://h:/x").is_some_and(|u| u.port.is_none()));
     }
 

@@ -82,6 +82,7 @@ pub(crate) struct Overrides {
 }
 
 impl Default for Overrides {
+    /// Twilio's defaults: connect 5 s, read 15 s, total 15 s, one retry of connect failures.
     fn default() -> Self {
         Self {
             connect_timeout: Duration::from_millis(5000),

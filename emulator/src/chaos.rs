@@ -55,6 +55,7 @@ pub struct Chaos {
 }
 
 impl Default for Chaos {
+    /// [`Chaos::calm`].
     fn default() -> Self {
         Self::calm()
     }
@@ -303,6 +304,7 @@ pub enum Outcome {
 }
 
 impl fmt::Display for Outcome {
+    /// The form [`FromStr`] reads: `delivered`, `sent`, `undelivered:CODE`, `failed:CODE`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Delivered => f.write_str("delivered"),

@@ -15,6 +15,7 @@ pub(crate) struct Clock {
 }
 
 impl Default for Clock {
+    /// Real time, nothing advanced.
     fn default() -> Self {
         Self {
             advanced: watch::Sender::new(Duration::ZERO),

@@ -136,6 +136,7 @@ pub struct EmulatorBuilder {
 }
 
 impl Default for EmulatorBuilder {
+    /// The defaults of [`Emulator::builder`].
     fn default() -> Self {
         Self {
             ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -307,6 +308,7 @@ pub struct EmulatorHandle {
 }
 
 impl fmt::Debug for EmulatorHandle {
+    /// The address, account, seed and a redacted token.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EmulatorHandle")
             .field("local_addr", &self.local_addr)
@@ -405,6 +407,7 @@ impl EmulatorHandle {
 }
 
 impl Drop for EmulatorHandle {
+    /// Signals shutdown without waiting.
     fn drop(&mut self) {
         let _ = self.shutdown.send(true);
     }

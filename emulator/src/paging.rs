@@ -32,6 +32,7 @@ struct Filters {
 }
 
 impl Filters {
+    /// Reads `To`, `From`, `DateSent`, `DateSent<` and `DateSent>` (empty values ignored).
     fn parse(pairs: &[(String, String)]) -> Result<Self, ApiError> {
         let mut f = Self::default();
         for key in ["To", "From", "DateSent", "DateSent<", "DateSent>"] {
@@ -54,6 +55,7 @@ impl Filters {
         Ok(f)
     }
 
+    /// Whether a message passes every filter (date filters need a `date_sent`).
     fn matches(&self, m: &StoredMessage) -> bool {
         if self.to.as_ref().is_some_and(|to| *to != m.to) {
             return false;
@@ -86,6 +88,7 @@ enum Token {
 }
 
 impl Token {
+    /// Parses `PA<hex seq>` or `PB<hex seq>`.
     fn parse(s: &str) -> Result<Self, ApiError> {
         let invalid = || ApiError::invalid_parameter("Invalid PageToken");
         let (kind, hex) = (

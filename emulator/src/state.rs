@@ -231,6 +231,7 @@ impl Activity {
 }
 
 impl Drop for Busy {
+    /// Ends the piece of work and wakes waiters when nothing is left.
     fn drop(&mut self) {
         if self.lifecycle {
             self.activity.lifecycles.fetch_sub(1, Ordering::SeqCst);

@@ -165,8 +165,8 @@ fn schedule(
 
 /// `ValidityPeriod`, when given, is an integer in `1..=36000` (21624).
 fn validity_period(params: &[(String, String)]) -> Result<(), ApiError> {
-    match params.iter().find(|(k, _)| k == "ValidityPeriod") {
-        Some((_, v)) if !v.parse::<u32>().is_ok_and(|n| VALIDITY_PERIOD.contains(&n)) => {
+    match param(params, "ValidityPeriod") {
+        Some(v) if !v.parse::<u32>().is_ok_and(|n| VALIDITY_PERIOD.contains(&n)) => {
             Err(ApiError::bad_request(
                 21624,
                 "Invalid validity period value: an integer between 1 and 36000 seconds",
