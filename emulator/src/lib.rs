@@ -10,9 +10,15 @@
 //! (`#ct`, `#rt`, `#tt`, `#rc`, `#rp` in the URL fragment).
 //!
 //! Every random choice comes from a seed ([`EmulatorBuilder::seed`]); [`Chaos`] sets delays,
-//! the outcome mix and how badly callbacks behave. The handle exposes the truth
-//! ([`EmulatorHandle::truth`]) and every callback attempt ([`EmulatorHandle::callback_log`]) so a
-//! test can check that an app converged.
+//! the outcome mix (or a fixed [`Outcome`] per recipient, [`Chaos::recipient`]) and how badly
+//! callbacks behave. The handle exposes the truth ([`EmulatorHandle::truth`]) and every callback
+//! attempt ([`EmulatorHandle::callback_log`]) so a test can check that an app converged;
+//! [`EmulatorHandle::advance_time`] sends scheduled messages early and
+//! [`EmulatorHandle::reset`] starts a fresh run.
+//!
+//! Callbacks are requested at exactly the configured `StatusCallback` (path and query byte for
+//! byte, nothing re-encoded) and signed over that same string, as Twilio does; a
+//! `StatusCallback` that is not a valid, properly encoded URL is refused with 21609.
 //!
 //! Where Twilio's behaviour is not documented, the emulator picks one and says so (the crate's
 //! README lists every such choice): parameters it cannot accept get Twilio's generic code
