@@ -1,26 +1,22 @@
-//! The HTTP side: routing, Basic auth, form bodies, and create / fetch / update / delete.
+//! The HTTP side: routing, Basic auth and form bodies; each resource is handled in its own
+//! module (`messages`, `media`, `feedback`, `admin`).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use time::OffsetDateTime;
-use tokio::sync::Notify;
 
+use super::admin;
 use super::api_error::ApiError;
-use super::lifecycle::{self, Lifecycle, Start};
-use super::model::StoredMessage;
+use super::feedback;
+use super::media;
+use super::messages;
 use super::paging;
-use super::segments;
-use super::state::{Shared, hex32, message_rng};
-use super::truth::Truth;
-use super::validate;
+use super::state::Shared;
 use twilio_delivery::ids::MessageSid;
-use twilio_delivery::status::MessageStatus;
 
 /// The largest request body accepted.
 const MAX_BODY: usize = 256 * 1024;
@@ -45,12 +41,46 @@ async fn dispatch(
     }
 }
 
-/// The resource a path names.
+/// The resource a path under `/2010-04-01/Accounts/{AccountSid}/` names.
 enum Resource<'a> {
+    /// `Messages.json`
     List,
+    /// `Messages/{Sid}.json`
     Message(&'a str),
+    /// `Messages/{Sid}/Media.json`
+    MediaList(&'a str),
+    /// `Messages/{Sid}/Media/{MediaSid}.json`
+    Media(&'a str, &'a str),
+    /// `Messages/{Sid}/Feedback.json`
+    Feedback(&'a str),
 }
 
+impl<'a> Resource<'a> {
+    /// The resource of the part of a path after the account SID.
+    fn parse(rest: &'a str) -> Option<Self> {
+        if rest == "Messages.json" {
+            return Some(Self::List);
+        }
+        let rest = rest.strip_prefix("Messages/")?;
+        if let Some(sid) = rest.strip_suffix(".json")
+            && !sid.contains('/')
+        {
+            return Some(Self::Message(sid));
+        }
+        let (sid, sub) = rest.split_once('/')?;
+        match sub {
+            "Media.json" => Some(Self::MediaList(sid)),
+            "Feedback.json" => Some(Self::Feedback(sid)),
+            _ => sub
+                .strip_prefix("Media/")
+                .and_then(|m| m.strip_suffix(".json"))
+                .filter(|m| !m.contains('/'))
+                .map(|media| Self::Media(sid, media)),
+        }
+    }
+}
+
+/// Authenticates, routes and answers one request (admin endpoints included).
 async fn handle(
     shared: &Arc<Shared>,
     method: &Method,
@@ -59,34 +89,42 @@ async fn handle(
     body: Body,
 ) -> Result<Response, ApiError> {
     let path = uri.path();
+    let query = uri.query().unwrap_or("");
     let not_found = || ApiError::not_found(path);
+    if let Some(admin_path) = path.strip_prefix(admin::PREFIX) {
+        shared
+            .credentials
+            .check(headers, shared.credentials.account_sid.as_str())?;
+        let bytes = read(body).await?;
+        return admin::handle(shared, method, admin_path, query, &form(headers, &bytes)).await;
+    }
     let rest = path
         .strip_prefix("/2010-04-01/Accounts/")
         .ok_or_else(not_found)?;
     let (account, resource) = rest.split_once('/').ok_or_else(not_found)?;
     shared.credentials.check(headers, account)?;
-    let resource = match resource {
-        "Messages.json" => Resource::List,
-        other => other
-            .strip_prefix("Messages/")
-            .and_then(|s| s.strip_suffix(".json"))
-            .filter(|s| !s.contains('/'))
-            .map(Resource::Message)
-            .ok_or_else(not_found)?,
-    };
-    let bytes = axum::body::to_bytes(body, MAX_BODY)
-        .await
-        .map_err(|_| ApiError::too_large())?;
+    let resource = Resource::parse(resource).ok_or_else(not_found)?;
+    let bytes = read(body).await?;
+    let params = || form(headers, &bytes);
     match (resource, method) {
-        (Resource::List, &Method::GET) => paging::list(shared, uri.query().unwrap_or("")),
-        (Resource::List, &Method::POST) => create(shared, &form(headers, &bytes)),
-        (Resource::Message(sid), &Method::GET) => fetch(shared, path, sid),
-        (Resource::Message(sid), &Method::POST) => {
-            update(shared, path, sid, &form(headers, &bytes))
-        }
-        (Resource::Message(sid), &Method::DELETE) => delete(shared, path, sid),
+        (Resource::List, &Method::GET) => paging::list(shared, query),
+        (Resource::List, &Method::POST) => messages::create(shared, &params()),
+        (Resource::Message(sid), &Method::GET) => messages::fetch(shared, path, sid),
+        (Resource::Message(sid), &Method::POST) => messages::update(shared, path, sid, &params()),
+        (Resource::Message(sid), &Method::DELETE) => messages::delete(shared, path, sid),
+        (Resource::MediaList(sid), &Method::GET) => media::list(shared, path, sid, query),
+        (Resource::Media(sid, media), &Method::GET) => media::fetch(shared, path, sid, media),
+        (Resource::Media(sid, media), &Method::DELETE) => media::delete(shared, path, sid, media),
+        (Resource::Feedback(sid), &Method::POST) => feedback::create(shared, path, sid, &params()),
         _ => Err(ApiError::method_not_allowed()),
     }
+}
+
+/// Reads a request body of at most [`MAX_BODY`] bytes.
+async fn read(body: Body) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::to_bytes(body, MAX_BODY)
+        .await
+        .map_err(|_| ApiError::too_large())
 }
 
 /// The pairs of a form body; any other content type (JSON included) carries no parameters,
@@ -107,169 +145,11 @@ fn form(headers: &HeaderMap, body: &[u8]) -> Vec<(String, String)> {
 }
 
 /// JSON with a status code.
-pub(super) fn json(status: StatusCode, value: serde_json::Value) -> Response {
+pub(crate) fn json(status: StatusCode, value: serde_json::Value) -> Response {
     (status, axum::Json(value)).into_response()
 }
 
-/// A SID from the path, or 404.
-fn path_sid(path: &str, sid: &str) -> Result<MessageSid, ApiError> {
+/// A message SID from the path, or 404.
+pub(crate) fn path_sid(path: &str, sid: &str) -> Result<MessageSid, ApiError> {
     MessageSid::new(sid).map_err(|_| ApiError::not_found(path))
-}
-
-/// `POST Messages.json`.
-fn create(shared: &Arc<Shared>, params: &[(String, String)]) -> Result<Response, ApiError> {
-    let now = OffsetDateTime::now_utc();
-    let req = validate::create(params, now)?;
-    let settings = &shared.settings;
-    if shared.activity.lifecycles() >= settings.max_messages.max(1) {
-        return Err(ApiError::too_many_requests());
-    }
-    let start = match (req.send_at, &req.messaging_service_sid) {
-        (Some(send_at), _) => {
-            let ahead = Duration::try_from(send_at - now).unwrap_or_default();
-            let scaled = ahead.as_secs_f64() * settings.chaos.time_scale_factor();
-            // Tokio treats a wait too long to represent as "far in the future".
-            Start::Scheduled(Duration::try_from_secs_f64(scaled).unwrap_or(Duration::MAX))
-        }
-        (None, Some(_)) => Start::Accepted,
-        (None, None) => Start::Queued,
-    };
-    let account = shared.credentials.account_sid.as_str();
-    let mut inner = shared.lock();
-    let seq = inner.next_seq;
-    inner.next_seq = seq.wrapping_add(1);
-    let mut rng = message_rng(settings.seed, seq);
-    let prefix = if req.num_media > 0 { "MM" } else { "SM" };
-    let sid = MessageSid::new(format!("{prefix}{}", hex32(&mut rng)))
-        .map_err(|_| ApiError::invalid_parameter("could not make a message SID"))?;
-    let plan = lifecycle::plan(&settings.chaos, &mut rng, start);
-    let cancel = matches!(start, Start::Scheduled(_)).then(|| Arc::new(Notify::new()));
-    let message = StoredMessage {
-        seq,
-        sid: sid.clone(),
-        to: req.to.clone(),
-        from: req.from.clone(),
-        body: req.body.clone(),
-        num_media: req.num_media,
-        segments: if req.num_media > 0 {
-            1
-        } else {
-            segments::count(&req.body)
-        },
-        messaging_service_sid: req.messaging_service_sid.clone(),
-        status: start.status(),
-        error_code: None,
-        date_created: now,
-        date_updated: now,
-        date_sent: None,
-        price: None,
-        cancel: cancel.clone(),
-        lifecycle_done: false,
-    };
-    let body = message.to_json(account);
-    inner.insert(message, plan.truth.clone(), settings.max_messages);
-    drop(inner);
-    let busy = shared.activity.enter_lifecycle();
-    let life = Lifecycle {
-        seq,
-        sid,
-        to: req.to,
-        from: req.from,
-        messaging_service_sid: req.messaging_service_sid,
-        status_callback: req
-            .status_callback
-            .or_else(|| settings.default_status_callback.clone()),
-        plan,
-        cancel,
-    };
-    tokio::spawn(lifecycle::drive(Arc::clone(shared), life, busy));
-    Ok(json(StatusCode::CREATED, body))
-}
-
-/// `GET Messages/{Sid}.json`.
-fn fetch(shared: &Shared, path: &str, sid: &str) -> Result<Response, ApiError> {
-    let sid = path_sid(path, sid)?;
-    let mut inner = shared.lock();
-    let m = inner
-        .message_mut(&sid)
-        .ok_or_else(|| ApiError::not_found(path))?;
-    Ok(json(
-        StatusCode::OK,
-        m.to_json(shared.credentials.account_sid.as_str()),
-    ))
-}
-
-/// `POST Messages/{Sid}.json`: `Status=canceled` cancels a scheduled message, `Body=` redacts.
-fn update(
-    shared: &Shared,
-    path: &str,
-    sid: &str,
-    params: &[(String, String)],
-) -> Result<Response, ApiError> {
-    let sid = path_sid(path, sid)?;
-    let status = params.iter().find(|(k, _)| k == "Status").map(|(_, v)| v);
-    let body = params.iter().find(|(k, _)| k == "Body").map(|(_, v)| v);
-    if status.is_some_and(|s| s != "canceled") {
-        return Err(ApiError::invalid_parameter(
-            "Status can only be updated to 'canceled'",
-        ));
-    }
-    if body.is_some_and(|b| !b.is_empty()) {
-        return Err(ApiError::invalid_parameter(
-            "Body can only be updated to an empty string, to redact the message",
-        ));
-    }
-    let mut inner = shared.lock();
-    let now = OffsetDateTime::now_utc();
-    let m = inner
-        .message_mut(&sid)
-        .ok_or_else(|| ApiError::not_found(path))?;
-    if status.is_some() {
-        if m.status != MessageStatus::Scheduled {
-            return Err(ApiError::bad_request(
-                30409,
-                "This message cannot be canceled",
-            ));
-        }
-        m.status = MessageStatus::Canceled;
-        m.date_updated = now;
-        if let Some(n) = &m.cancel {
-            n.notify_one();
-        }
-    }
-    if body.is_some() {
-        m.body.clear();
-        m.date_updated = now;
-    }
-    let value = m.to_json(shared.credentials.account_sid.as_str());
-    if status.is_some() {
-        inner.set_truth(
-            &sid,
-            Truth {
-                status: MessageStatus::Canceled,
-                error_code: None,
-            },
-        );
-    }
-    Ok(json(StatusCode::OK, value))
-}
-
-/// `DELETE Messages/{Sid}.json`: 204, or 20009 while the message is still in progress.
-fn delete(shared: &Shared, path: &str, sid: &str) -> Result<Response, ApiError> {
-    let sid = path_sid(path, sid)?;
-    let mut inner = shared.lock();
-    let m = inner
-        .message_mut(&sid)
-        .ok_or_else(|| ApiError::not_found(path))?;
-    if !(m.status.is_final() || m.lifecycle_done) {
-        return Err(ApiError::bad_request(
-            20009,
-            format!(
-                "Cannot delete message in state {}",
-                m.status.as_str().to_uppercase()
-            ),
-        ));
-    }
-    inner.remove(&sid);
-    Ok(StatusCode::NO_CONTENT.into_response())
 }

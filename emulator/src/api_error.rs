@@ -94,6 +94,7 @@ impl ApiError {
 }
 
 impl IntoResponse for ApiError {
+    /// The error JSON with its status (and `WWW-Authenticate` on 401).
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::BAD_REQUEST);
         let mut response = (status, axum::Json(self.body())).into_response();

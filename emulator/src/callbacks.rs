@@ -1,4 +1,7 @@
 //! Sending signed status callbacks, with Twilio's connection overrides (`#ct #rt #tt #rc #rp`).
+//!
+//! Each callback is requested at exactly the configured `StatusCallback` (fragment removed) and
+//! signed over that same string, as Twilio does.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,8 +12,10 @@ use time::macros::format_description;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::callback_url::CallbackUrl;
 use super::model::API_VERSION;
 use super::state::{Busy, Shared};
+use super::transport::{self, Outgoing};
 use super::truth::{AttemptOutcome, CallbackAttempt};
 use twilio_delivery::ids::MessageSid;
 use twilio_delivery::signature::sign;
@@ -77,6 +82,7 @@ pub(crate) struct Overrides {
 }
 
 impl Default for Overrides {
+    /// Twilio's defaults: connect 5 s, read 15 s, total 15 s, one retry of connect failures.
     fn default() -> Self {
         Self {
             connect_timeout: Duration::from_millis(5000),
@@ -131,27 +137,24 @@ impl Overrides {
     }
 }
 
-/// Where callbacks of one message go: the URL without its fragment (requested and signed),
-/// and the overrides from the fragment.
+/// Where callbacks of one message go: the validated URL (requested and signed without its
+/// fragment) and the overrides from the fragment.
 #[derive(Debug, Clone)]
 pub(crate) struct Target {
-    pub(crate) url: String,
+    pub(crate) url: CallbackUrl,
     pub(crate) overrides: Overrides,
 }
 
 impl Target {
-    /// Splits a `StatusCallback` at its first `#`.
-    pub(crate) fn parse(status_callback: &str) -> Self {
-        match status_callback.split_once('#') {
-            Some((url, fragment)) => Self {
-                url: url.to_owned(),
-                overrides: Overrides::parse(fragment),
-            },
-            None => Self {
-                url: status_callback.to_owned(),
-                overrides: Overrides::default(),
-            },
-        }
+    /// Validates a `StatusCallback` and reads the connection overrides from its fragment;
+    /// `None` when Twilio would refuse it (21609).
+    pub(crate) fn parse(status_callback: &str) -> Option<Self> {
+        let url = CallbackUrl::parse(status_callback)?;
+        let overrides = url
+            .fragment
+            .as_deref()
+            .map_or_else(Overrides::default, Overrides::parse);
+        Some(Self { url, overrides })
     }
 }
 
@@ -172,6 +175,15 @@ pub(crate) struct Facts<'a> {
     pub(crate) to: &'a str,
     pub(crate) from: Option<&'a str>,
     pub(crate) messaging_service_sid: Option<&'a str>,
+    /// The `XE…` SID of the channel installation, for WhatsApp and RCS messages.
+    pub(crate) channel_install_sid: &'a str,
+}
+
+/// The channel prefix (`whatsapp`, `rcs`) and the bare address of a channel address such as
+/// `whatsapp:+15552229999`; `None` for a plain phone number.
+pub(crate) fn channel(address: &str) -> Option<(&str, &str)> {
+    let (prefix, rest) = address.split_once(':')?;
+    matches!(prefix, "whatsapp" | "rcs").then_some((prefix, rest))
 }
 
 /// `RawDlrDoneDate`: `YYMMDDhhmm` in UTC.
@@ -215,6 +227,13 @@ impl Payload {
             MessageStatus::Delivered | MessageStatus::Undelivered
         ) {
             params.push(("RawDlrDoneDate".into(), raw_dlr_done_date(at)));
+        }
+        // WhatsApp and RCS callbacks carry the channel fields ("Outbound Message Status in
+        // Status Callbacks", https://www.twilio.com/docs/messaging/guides/outbound-message-status-in-status-callbacks).
+        if let Some((prefix, address)) = channel(facts.to) {
+            params.push(("ChannelPrefix".into(), prefix.into()));
+            params.push(("ChannelInstallSid".into(), facts.channel_install_sid.into()));
+            params.push(("ChannelToAddress".into(), address.into()));
         }
         Self {
             sid: facts.sid.clone(),
@@ -263,10 +282,12 @@ pub(crate) async fn shutdown_signal(shared: &Shared) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
 
-/// Sends a message's callbacks one after another, in the order they are queued.
+/// Sends a message's callbacks one after another, in the order they are queued, until the
+/// queue closes or the emulator shuts down or is reset out of `epoch`.
 pub(crate) async fn sender(
     shared: Arc<Shared>,
     target: Target,
+    epoch: u64,
     mut queue: mpsc::UnboundedReceiver<Delivery>,
     _busy: Busy,
 ) {
@@ -274,36 +295,26 @@ pub(crate) async fn sender(
     loop {
         let next = tokio::select! {
             d = queue.recv() => d,
-            () = shutdown_signal(&shared) => None,
+            () = shared.halted(epoch) => None,
         };
         let Some(delivery) = next else { break };
         tokio::select! {
-            () = deliver(&shared, &target, &delivery, index) => {}
-            () = shutdown_signal(&shared) => break,
+            () = deliver(&shared, &target, epoch, &delivery, index) => {}
+            () = shared.halted(epoch) => break,
         }
         index = index.saturating_add(1);
     }
 }
 
-/// Classifies a request's result.
-fn classify(result: Result<reqwest::Response, reqwest::Error>) -> AttemptOutcome {
-    match result {
-        Ok(response) => AttemptOutcome::Response(response.status().as_u16()),
-        Err(e) if e.is_connect() => AttemptOutcome::ConnectFailed,
-        Err(e) if e.is_timeout() => AttemptOutcome::Timeout,
-        Err(e) => AttemptOutcome::Error(e.without_url().to_string()),
-    }
-}
-
 /// Sends one callback, retrying as its overrides say, and records every attempt.
-async fn deliver(shared: &Shared, target: &Target, delivery: &Delivery, index: u32) {
+async fn deliver(shared: &Shared, target: &Target, epoch: u64, delivery: &Delivery, index: u32) {
     let payload = &delivery.payload;
     let attempt_record =
         |attempt: u32, token: Option<String>, outcome: AttemptOutcome| CallbackAttempt {
             sid: payload.sid.clone(),
             status: payload.status.clone(),
             error_code: payload.error_code,
-            url: target.url.clone(),
+            url: target.url.signed.clone(),
             attempt,
             idempotency_token: token,
             outcome,
@@ -311,22 +322,19 @@ async fn deliver(shared: &Shared, target: &Target, delivery: &Delivery, index: u
             dropped: delivery.dropped,
         };
     if delivery.dropped {
-        shared.record(attempt_record(1, None, AttemptOutcome::Dropped));
+        shared.record(epoch, attempt_record(1, None, AttemptOutcome::Dropped));
         return;
     }
     let o = target.overrides;
-    let client = match shared.client(o.connect_timeout) {
-        Ok(c) => c,
-        Err(e) => {
-            let outcome = AttemptOutcome::Error(e.without_url().to_string());
-            shared.record(attempt_record(1, None, outcome));
-            return;
-        }
-    };
-    let signature = sign(&shared.credentials.auth_token, &target.url, &payload.params);
-    let body = form_urlencoded::Serializer::new(String::new())
+    let signature = sign(
+        &shared.credentials.auth_token,
+        &target.url.signed,
+        &payload.params,
+    );
+    let body: bytes::Bytes = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(payload.params.iter())
-        .finish();
+        .finish()
+        .into();
     let deadline = Instant::now() + o.total_timeout;
     let attempts = o.retries.saturating_add(1);
     for attempt in 1..=attempts {
@@ -335,21 +343,15 @@ async fn deliver(shared: &Shared, target: &Target, delivery: &Delivery, index: u
             break;
         }
         let token = idempotency_token(shared.settings.seed, &payload.sid, index, attempt);
-        let result = client
-            .post(&target.url)
-            .header(
-                reqwest::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded; charset=utf-8",
-            )
-            .header("X-Twilio-Signature", &signature)
-            .header("I-Twilio-Idempotency-Token", &token)
-            .timeout(o.read_timeout.min(remaining))
-            .body(body.clone())
-            .send()
-            .await;
-        let outcome = classify(result);
+        let outgoing = Outgoing {
+            url: &target.url,
+            signature: &signature,
+            idempotency_token: &token,
+            body: body.clone(),
+        };
+        let outcome = transport::send(&outgoing, o.connect_timeout, o.read_timeout, deadline).await;
         let retry = attempt < attempts && o.policy.retries(&outcome);
-        shared.record(attempt_record(attempt, Some(token), outcome));
+        shared.record(epoch, attempt_record(attempt, Some(token), outcome));
         if !retry {
             break;
         }
@@ -367,13 +369,14 @@ mod tests {
         assert!(o.policy.retries(&AttemptOutcome::ConnectFailed));
         assert!(!o.policy.retries(&AttemptOutcome::Response(503)));
         assert!(!o.policy.retries(&AttemptOutcome::Timeout));
-        assert_eq!(Target::parse("http://h/cb").overrides, o);
+        assert_eq!(Target::parse("http://h/cb").unwrap().overrides, o);
     }
 
     #[test]
     fn fragment_overrides() {
-        let t = Target::parse("https://example.com/cb?x=1#ct=1000&rt=5000&tt=9000&rc=3&rp=5xx,rt");
-        assert_eq!(t.url, "https://example.com/cb?x=1");
+        let t = Target::parse("https://example.com/cb?x=1#ct=1000&rt=5000&tt=9000&rc=3&rp=5xx,rt")
+            .unwrap();
+        assert_eq!(t.url.signed, "https://example.com/cb?x=1");
         let o = t.overrides;
         assert_eq!(o.connect_timeout, Duration::from_millis(1000));
         assert_eq!(o.read_timeout, Duration::from_millis(5000));
@@ -403,6 +406,7 @@ mod tests {
             to: "+15558675310",
             from: Some("+15005550006"),
             messaging_service_sid: None,
+            channel_install_sid: "XE0123456789abcdef0123456789abcdef",
         };
         let at = time::macros::datetime!(2024-03-05 07:08:09 UTC);
         let p = Payload::new(&facts, &MessageStatus::Undelivered, Some(30003), at);

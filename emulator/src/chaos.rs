@@ -1,5 +1,9 @@
-//! `Chaos`: the seeded, reproducible knobs that shape each message's lifecycle and callbacks.
+//! `Chaos`: the seeded, reproducible knobs that shape each message's lifecycle and callbacks,
+//! and [`Outcome`], the final outcome a message is given (drawn from the mix, or fixed per
+//! recipient).
 
+use std::fmt;
+use std::str::FromStr;
 use std::time::Duration;
 
 /// Undelivered error codes used by default: 30003 unreachable handset, 30004 blocked,
@@ -47,9 +51,11 @@ pub struct Chaos {
     duplicate: f64,
     drop: f64,
     time_scale: f64,
+    rules: Vec<(String, Outcome)>,
 }
 
 impl Default for Chaos {
+    /// [`Chaos::calm`].
     fn default() -> Self {
         Self::calm()
     }
@@ -75,6 +81,7 @@ impl Chaos {
             duplicate: 0.0,
             drop: 0.0,
             time_scale: 1.0,
+            rules: Vec::new(),
         }
     }
 
@@ -169,6 +176,37 @@ impl Chaos {
         self
     }
 
+    /// Gives every message to `recipient` this outcome instead of one drawn from the mix.
+    /// `recipient` is a `To` value (`+15558675310`, `whatsapp:+15558675310`; a channel address
+    /// also matches its bare number) or a prefix ending in `*` (`+1555*`). The first matching
+    /// rule wins; rules do not change the random draws of other messages.
+    ///
+    /// ```
+    /// use twilio_delivery_emulator::{Chaos, Outcome};
+    ///
+    /// let chaos = Chaos::calm()
+    ///     .recipient("+15558675310", Outcome::Undelivered(30003))
+    ///     .recipient("+1666*", Outcome::Failed(30001));
+    /// assert_eq!(chaos.outcome_for("+16665550000"), Some(Outcome::Failed(30001)));
+    /// ```
+    pub fn recipient(mut self, recipient: impl Into<String>, outcome: Outcome) -> Self {
+        self.rules.push((recipient.into(), outcome));
+        self
+    }
+
+    /// The outcome a rule set with [`recipient`](Self::recipient) gives messages to `to`, if any.
+    pub fn outcome_for(&self, to: &str) -> Option<Outcome> {
+        let bare = to.split_once(':').map_or(to, |(_, rest)| rest);
+        let matches = |pattern: &str, value: &str| match pattern.strip_suffix('*') {
+            Some(prefix) => value.starts_with(prefix),
+            None => value == pattern,
+        };
+        self.rules
+            .iter()
+            .find(|(pattern, _)| matches(pattern, to) || matches(pattern, bare))
+            .map(|(_, outcome)| *outcome)
+    }
+
     /// The `(min, max)` delay before each lifecycle step.
     pub fn step_delay_range(&self) -> (Duration, Duration) {
         self.step_delay
@@ -247,13 +285,59 @@ impl Chaos {
     }
 }
 
-/// A message's intended final outcome.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Outcome {
+/// A message's final outcome, drawn from the mix of [`Chaos::outcomes`] or fixed per recipient
+/// with [`Chaos::recipient`].
+///
+/// Parses from `delivered`, `sent` (stuck at `sent`, no delivery receipt), `undelivered[:CODE]`
+/// and `failed[:CODE]` (codes default to 30003 and 30001).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// `sent`, then `delivered`.
     Delivered,
+    /// `sent`, then `undelivered` with this error code.
     Undelivered(u16),
+    /// `failed` with this error code.
     Failed(u16),
+    /// `sent` and nothing after it.
     SentOnly,
+}
+
+impl fmt::Display for Outcome {
+    /// The form [`FromStr`] reads: `delivered`, `sent`, `undelivered:CODE`, `failed:CODE`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Delivered => f.write_str("delivered"),
+            Self::Undelivered(code) => write!(f, "undelivered:{code}"),
+            Self::Failed(code) => write!(f, "failed:{code}"),
+            Self::SentOnly => f.write_str("sent"),
+        }
+    }
+}
+
+/// Why a string is not an [`Outcome`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not an outcome (delivered, sent, undelivered[:CODE], failed[:CODE]): {0}")]
+pub struct OutcomeParseError(String);
+
+impl FromStr for Outcome {
+    type Err = OutcomeParseError;
+
+    /// Parses `delivered`, `sent`, `undelivered[:CODE]` or `failed[:CODE]`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let invalid = || OutcomeParseError(s.to_owned());
+        let (kind, code) = match s.trim().split_once(':') {
+            Some((kind, code)) => (kind, Some(code.parse::<u16>().map_err(|_| invalid())?)),
+            None => (s.trim(), None),
+        };
+        match (kind, code) {
+            ("delivered", None) => Ok(Self::Delivered),
+            ("sent", None) => Ok(Self::SentOnly),
+            ("undelivered", code) => Ok(Self::Undelivered(code.unwrap_or(30003))),
+            ("failed", code) => Ok(Self::Failed(code.unwrap_or(30001))),
+            _ => Err(invalid()),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -289,6 +373,33 @@ mod tests {
         assert_eq!(draws, replay);
         let none = Chaos::calm().outcomes(0, 0, 0);
         assert_eq!(none.draw_outcome(&mut rng), Outcome::Delivered);
+    }
+
+    #[test]
+    fn recipient_rules_and_outcome_strings() {
+        let c = Chaos::calm()
+            .recipient("+15550001", Outcome::Failed(30002))
+            .recipient("+1555*", Outcome::SentOnly);
+        assert_eq!(c.outcome_for("+15550001"), Some(Outcome::Failed(30002)));
+        assert_eq!(
+            c.outcome_for("whatsapp:+15550001"),
+            Some(Outcome::Failed(30002))
+        );
+        assert_eq!(c.outcome_for("+15559999"), Some(Outcome::SentOnly));
+        assert_eq!(c.outcome_for("+4420"), None);
+        for (text, outcome) in [
+            ("delivered", Outcome::Delivered),
+            ("sent", Outcome::SentOnly),
+            ("undelivered", Outcome::Undelivered(30003)),
+            ("undelivered:30005", Outcome::Undelivered(30005)),
+            ("failed:30002", Outcome::Failed(30002)),
+        ] {
+            assert_eq!(text.parse::<Outcome>(), Ok(outcome));
+            assert_eq!(outcome.to_string().parse::<Outcome>(), Ok(outcome));
+        }
+        for bad in ["", "read", "failed:x", "delivered:1", "sent:30001"] {
+            assert!(bad.parse::<Outcome>().is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -10,13 +10,24 @@
 //! (`#ct`, `#rt`, `#tt`, `#rc`, `#rp` in the URL fragment).
 //!
 //! Every random choice comes from a seed ([`EmulatorBuilder::seed`]); [`Chaos`] sets delays,
-//! the outcome mix and how badly callbacks behave. The handle exposes the truth
-//! ([`EmulatorHandle::truth`]) and every callback attempt ([`EmulatorHandle::callback_log`]) so a
-//! test can check that an app converged.
+//! the outcome mix (or a fixed [`Outcome`] per recipient, [`Chaos::recipient`]) and how badly
+//! callbacks behave. The handle exposes the truth ([`EmulatorHandle::truth`]) and every callback
+//! attempt ([`EmulatorHandle::callback_log`]) so a test can check that an app converged;
+//! [`EmulatorHandle::advance_time`] sends scheduled messages early and
+//! [`EmulatorHandle::reset`] starts a fresh run.
 //!
-//! Where Twilio's behaviour is not documented, the emulator picks one and says so: parameters
-//! it cannot accept get Twilio's generic code 20001; a non-form body (JSON) carries no
-//! parameters, so a JSON create fails with 21604 as on Twilio.
+//! Callbacks are requested at exactly the configured `StatusCallback` (path and query byte for
+//! byte, nothing re-encoded) and signed over that same string, as Twilio does; a
+//! `StatusCallback` that is not a valid, properly encoded URL is refused with 21609.
+//!
+//! Where Twilio's behaviour is not documented, the emulator picks one and says so (the crate's
+//! README lists every such choice): parameters it cannot accept get Twilio's generic code
+//! 20001; a non-form body (JSON) carries no parameters, so a JSON create fails with 21604 as on
+//! Twilio.
+//!
+//! Besides the Twilio API, the emulator serves a few admin endpoints under `/emulator/` (the
+//! truth, the callback log, advancing time, reset) so that tests in any language can use it;
+//! the `twilio-emulator` binary runs it standalone.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), twilio_delivery_emulator::EmulatorError> {
@@ -38,16 +49,24 @@
 //! # }
 //! ```
 
+mod admin;
 mod api;
 mod api_error;
 mod auth;
+mod callback_url;
 mod callbacks;
 mod chaos;
+mod clock;
+mod dates;
+mod feedback;
 mod lifecycle;
+mod media;
+mod messages;
 mod model;
 mod paging;
 mod segments;
 mod state;
+mod transport;
 mod truth;
 mod validate;
 
@@ -60,7 +79,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use chaos::Chaos;
+pub use chaos::{Chaos, Outcome, OutcomeParseError};
 pub use truth::{AttemptOutcome, CallbackAttempt, Truth};
 
 use auth::Credentials;
@@ -81,6 +100,10 @@ pub enum EmulatorError {
         #[source]
         source: std::io::Error,
     },
+    /// The default status callback is not a URL Twilio would accept (error 21609: not a valid,
+    /// properly encoded `http`/`https` URL of at most 4000 characters).
+    #[error("the default status callback is not a valid URL")]
+    InvalidStatusCallback,
     /// [`EmulatorHandle::wait_idle`] timed out with work still in flight.
     #[error("emulator still busy after the timeout ({busy} tasks in flight)")]
     NotIdle {
@@ -119,6 +142,7 @@ pub struct EmulatorBuilder {
 }
 
 impl Default for EmulatorBuilder {
+    /// The defaults of [`Emulator::builder`].
     fn default() -> Self {
         Self {
             ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -195,7 +219,8 @@ impl EmulatorBuilder {
     }
 
     /// The status callback for messages created without `StatusCallback`, as a Messaging
-    /// Service's configured callback would be (default: none, no callbacks for them).
+    /// Service's configured callback would be (default: none, no callbacks for them). Checked
+    /// by [`start`](Self::start) as Twilio checks a `StatusCallback`.
     pub fn default_status_callback(mut self, url: impl Into<String>) -> Self {
         self.default_status_callback = Some(url.into());
         self
@@ -204,8 +229,15 @@ impl EmulatorBuilder {
     /// Binds the socket and starts serving on the current Tokio runtime.
     ///
     /// # Errors
-    /// [`EmulatorError::Bind`] when the address cannot be bound (port in use, no permission).
+    /// [`EmulatorError::Bind`] when the address cannot be bound (port in use, no permission);
+    /// [`EmulatorError::InvalidStatusCallback`] when the default status callback is not a valid
+    /// URL.
     pub async fn start(self) -> Result<EmulatorHandle, EmulatorError> {
+        let default_status_callback = self
+            .default_status_callback
+            .as_deref()
+            .map(|url| callbacks::Target::parse(url).ok_or(EmulatorError::InvalidStatusCallback))
+            .transpose()?;
         let seed = self.seed.unwrap_or_else(|| fastrand::u64(..));
         let mut rng = fastrand::Rng::with_seed(mix(seed ^ 0x00AC_C0DE));
         // `hex32` always yields 32 hex digits: the loop ends on its first turn.
@@ -215,6 +247,8 @@ impl EmulatorBuilder {
             }
         };
         let generated_token = hex32(&mut rng);
+        let default_service_sid = format!("MG{}", hex32(&mut rng));
+        let channel_install_sid = format!("XE{}", hex32(&mut rng));
         let account_sid = self.account_sid.unwrap_or(generated_sid);
         let auth_token = self
             .auth_token
@@ -240,7 +274,9 @@ impl EmulatorBuilder {
                 chaos: self.chaos,
                 max_messages: self.max_messages,
                 max_log: self.max_callback_log,
-                default_status_callback: self.default_status_callback,
+                default_status_callback,
+                default_service_sid,
+                channel_install_sid,
             },
             shutdown_rx,
         ));
@@ -278,6 +314,7 @@ pub struct EmulatorHandle {
 }
 
 impl fmt::Debug for EmulatorHandle {
+    /// The address, account, seed and a redacted token.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EmulatorHandle")
             .field("local_addr", &self.local_addr)
@@ -351,6 +388,20 @@ impl EmulatorHandle {
             .map_err(|busy| EmulatorError::NotIdle { busy })
     }
 
+    /// Moves the emulated clock forward: scheduled messages whose `SendAt` comes within `by`
+    /// are sent now, and dates the API reports move along (the same as the admin endpoint
+    /// `POST /emulator/time/advance`).
+    pub fn advance_time(&self, by: Duration) {
+        self.shared.clock.advance(by);
+    }
+
+    /// Forgets every message, truth and callback attempt, stops the lifecycles and callbacks in
+    /// flight and rewinds the clock and the SID sequence: the next request starts the run of
+    /// the same seed afresh (the same as `POST /emulator/reset`).
+    pub fn reset(&self) {
+        self.shared.reset();
+    }
+
     /// Stops accepting requests, stops every lifecycle and callback, and waits for the server
     /// to finish the requests in progress.
     pub async fn shutdown(mut self) {
@@ -362,6 +413,7 @@ impl EmulatorHandle {
 }
 
 impl Drop for EmulatorHandle {
+    /// Signals shutdown without waiting.
     fn drop(&mut self) {
         let _ = self.shutdown.send(true);
     }

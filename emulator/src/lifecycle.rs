@@ -25,7 +25,8 @@ pub(crate) enum Start {
     Queued,
     /// With a Messaging Service: `accepted`.
     Accepted,
-    /// Scheduled: `scheduled`, sent after this (time-scaled) wait.
+    /// Scheduled: `scheduled`, sent when this much emulated time has passed (see
+    /// [`Clock::wait`](super::clock::Clock::wait)).
     Scheduled(Duration),
 }
 
@@ -67,9 +68,11 @@ pub(crate) struct Plan {
 }
 
 /// Plans a message's lifecycle: its statuses after the initial one, their delays, and the
-/// order, copies and losses of its callbacks.
-pub(crate) fn plan(chaos: &Chaos, rng: &mut fastrand::Rng, start: Start) -> Plan {
-    let outcome = chaos.draw_outcome(rng);
+/// order, copies and losses of its callbacks. A recipient rule fixes the outcome; it is drawn
+/// anyway so the rest of the message's random stream stays the same.
+pub(crate) fn plan(chaos: &Chaos, rng: &mut fastrand::Rng, start: Start, to: &str) -> Plan {
+    let drawn = chaos.draw_outcome(rng);
+    let outcome = chaos.outcome_for(to).unwrap_or(drawn);
     let mut statuses: Vec<(MessageStatus, Option<u16>)> = Vec::with_capacity(3);
     if start != Start::Queued {
         statuses.push((MessageStatus::Queued, None));
@@ -158,11 +161,13 @@ pub(crate) fn plan(chaos: &Chaos, rng: &mut fastrand::Rng, start: Start) -> Plan
 #[derive(Debug)]
 pub(crate) struct Lifecycle {
     pub(crate) seq: u64,
+    /// The epoch the message was created in: a reset stops the lifecycle.
+    pub(crate) epoch: u64,
     pub(crate) sid: MessageSid,
     pub(crate) to: String,
     pub(crate) from: Option<String>,
     pub(crate) messaging_service_sid: Option<String>,
-    pub(crate) status_callback: Option<String>,
+    pub(crate) status_callback: Option<Target>,
     pub(crate) plan: Plan,
     pub(crate) cancel: Option<Arc<Notify>>,
 }
@@ -173,18 +178,23 @@ enum Applied {
     Done,
     /// The message was canceled while scheduled: the lifecycle stops.
     Canceled,
+    /// The emulator was reset since the message was created: the lifecycle stops quietly.
+    Reset,
 }
 
 /// Applies a status change to the stored message.
 fn apply(
     shared: &Shared,
-    seq: u64,
+    life: &Lifecycle,
     step: &Step,
     from: Option<&str>,
     now: OffsetDateTime,
 ) -> Applied {
     let mut inner = shared.lock();
-    let Some(m) = inner.by_seq_mut(seq) else {
+    if inner.epoch != life.epoch {
+        return Applied::Reset;
+    }
+    let Some(m) = inner.by_seq_mut(life.seq) else {
         return Applied::Done;
     };
     if m.status == MessageStatus::Canceled {
@@ -213,35 +223,53 @@ fn apply(
 }
 
 /// Marks the stored message's lifecycle as over (it may then be deleted even if `sent`).
-fn finish(shared: &Shared, seq: u64) {
-    if let Some(m) = shared.lock().by_seq_mut(seq) {
+fn finish(shared: &Shared, life: &Lifecycle) {
+    let mut inner = shared.lock();
+    if inner.epoch != life.epoch {
+        return;
+    }
+    if let Some(m) = inner.by_seq_mut(life.seq) {
         m.lifecycle_done = true;
     }
 }
 
 /// What the callbacks of a lifecycle say about its message.
-fn facts<'a>(life: &'a Lifecycle, account_sid: &'a str, from: Option<&'a str>) -> Facts<'a> {
+fn facts<'a>(
+    shared: &'a Shared,
+    life: &'a Lifecycle,
+    account_sid: &'a str,
+    from: Option<&'a str>,
+) -> Facts<'a> {
     Facts {
         account_sid,
         sid: &life.sid,
         to: &life.to,
         from,
         messaging_service_sid: life.messaging_service_sid.as_deref(),
+        channel_install_sid: &shared.settings.channel_install_sid,
     }
 }
 
-/// Waits for a scheduled message's time, its cancellation, or shutdown (`false`).
-async fn wait_for_schedule(shared: &Shared, wait: Duration, cancel: Option<&Notify>) -> bool {
+/// Waits for a scheduled message's time (emulated: scaled and advanced, see
+/// [`Clock::wait`](super::clock::Clock::wait)), its cancellation, or a shutdown or reset
+/// (`false`).
+async fn wait_for_schedule(
+    shared: &Shared,
+    ahead: Duration,
+    cancel: Option<&Notify>,
+    epoch: u64,
+) -> bool {
     let canceled = async {
         match cancel {
             Some(n) => n.notified().await,
             None => std::future::pending().await,
         }
     };
+    let scale = shared.settings.chaos.time_scale_factor();
     tokio::select! {
-        () = tokio::time::sleep(wait) => true,
+        () = shared.clock.wait(ahead, scale) => true,
         () = canceled => true,
-        () = callbacks::shutdown_signal(shared) => false,
+        () = shared.halted(epoch) => false,
     }
 }
 
@@ -256,12 +284,13 @@ async fn sleep_until(origin: Instant, at: Duration) {
 /// Runs a message's lifecycle: waits for its schedule, applies each status at its time, and
 /// hands each callback to the message's sender in the planned order.
 pub(crate) async fn drive(shared: Arc<Shared>, life: Lifecycle, _busy: Busy) {
-    let queue = life.status_callback.as_deref().map(|url| {
+    let queue = life.status_callback.clone().map(|target| {
         let (tx, rx) = mpsc::unbounded_channel::<Delivery>();
         let busy = shared.activity.enter();
         tokio::spawn(callbacks::sender(
             Arc::clone(&shared),
-            Target::parse(url),
+            target,
+            life.epoch,
             rx,
             busy,
         ));
@@ -276,7 +305,7 @@ pub(crate) async fn drive(shared: Arc<Shared>, life: Lifecycle, _busy: Busy) {
     let mut from = life.from.clone();
 
     if let Some(wait) = life.plan.wait
-        && !wait_for_schedule(&shared, wait, life.cancel.as_deref()).await
+        && !wait_for_schedule(&shared, wait, life.cancel.as_deref(), life.epoch).await
     {
         return;
     }
@@ -303,7 +332,7 @@ pub(crate) async fn drive(shared: Arc<Shared>, life: Lifecycle, _busy: Busy) {
     for (at, is_send, index) in events {
         tokio::select! {
             () = sleep_until(origin, at) => {}
-            () = callbacks::shutdown_signal(&shared) => return,
+            () = shared.halted(life.epoch) => return,
         }
         if is_send {
             let Some(send) = life.plan.sends.get(index) else {
@@ -324,22 +353,27 @@ pub(crate) async fn drive(shared: Arc<Shared>, life: Lifecycle, _busy: Busy) {
         if step.status == MessageStatus::Queued && from.is_none() {
             from = Some(SERVICE_SENDER.to_owned());
         }
-        let now = OffsetDateTime::now_utc();
-        match apply(&shared, life.seq, step, from.as_deref(), now) {
+        let now = shared.clock.now();
+        match apply(&shared, &life, step, from.as_deref(), now) {
             Applied::Done => {
                 if let Some(slot) = payloads.get_mut(index) {
                     *slot = Some(Payload::new(
-                        &facts(&life, &account, from.as_deref()),
+                        &facts(&shared, &life, &account, from.as_deref()),
                         &step.status,
                         step.error_code,
                         now,
                     ));
                 }
             }
+            Applied::Reset => return,
             Applied::Canceled => {
+                // A Messaging Service message canceled before it had a sender: Twilio does not
+                // document the callback's `From`; the emulator names the sender the service
+                // would have picked, so that `From` is present as in every other callback.
+                let sender = life.from.as_deref().unwrap_or(SERVICE_SENDER);
                 enqueue(Delivery {
                     payload: Payload::new(
-                        &facts(&life, &account, life.from.as_deref()),
+                        &facts(&shared, &life, &account, Some(sender)),
                         &MessageStatus::Canceled,
                         None,
                         now,
@@ -351,7 +385,7 @@ pub(crate) async fn drive(shared: Arc<Shared>, life: Lifecycle, _busy: Busy) {
             }
         }
     }
-    finish(&shared, life.seq);
+    finish(&shared, &life);
 }
 
 #[cfg(test)]
@@ -367,15 +401,15 @@ mod tests {
         let mut rng = fastrand::Rng::with_seed(3);
         let calm = Chaos::calm();
         assert_eq!(
-            statuses(&plan(&calm, &mut rng, Start::Queued)),
+            statuses(&plan(&calm, &mut rng, Start::Queued, "+1")),
             ["sent", "delivered"]
         );
         assert_eq!(
-            statuses(&plan(&calm, &mut rng, Start::Accepted)),
+            statuses(&plan(&calm, &mut rng, Start::Accepted, "+1")),
             ["queued", "sent", "delivered"]
         );
         let failing = Chaos::calm().outcomes(0, 0, 1);
-        let p = plan(&failing, &mut rng, Start::Queued);
+        let p = plan(&failing, &mut rng, Start::Queued, "+1");
         assert_eq!(statuses(&p), ["failed"]);
         assert_eq!(p.truth.status, MessageStatus::Failed);
         assert!(matches!(p.truth.error_code, Some(30001 | 30002)));
@@ -384,6 +418,7 @@ mod tests {
             &undelivered,
             &mut rng,
             Start::Scheduled(Duration::from_secs(1)),
+            "+1",
         );
         assert_eq!(statuses(&p), ["queued", "sent", "undelivered"]);
         assert_eq!(p.steps[0].at, Duration::ZERO);
@@ -393,7 +428,7 @@ mod tests {
     #[test]
     fn calm_sends_each_callback_once_in_order() {
         let mut rng = fastrand::Rng::with_seed(9);
-        let p = plan(&Chaos::calm(), &mut rng, Start::Accepted);
+        let p = plan(&Chaos::calm(), &mut rng, Start::Accepted, "+1");
         let order: Vec<usize> = p.sends.iter().map(|s| s.step).collect();
         assert_eq!(order, [0, 1, 2]);
         assert!(p.sends.iter().all(|s| !s.duplicate && !s.dropped));
@@ -404,7 +439,7 @@ mod tests {
     fn reorder_sends_later_status_first_never_before_it_happened() {
         let chaos = Chaos::calm().reorder(1.0);
         let mut rng = fastrand::Rng::with_seed(1);
-        let p = plan(&chaos, &mut rng, Start::Queued);
+        let p = plan(&chaos, &mut rng, Start::Queued, "+1");
         let order: Vec<usize> = p.sends.iter().map(|s| s.step).collect();
         assert_eq!(order, [1, 0]);
         for s in &p.sends {
@@ -416,17 +451,48 @@ mod tests {
     fn duplicates_and_drops() {
         let chaos = Chaos::calm().duplicate(1.0).drop(1.0);
         let mut rng = fastrand::Rng::with_seed(1);
-        let p = plan(&chaos, &mut rng, Start::Queued);
+        let p = plan(&chaos, &mut rng, Start::Queued, "+1");
         assert_eq!(p.sends.len(), 4);
         assert_eq!(p.sends.iter().filter(|s| s.duplicate).count(), 2);
         assert!(p.sends.iter().all(|s| s.dropped));
     }
 
     #[test]
+    fn recipient_rules_fix_the_outcome_without_changing_the_stream() {
+        let chaos = Chaos::calm().recipient("+2*", Outcome::Undelivered(30005));
+        let ruled = plan(
+            &chaos,
+            &mut fastrand::Rng::with_seed(5),
+            Start::Queued,
+            "+21",
+        );
+        assert_eq!(statuses(&ruled), ["sent", "undelivered"]);
+        assert_eq!(ruled.truth.error_code, Some(30005));
+        let free = plan(
+            &chaos,
+            &mut fastrand::Rng::with_seed(5),
+            Start::Queued,
+            "+31",
+        );
+        assert_eq!(statuses(&free), ["sent", "delivered"]);
+        assert_eq!(ruled.steps[0].at, free.steps[0].at, "same delays drawn");
+    }
+
+    #[test]
     fn same_seed_same_plan() {
         let chaos = Chaos::realistic();
-        let a = plan(&chaos, &mut fastrand::Rng::with_seed(42), Start::Accepted);
-        let b = plan(&chaos, &mut fastrand::Rng::with_seed(42), Start::Accepted);
+        let a = plan(
+            &chaos,
+            &mut fastrand::Rng::with_seed(42),
+            Start::Accepted,
+            "+1",
+        );
+        let b = plan(
+            &chaos,
+            &mut fastrand::Rng::with_seed(42),
+            Start::Accepted,
+            "+1",
+        );
         assert_eq!(a, b);
     }
 }

@@ -1,108 +1,72 @@
-//! Runs the Twilio emulator as a standalone server, for apps in any language.
+//! `twilio-emulator`: the Twilio emulator as a standalone server, for apps in any language.
 //!
 //! ```text
-//! cargo run --example emulator --features emulator -- --port 4010 [--seed 7] [--host 0.0.0.0] [--chaos realistic]
+//! cargo run -p twilio-delivery-emulator -- --port 4010 --seed 7 --chaos realistic
+//! TWILIO_EMULATOR_PORT=4010 TWILIO_EMULATOR_AUTH_TOKEN=test twilio-emulator
 //! ```
-//! The port also comes from `EMULATOR_PORT`. It prints the base URL, account SID and auth token,
-//! then serves until Ctrl-C.
+//! `twilio-emulator --help` lists every flag, its environment variable and the admin endpoints.
+//! On start it prints the base URL, the credentials and how to point twilio-node,
+//! twilio-python and this workspace's `Client` at it, then serves until Ctrl-C or SIGTERM.
 
-use std::net::IpAddr;
+mod cli;
+
+use std::io::Write as _;
 use std::process::ExitCode;
 
-use twilio_delivery_emulator::{Chaos, Emulator};
-
-/// Command-line options.
-struct Options {
-    port: u16,
-    host: Option<IpAddr>,
-    seed: Option<u64>,
-    chaos: Chaos,
-}
-
-fn usage() -> &'static str {
-    "usage: emulator [--port N] [--host IP] [--seed N] [--chaos calm|realistic]\n\
-     (the port also comes from EMULATOR_PORT; 0 picks a free one)"
-}
-
-fn parse() -> Result<Options, String> {
-    let mut options = Options {
-        port: match std::env::var("EMULATOR_PORT") {
-            Ok(p) => p
-                .parse()
-                .map_err(|_| format!("EMULATOR_PORT is not a port: {p}"))?,
-            Err(_) => 0,
-        },
-        host: None,
-        seed: None,
-        chaos: Chaos::calm(),
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
-        match arg.as_str() {
-            "--port" => {
-                let v = value("--port")?;
-                options.port = v.parse().map_err(|_| format!("not a port: {v}"))?;
-            }
-            "--host" => {
-                let v = value("--host")?;
-                options.host = Some(v.parse().map_err(|_| format!("not an IP address: {v}"))?);
-            }
-            "--seed" => {
-                let v = value("--seed")?;
-                options.seed = Some(v.parse().map_err(|_| format!("not a seed: {v}"))?);
-            }
-            "--chaos" => {
-                options.chaos = match value("--chaos")?.as_str() {
-                    "calm" => Chaos::calm(),
-                    "realistic" => Chaos::realistic(),
-                    other => return Err(format!("unknown chaos preset: {other}")),
-                }
-            }
-            "-h" | "--help" => return Err(usage().to_owned()),
-            other => return Err(format!("unknown argument: {other}\n{}", usage())),
-        }
-    }
-    Ok(options)
-}
-
+/// Parses the options, starts the emulator, prints the banner and serves until Ctrl-C.
 #[tokio::main]
 async fn main() -> ExitCode {
-    let options = match parse() {
-        Ok(o) => o,
+    let env = |name: &str| std::env::var(name).ok();
+    let builder = match cli::parse(std::env::args().skip(1), &env) {
+        Ok(cli::Command::Run(builder)) => *builder,
+        Ok(cli::Command::Help) => {
+            print!("{}", cli::HELP);
+            return ExitCode::SUCCESS;
+        }
         Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::FAILURE;
+            eprintln!("twilio-emulator: {message}");
+            return ExitCode::from(2);
         }
     };
-    let mut builder = Emulator::builder().port(options.port).chaos(options.chaos);
-    if let Some(host) = options.host {
-        builder = builder.ip(host);
-    }
-    if let Some(seed) = options.seed {
-        builder = builder.seed(seed);
-    }
     let emulator = match builder.start().await {
         Ok(e) => e,
         Err(e) => {
-            eprintln!(
-                "emulator: {e}: {}",
-                std::error::Error::source(&e)
-                    .map(ToString::to_string)
-                    .unwrap_or_default()
-            );
+            let cause = std::error::Error::source(&e)
+                .map(|s| format!(": {s}"))
+                .unwrap_or_default();
+            eprintln!("twilio-emulator: {e}{cause}");
             return ExitCode::FAILURE;
         }
     };
-    // These are the emulator's own throwaway credentials, printed so clients can use them.
-    println!("base URL:    {}", emulator.base_url());
-    println!("account SID: {}", emulator.account_sid());
-    println!("auth token:  {}", emulator.auth_token().expose());
-    println!("seed:        {}", emulator.seed());
-    println!("Ctrl-C to stop.");
-    if let Err(e) = tokio::signal::ctrl_c().await {
-        eprintln!("emulator: cannot listen for Ctrl-C: {e}");
-    }
+    println!("{}", cli::banner(&emulator));
+    // A parent process reading the banner through a pipe sees it at once.
+    let _ = std::io::stdout().flush();
+    stop_signal().await;
     emulator.shutdown().await;
     ExitCode::SUCCESS
+}
+
+/// Resolves on Ctrl-C (SIGINT) or, on Unix, SIGTERM (what `docker stop` and CI runners send).
+async fn stop_signal() {
+    let interrupt = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            eprintln!("twilio-emulator: cannot listen for Ctrl-C: {e}");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    () = interrupt => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => interrupt.await,
+        }
+    }
+    #[cfg(not(unix))]
+    interrupt.await;
 }

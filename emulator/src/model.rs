@@ -1,4 +1,6 @@
-//! The stored message and its JSON shape (`api.v2010.account.message`), and the list envelope.
+//! The stored message and its JSON shape (`api.v2010.account.message`), its media
+//! (`api.v2010.account.message.media`) and feedback (`api.v2010.account.message.message_feedback`),
+//! and the list envelope.
 
 use std::sync::Arc;
 
@@ -24,7 +26,10 @@ pub(crate) struct StoredMessage {
     pub(crate) body: String,
     pub(crate) num_media: usize,
     pub(crate) segments: u32,
-    pub(crate) messaging_service_sid: Option<String>,
+    /// The Messaging Service named in the request, or the account's default one.
+    pub(crate) service_sid: String,
+    /// Whether the request named a Messaging Service (it then picks the sender).
+    pub(crate) via_service: bool,
     pub(crate) status: MessageStatus,
     pub(crate) error_code: Option<u16>,
     pub(crate) date_created: OffsetDateTime,
@@ -35,6 +40,50 @@ pub(crate) struct StoredMessage {
     pub(crate) cancel: Option<Arc<Notify>>,
     /// Whether the lifecycle is over (a message left at `sent` can then be deleted).
     pub(crate) lifecycle_done: bool,
+    /// One entry per `MediaUrl`, until deleted.
+    pub(crate) media: Vec<StoredMedia>,
+    /// The feedback reported for the message, if any.
+    pub(crate) feedback: Option<StoredFeedback>,
+}
+
+/// A Media subresource of a message.
+#[derive(Debug, Clone)]
+pub(crate) struct StoredMedia {
+    pub(crate) sid: String,
+    pub(crate) content_type: String,
+    pub(crate) date_created: OffsetDateTime,
+}
+
+/// The Message Feedback subresource.
+#[derive(Debug, Clone)]
+pub(crate) struct StoredFeedback {
+    pub(crate) outcome: &'static str,
+    pub(crate) date_created: OffsetDateTime,
+    pub(crate) date_updated: OffsetDateTime,
+}
+
+/// The MIME type Twilio would report for a `MediaUrl`. Twilio takes it from the media it
+/// downloads; the emulator downloads nothing and guesses from the file extension
+/// (`application/octet-stream` when it cannot tell).
+pub(crate) fn content_type(media_url: &str) -> &'static str {
+    let path = media_url.split(['?', '#']).next().unwrap_or(media_url);
+    let extension = path
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
+    match extension.as_str() {
+        "jpg" | "jpeg" => "image/jpeg",
+        "png" => "image/png",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "mp4" => "video/mp4",
+        "mp3" => "audio/mpeg",
+        "ogg" => "audio/ogg",
+        "pdf" => "application/pdf",
+        "vcf" => "text/vcard",
+        "txt" => "text/plain",
+        _ => "application/octet-stream",
+    }
 }
 
 /// The JSON of one message, field for field as in the spec.
@@ -119,7 +168,7 @@ impl StoredMessage {
     /// Whether Twilio still has to pick a sender (Messaging Service sends before `queued`):
     /// `from` is null and `num_segments` is `"0"` until then.
     fn sender_pending(&self) -> bool {
-        self.messaging_service_sid.is_some()
+        self.via_service
             && self.from.is_none()
             && matches!(
                 self.status,
@@ -145,7 +194,7 @@ impl StoredMessage {
             error_code: self.error_code,
             error_message: self.error_code.and_then(error_message),
             from: self.from.as_deref(),
-            messaging_service_sid: self.messaging_service_sid.as_deref(),
+            messaging_service_sid: Some(&self.service_sid),
             num_media: self.num_media.to_string(),
             num_segments: segments.to_string(),
             price: self.price.as_deref(),
@@ -153,15 +202,52 @@ impl StoredMessage {
             sid: self.sid.as_str(),
             status: self.status.as_str(),
             subresource_uris: SubresourceUris {
-                media: format!(
-                    "/{API_VERSION}/Accounts/{account_sid}/Messages/{}/Media.json",
-                    self.sid
-                ),
+                media: media_list_path(account_sid, self.sid.as_str()),
             },
             to: &self.to,
             uri: self.uri(account_sid),
         };
         serde_json::to_value(json).unwrap_or(Value::Null)
+    }
+}
+
+/// The relative URI of a message's Media list.
+pub(crate) fn media_list_path(account_sid: &str, message_sid: &str) -> String {
+    format!("/{API_VERSION}/Accounts/{account_sid}/Messages/{message_sid}/Media.json")
+}
+
+impl StoredMedia {
+    /// The media's JSON, exactly the shape of the spec's `api.v2010.account.message.media`.
+    pub(crate) fn to_json(&self, account_sid: &str, message_sid: &str) -> Value {
+        serde_json::json!({
+            "account_sid": account_sid,
+            "content_type": self.content_type,
+            "date_created": rfc2822(self.date_created),
+            "date_updated": rfc2822(self.date_created),
+            "parent_sid": message_sid,
+            "sid": self.sid,
+            "uri": format!(
+                "/{API_VERSION}/Accounts/{account_sid}/Messages/{message_sid}/Media/{}.json",
+                self.sid
+            ),
+        })
+    }
+}
+
+impl StoredFeedback {
+    /// The feedback's JSON, exactly the shape of the spec's
+    /// `api.v2010.account.message.message_feedback`.
+    pub(crate) fn to_json(&self, account_sid: &str, message_sid: &str) -> Value {
+        serde_json::json!({
+            "account_sid": account_sid,
+            "message_sid": message_sid,
+            "outcome": self.outcome,
+            "date_created": rfc2822(self.date_created),
+            "date_updated": rfc2822(self.date_updated),
+            "uri": format!(
+                "/{API_VERSION}/Accounts/{account_sid}/Messages/{message_sid}/Feedback.json"
+            ),
+        })
     }
 }
 
@@ -190,5 +276,16 @@ mod tests {
         assert_eq!(price(1, 2), "-0.02000");
         let t = time::macros::datetime!(2023-08-24 05:01:45 UTC);
         assert_eq!(rfc2822(t).unwrap(), "Thu, 24 Aug 2023 05:01:45 +0000");
+    }
+
+    #[test]
+    fn media_content_types_from_extensions() {
+        assert_eq!(content_type("https://x/a.JPG?size=2"), "image/jpeg");
+        assert_eq!(content_type("https://x/a.png#f"), "image/png");
+        assert_eq!(content_type("https://x/a"), "application/octet-stream");
+        assert_eq!(
+            content_type("https://example.com"),
+            "application/octet-stream"
+        );
     }
 }

@@ -1,4 +1,5 @@
-//! The emulator's shared state: stored messages, truth, callback log, in-flight work, settings.
+//! The emulator's shared state: stored messages, truth, callback log, in-flight work, settings,
+//! the emulated clock, and the epoch a reset starts.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,7 +9,9 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 
 use super::auth::Credentials;
+use super::callbacks::Target;
 use super::chaos::Chaos;
+use super::clock::Clock;
 use super::model::StoredMessage;
 use super::truth::{CallbackAttempt, Truth};
 use twilio_delivery::ids::MessageSid;
@@ -20,7 +23,13 @@ pub(crate) struct Settings {
     pub(crate) chaos: Chaos,
     pub(crate) max_messages: usize,
     pub(crate) max_log: usize,
-    pub(crate) default_status_callback: Option<String>,
+    /// Where callbacks go for messages created without `StatusCallback`.
+    pub(crate) default_status_callback: Option<Target>,
+    /// The Messaging Service SID shown on messages sent without one ("A unique default value is
+    /// assigned if a Messaging Service is not used": the spec's `messaging_service_sid`).
+    pub(crate) default_service_sid: String,
+    /// The `XE…` SID of the emulated WhatsApp/RCS channel installation.
+    pub(crate) channel_install_sid: String,
 }
 
 /// Everything the API handlers, lifecycles and callback senders share.
@@ -30,8 +39,10 @@ pub(crate) struct Shared {
     pub(crate) settings: Settings,
     pub(crate) activity: Arc<Activity>,
     pub(crate) shutdown: watch::Receiver<bool>,
+    pub(crate) clock: Clock,
+    /// Bumped by every reset: work started in an older epoch stops.
+    epoch: watch::Sender<u64>,
     inner: Mutex<Inner>,
-    clients: Mutex<HashMap<Duration, reqwest::Client>>,
 }
 
 /// The mutable part, behind one mutex never held across an `.await`.
@@ -43,6 +54,8 @@ pub(crate) struct Inner {
     pub(crate) truth_index: HashMap<MessageSid, u64>,
     pub(crate) log: VecDeque<CallbackAttempt>,
     pub(crate) next_seq: u64,
+    /// The epoch the stored state belongs to (see [`Shared::reset`]).
+    pub(crate) epoch: u64,
 }
 
 impl Inner {
@@ -105,8 +118,34 @@ impl Shared {
             settings,
             activity: Arc::new(Activity::default()),
             shutdown,
+            clock: Clock::default(),
+            epoch: watch::Sender::new(0),
             inner: Mutex::new(Inner::default()),
-            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Forgets every message, truth and callback attempt, stops the lifecycles and callbacks in
+    /// flight, rewinds the clock and the SID sequence: the next request starts a fresh run of
+    /// the same seed.
+    pub(crate) fn reset(&self) {
+        let mut inner = self.lock();
+        let epoch = inner.epoch.wrapping_add(1);
+        *inner = Inner {
+            epoch,
+            ..Inner::default()
+        };
+        self.clock.reset();
+        drop(inner);
+        self.epoch.send_replace(epoch);
+    }
+
+    /// Resolves once the emulator shuts down or is reset out of `epoch`.
+    pub(crate) async fn halted(&self, epoch: u64) {
+        let mut shutdown = self.shutdown.clone();
+        let mut current = self.epoch.subscribe();
+        tokio::select! {
+            _ = shutdown.wait_for(|stop| *stop) => {}
+            _ = current.wait_for(|e| *e != epoch) => {}
         }
     }
 
@@ -115,35 +154,17 @@ impl Shared {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Appends a callback attempt to the log, dropping the oldest beyond the cap.
-    pub(crate) fn record(&self, attempt: CallbackAttempt) {
+    /// Appends a callback attempt made in `epoch` to the log, dropping the oldest beyond the
+    /// cap (an attempt from before a reset is not logged).
+    pub(crate) fn record(&self, epoch: u64, attempt: CallbackAttempt) {
         let mut inner = self.lock();
+        if inner.epoch != epoch {
+            return;
+        }
         inner.log.push_back(attempt);
         while inner.log.len() > self.settings.max_log.max(1) {
             inner.log.pop_front();
         }
-    }
-
-    /// An HTTP client for callbacks with this connect timeout (kept for reuse, a few at most).
-    pub(crate) fn client(
-        &self,
-        connect_timeout: Duration,
-    ) -> Result<reqwest::Client, reqwest::Error> {
-        let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(client) = clients.get(&connect_timeout) {
-            return Ok(client.clone());
-        }
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(connect_timeout)
-            .user_agent("TwilioProxy/1.1")
-            .build()?;
-        if clients.len() >= 16 {
-            clients.clear();
-        }
-        clients.insert(connect_timeout, client.clone());
-        Ok(client)
     }
 }
 
@@ -210,6 +231,7 @@ impl Activity {
 }
 
 impl Drop for Busy {
+    /// Ends the piece of work and wakes waiters when nothing is left.
     fn drop(&mut self) {
         if self.lifecycle {
             self.activity.lifecycles.fetch_sub(1, Ordering::SeqCst);

@@ -39,6 +39,7 @@ pub enum AttemptOutcome {
 }
 
 impl fmt::Display for AttemptOutcome {
+    /// `HTTP 204`, `connect failed`, `timed out`, `error: …` or `dropped`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Response(code) => write!(f, "HTTP {code}"),

@@ -4,25 +4,30 @@ use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
 use super::api_error::ApiError;
+use super::callbacks::Target;
 
 /// The longest body Twilio accepts, in characters.
 const MAX_BODY_CHARS: usize = 1600;
-/// The most `MediaUrl` values one message can carry.
+/// The most `MediaUrl` values one message can carry (error 21623,
+/// <https://www.twilio.com/docs/api/errors/21623>).
 const MAX_MEDIA: usize = 10;
+/// The accepted `ValidityPeriod` range in seconds (the spec's `CreateMessageRequest`:
+/// "integers from `1` to `36000`"; error 21624, <https://www.twilio.com/docs/api/errors/21624>).
+const VALIDITY_PERIOD: std::ops::RangeInclusive<u32> = 1..=36_000;
 /// The earliest a message can be scheduled: more than 5 minutes ahead (Twilio error 35114).
 const MIN_SCHEDULE_AHEAD: Duration = Duration::minutes(5);
 /// The latest a message can be scheduled: 35 days ahead (Twilio error 35114).
 const MAX_SCHEDULE_AHEAD: Duration = Duration::days(35);
 
 /// A validated create-message request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(crate) struct CreateRequest {
     pub(crate) to: String,
     pub(crate) from: Option<String>,
     pub(crate) messaging_service_sid: Option<String>,
     pub(crate) body: String,
-    pub(crate) num_media: usize,
-    pub(crate) status_callback: Option<String>,
+    pub(crate) media: Vec<String>,
+    pub(crate) status_callback: Option<Target>,
     pub(crate) send_at: Option<OffsetDateTime>,
 }
 
@@ -66,19 +71,6 @@ fn is_sender(s: &str) -> bool {
 /// `prefix` followed by 32 hexadecimal digits.
 pub(crate) fn is_sid(s: &str, prefix: &str) -> bool {
     s.len() == 34 && s.starts_with(prefix) && s.bytes().skip(2).all(|b| b.is_ascii_hexdigit())
-}
-
-/// An absolute http(s) URL with a host and no underscore in it, as Twilio requires of
-/// `StatusCallback` (error 21609).
-pub(crate) fn is_callback_url(s: &str) -> bool {
-    let without_fragment = s.split('#').next().unwrap_or(s);
-    let Ok(url) = url::Url::parse(without_fragment) else {
-        return false;
-    };
-    matches!(url.scheme(), "http" | "https")
-        && url
-            .host_str()
-            .is_some_and(|h| !h.is_empty() && !h.contains('_'))
 }
 
 /// The magic `From` numbers of Twilio's test credentials.
@@ -133,8 +125,12 @@ fn magic_to(to: &str) -> Result<(), ApiError> {
     }
 }
 
-/// Validates the schedule: `ScheduleType=fixed` with a `SendAt` 15 minutes to 35 days ahead.
-/// Without a Messaging Service, Twilio drops the scheduling parameters and sends at once.
+/// Validates the schedule: `ScheduleType=fixed` (else 35126,
+/// <https://www.twilio.com/docs/api/errors/35126>) with a `SendAt` (else 35111,
+/// <https://www.twilio.com/docs/api/errors/35111>) in ISO 8601, more than 5 minutes and at most
+/// 35 days ahead (else 35114, <https://www.twilio.com/docs/api/errors/35114>). Without a
+/// Messaging Service, Twilio drops the scheduling parameters and sends at once (35111's page:
+/// "Without it, Twilio treats the request as non-scheduled").
 fn schedule(
     params: &[(String, String)],
     has_service: bool,
@@ -144,20 +140,40 @@ fn schedule(
         return Ok(None);
     };
     if kind != "fixed" {
-        return Err(ApiError::invalid_parameter("ScheduleType must be 'fixed'"));
+        return Err(ApiError::bad_request(
+            35126,
+            "The ScheduleType value provided is not supported for this channel",
+        ));
     }
     if !has_service {
         return Ok(None);
     }
+    let send_at = param(params, "SendAt").ok_or_else(|| {
+        ApiError::bad_request(
+            35111,
+            "SendAt timestamp is missing: it is required when ScheduleType is 'fixed'",
+        )
+    })?;
     let unsupported = || ApiError::bad_request(35114, "Scheduling does not support this timestamp");
-    let send_at = param(params, "SendAt")
-        .and_then(|s| OffsetDateTime::parse(s, &Rfc3339).ok())
-        .ok_or_else(unsupported)?;
+    let send_at = OffsetDateTime::parse(send_at, &Rfc3339).map_err(|_| unsupported())?;
     let ahead = send_at - now;
     if ahead <= MIN_SCHEDULE_AHEAD || ahead > MAX_SCHEDULE_AHEAD {
         return Err(unsupported());
     }
     Ok(Some(send_at))
+}
+
+/// `ValidityPeriod`, when given, is an integer in `1..=36000` (21624).
+fn validity_period(params: &[(String, String)]) -> Result<(), ApiError> {
+    match param(params, "ValidityPeriod") {
+        Some(v) if !v.parse::<u32>().is_ok_and(|n| VALIDITY_PERIOD.contains(&n)) => {
+            Err(ApiError::bad_request(
+                21624,
+                "Invalid validity period value: an integer between 1 and 36000 seconds",
+            ))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Validates a create-message request as Twilio does, in Twilio's order: required parameters,
@@ -185,13 +201,15 @@ pub(crate) fn create(
     if body.is_empty() && media.is_empty() && param(params, "ContentSid").is_none() {
         return Err(ApiError::bad_request(21602, "Message body is required."));
     }
+    // 21705, https://www.twilio.com/docs/api/errors/21705: "The MessagingServiceSid provided
+    // with the request does not match a valid Sid pattern (MGxxx)".
     if let Some(sid) = service
         && !is_sid(sid, "MG")
     {
-        return Err(ApiError::invalid_parameter(format!(
-            "MessagingServiceSid must be MG followed by 32 hexadecimal digits, got {} characters",
-            sid.chars().count()
-        )));
+        return Err(ApiError::bad_request(
+            21705,
+            "The Messaging Service is invalid: MessagingServiceSid must be MG followed by 32 hexadecimal digits",
+        ));
     }
     if let Some(from) = from {
         magic_from(from)?;
@@ -218,8 +236,9 @@ pub(crate) fn create(
         ));
     }
     if media.len() > MAX_MEDIA {
-        return Err(ApiError::invalid_parameter(
-            "Too many MediaUrl values: at most 10",
+        return Err(ApiError::bad_request(
+            21623,
+            "Number of media files exceeds allowed limit: at most 10",
         ));
     }
     if media
@@ -228,20 +247,25 @@ pub(crate) fn create(
     {
         return Err(ApiError::bad_request(21620, "Invalid media URL(s)"));
     }
-    let status_callback = param(params, "StatusCallback");
-    if let Some(url) = status_callback
-        && !is_callback_url(url)
-    {
-        return Err(ApiError::bad_request(21609, "Invalid StatusCallback url"));
-    }
+    let status_callback = param(params, "StatusCallback")
+        .map(|url| {
+            Target::parse(url).ok_or_else(|| {
+                ApiError::bad_request(
+                    21609,
+                    "Invalid 'StatusCallback': not a valid, properly encoded URL of at most 4000 characters",
+                )
+            })
+        })
+        .transpose()?;
+    validity_period(params)?;
     let send_at = schedule(params, service.is_some(), now)?;
     Ok(CreateRequest {
         to: to.to_owned(),
         from: from.map(str::to_owned),
         messaging_service_sid: service.map(str::to_owned),
         body: body.to_owned(),
-        num_media: media.len(),
-        status_callback: status_callback.map(str::to_owned),
+        media: media.into_iter().map(str::to_owned).collect(),
+        status_callback,
         send_at,
     })
 }
@@ -291,13 +315,56 @@ mod tests {
     }
 
     #[test]
-    fn callback_urls() {
-        assert!(is_callback_url("https://example.com/cb#rc=3&rp=5xx"));
-        assert!(is_callback_url("http://127.0.0.1:8080/cb?x=1"));
-        assert!(!is_callback_url("ftp://example.com/cb"));
-        assert!(!is_callback_url("https://bad_host.example.com/cb"));
-        assert!(!is_callback_url("/relative"));
-        assert!(!is_callback_url("not a url"));
+    fn documented_codes() {
+        let base = [
+            ("To", "+15558675310"),
+            ("From", "+15005550006"),
+            ("Body", "x"),
+        ];
+        let with = |extra: &[(&str, &str)]| {
+            let mut pairs = base.to_vec();
+            pairs.extend_from_slice(extra);
+            code(&pairs)
+        };
+        assert_eq!(with(&[("StatusCallback", "https://bad_host/cb")]), 21609);
+        assert_eq!(with(&[("StatusCallback", "http://h/it's a space")]), 21609);
+        assert_eq!(with(&[("ValidityPeriod", "0")]), 21624);
+        assert_eq!(with(&[("ValidityPeriod", "36001")]), 21624);
+        assert_eq!(with(&[("ValidityPeriod", "ten")]), 21624);
+        let eleven = vec![("MediaUrl", "https://x/a.png"); 11];
+        assert_eq!(with(&eleven), 21623);
+        let service = [
+            ("To", "+15558675310"),
+            ("MessagingServiceSid", "MG0123456789abcdef0123456789abcdef"),
+            ("Body", "x"),
+        ];
+        let scheduled = |extra: &[(&str, &str)]| {
+            let mut pairs = service.to_vec();
+            pairs.extend_from_slice(extra);
+            code(&pairs)
+        };
+        assert_eq!(scheduled(&[("ScheduleType", "fixed")]), 35111);
+        assert_eq!(scheduled(&[("ScheduleType", "later")]), 35126);
+        assert_eq!(
+            code(&[
+                ("To", "+15558675310"),
+                ("MessagingServiceSid", "MGnope"),
+                ("Body", "x")
+            ]),
+            21705
+        );
+        let ok = create(
+            &p(&[
+                ("To", "+15558675310"),
+                ("From", "+15005550006"),
+                ("Body", "x"),
+                ("ValidityPeriod", "36000"),
+                ("ScheduleType", "fixed"),
+            ]),
+            OffsetDateTime::now_utc(),
+        )
+        .unwrap();
+        assert_eq!(ok.send_at, None, "without a service, scheduling is dropped");
     }
 
     #[test]

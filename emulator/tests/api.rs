@@ -231,7 +231,7 @@ async fn required_and_invalid_parameters() {
         ),
         (
             vec![("To", TO), ("MessagingServiceSid", "MGnope"), ("Body", "x")],
-            20001,
+            21705,
         ),
     ];
     for (pairs, code) in cases {
@@ -483,9 +483,9 @@ async fn cancel_redact_and_delete_rules() {
     let r = api.post(&path, &[("Status", "canceled")]).await;
     assert_error(r.status, &r.json, 30409);
     let r = api.post(&path, &[("Status", "sent")]).await;
-    assert_error(r.status, &r.json, 20001);
+    assert_error(r.status, &r.json, 30400);
     let r = api.post(&path, &[("Body", "new text")]).await;
-    assert_error(r.status, &r.json, 20001);
+    assert_error(r.status, &r.json, 30400);
     let r = api.delete(&path).await;
     assert_eq!(r.status, 400);
     assert_error(r.status, &r.json, 20009);

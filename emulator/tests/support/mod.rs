@@ -2,7 +2,9 @@
 //! 127.0.0.1 that checks signatures with `sign()`, and a schema check against the spec.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod raw;
 pub mod schema;
+pub mod wire;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

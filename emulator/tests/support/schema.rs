@@ -17,6 +17,9 @@ pub fn spec() -> Value {
 
 const LIST: &str = "/2010-04-01/Accounts/{AccountSid}/Messages.json";
 const ONE: &str = "/2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json";
+const MEDIA_LIST: &str = "/2010-04-01/Accounts/{AccountSid}/Messages/{MessageSid}/Media.json";
+const MEDIA: &str = "/2010-04-01/Accounts/{AccountSid}/Messages/{MessageSid}/Media/{Sid}.json";
+const FEEDBACK: &str = "/2010-04-01/Accounts/{AccountSid}/Messages/{MessageSid}/Feedback.json";
 
 /// The response schema of an operation.
 pub fn response_schema(spec: &Value, path: &str, method: &str, status: &str) -> Value {
@@ -36,6 +39,20 @@ pub fn fetch_schema(spec: &Value) -> Value {
 pub fn update_schema(spec: &Value) -> Value {
     response_schema(spec, ONE, "post", "200")
 }
+pub fn media_list_schema(spec: &Value) -> Value {
+    response_schema(spec, MEDIA_LIST, "get", "200")
+}
+pub fn media_schema(spec: &Value) -> Value {
+    response_schema(spec, MEDIA, "get", "200")
+}
+pub fn feedback_schema(spec: &Value) -> Value {
+    response_schema(spec, FEEDBACK, "post", "200")
+}
+/// Whether the spec lists a response status for an operation.
+pub fn has_response(spec: &Value, path: &str, method: &str, status: &str) -> bool {
+    !spec["paths"][path][method]["responses"][status].is_null()
+}
+pub const MEDIA_PATH: &str = MEDIA;
 
 fn resolve<'a>(spec: &'a Value, schema: &'a Value) -> &'a Value {
     match schema.get("$ref").and_then(Value::as_str) {
