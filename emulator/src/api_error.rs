@@ -83,7 +83,7 @@ impl ApiError {
         let mut v = serde_json::json!({
             "code": self.code,
             "message": self.message,
-            "more_info": format!("https://www.twilio.com/docs/errors/{}", self.code),
+            "more_info": twilio_delivery::ErrorCode::new(self.code).more_info(),
             "status": self.status,
         });
         if let (Some(detail), Some(map)) = (self.detail, v.as_object_mut()) {

@@ -121,19 +121,10 @@ pub(crate) fn rfc2822(t: OffsetDateTime) -> Option<String> {
     t.format(&Rfc2822).ok()
 }
 
-/// The description Twilio gives for a delivery error code.
+/// The description Twilio gives for an error code: the library's table
+/// ([`twilio_delivery::ErrorCode`]), so the emulator and the crate never disagree.
 pub(crate) fn error_message(code: u16) -> Option<&'static str> {
-    Some(match code {
-        30001 => "Queue overflow",
-        30002 => "Account suspended",
-        30003 => "Unreachable destination handset",
-        30004 => "Message blocked",
-        30005 => "Unknown destination handset",
-        30006 => "Landline or unreachable carrier",
-        30007 => "Message filtered",
-        30008 => "Unknown error",
-        _ => return None,
-    })
+    twilio_delivery::ErrorCode::new(u32::from(code)).description()
 }
 
 /// The price of a sent message in Twilio's format (`-0.00790`): 0.0079 USD per SMS segment,
