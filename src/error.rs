@@ -39,6 +39,12 @@ pub enum Error {
     /// The client was configured wrongly (bad base URL, region, user agent, ...).
     #[error("invalid client configuration: {0}")]
     Config(String),
+    /// The recipient is on the client's opt-out list: nothing was sent.
+    #[error("the recipient opted out")]
+    OptedOut,
+    /// The client's opt-out list could not be read, so nothing was sent.
+    #[error("the opt-out list could not be read")]
+    OptOutList(#[source] crate::optout::OptOutError),
 }
 
 impl Error {
@@ -57,8 +63,13 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Api(e) => e.is_rate_limited() || e.http_status >= 500,
-            Error::Timeout(_) | Error::Connect(_) | Error::Transport(_) => true,
-            Error::Decode(_) | Error::InvalidRequest { .. } | Error::Config(_) => false,
+            Error::Timeout(_) | Error::Connect(_) | Error::Transport(_) | Error::OptOutList(_) => {
+                true
+            }
+            Error::Decode(_)
+            | Error::InvalidRequest { .. }
+            | Error::Config(_)
+            | Error::OptedOut => false,
         }
     }
 
@@ -67,7 +78,7 @@ impl Error {
     pub fn is_safe_to_resend(&self) -> bool {
         match self {
             Error::Api(e) => e.is_rate_limited(),
-            Error::Connect(_) => true,
+            Error::Connect(_) | Error::OptedOut | Error::OptOutList(_) => true,
             _ => false,
         }
     }

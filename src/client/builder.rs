@@ -13,6 +13,7 @@ use super::retry::RetryPolicy;
 use super::transport::Inner;
 use crate::error::{Error, Result};
 use crate::ids::AccountSid;
+use crate::optout::OptOutList;
 
 /// Twilio's default API host.
 const DEFAULT_BASE_URL: &str = "https://api.twilio.com";
@@ -35,6 +36,7 @@ pub struct ClientBuilder {
     user_agent: Option<String>,
     http: Option<reqwest::Client>,
     retry: RetryPolicy,
+    opt_outs: Option<Arc<dyn OptOutList>>,
 }
 
 impl ClientBuilder {
@@ -50,7 +52,17 @@ impl ClientBuilder {
             user_agent: None,
             http: None,
             retry: RetryPolicy::default(),
+            opt_outs: None,
         }
+    }
+
+    /// Consults `list` before every send: a recipient on it is refused with
+    /// [`Error::OptedOut`] without a request to Twilio, and a recipient Twilio refuses with
+    /// error 21610 (unsubscribed) is added to it. Any store works
+    /// ([`MemoryStore`](crate::MemoryStore), `SqliteStore`, `PostgresStore`).
+    pub fn opt_outs(mut self, list: Arc<dyn OptOutList>) -> Self {
+        self.opt_outs = Some(list);
+        self
     }
 
     /// Sends requests to `url` instead of Twilio (the local emulator, a test server, a proxy).
@@ -165,6 +177,7 @@ impl ClientBuilder {
                 user_agent,
                 timeout: self.timeout,
                 retry: self.retry,
+                opt_outs: self.opt_outs,
             }),
         })
     }

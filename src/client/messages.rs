@@ -12,7 +12,11 @@ use super::message::Message;
 use super::retry::Idempotency;
 use super::send::SendMessage;
 use super::transport::{ApiRequest, Inner};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::optout::OptOutSource;
+
+/// Twilio's "attempt to send to unsubscribed recipient".
+const UNSUBSCRIBED: u32 = 21610;
 use crate::ids::MessageSid;
 
 /// The Messages resource of the client's account: get it with [`Client::messages`].
@@ -42,17 +46,37 @@ impl<'a> Messages<'a> {
     /// [`Error::Timeout`](crate::Error::Timeout), [`Error::Connect`](crate::Error::Connect),
     /// [`Error::Transport`](crate::Error::Transport) for transport failures (after a timeout
     /// the message may have been sent: check before resending);
-    /// [`Error::Decode`](crate::Error::Decode) for an unreadable answer.
+    /// [`Error::Decode`](crate::Error::Decode) for an unreadable answer;
+    /// [`Error::OptedOut`](crate::Error::OptedOut) when the client has an opt-out list
+    /// ([`ClientBuilder::opt_outs`](super::ClientBuilder::opt_outs)) and the recipient is on it.
     pub async fn create(&self, message: &SendMessage) -> Result<Message> {
         message.validate()?;
         let form = message.to_form()?;
+        let opt_outs = self.inner().opt_outs.as_ref();
+        if let Some(list) = opt_outs {
+            let to = message.to_number();
+            if list.is_opted_out(to).await.map_err(Error::OptOutList)? {
+                tracing::info!("send refused: the recipient opted out");
+                return Err(Error::OptedOut);
+            }
+        }
         let req = ApiRequest {
             method: Method::POST,
             url: self.inner().account_url("/Messages.json"),
             form: Some(form),
             idempotency: Idempotency::Unsafe,
         };
-        self.inner().execute(req).await?.json("message")
+        let result = self.inner().execute(req).await;
+        if let (Err(e), Some(list)) = (&result, opt_outs)
+            && e.api_error().is_some_and(|a| a.code == Some(UNSUBSCRIBED))
+        {
+            // Twilio says the recipient unsubscribed: remember it (best effort).
+            let to = message.to_number();
+            if let Err(e) = list.opt_out(to, OptOutSource::Error21610).await {
+                tracing::warn!(error = %e, "could not record an opt-out");
+            }
+        }
+        result?.json("message")
     }
 
     /// Fetches one message: `GET /Accounts/{AccountSid}/Messages/{Sid}.json`.

@@ -333,6 +333,11 @@ impl SendMessage {
         self.messaging_service_sid.as_ref()
     }
 
+    /// The recipient (`To`).
+    pub fn to_number(&self) -> &str {
+        &self.to
+    }
+
     /// The text, if set.
     pub fn body_text(&self) -> Option<&str> {
         self.body.as_ref().map(|t| t.0.as_str())

@@ -30,6 +30,8 @@ pub(crate) struct Inner {
     pub(crate) user_agent: HeaderValue,
     pub(crate) timeout: Option<Duration>,
     pub(crate) retry: RetryPolicy,
+    /// Recipients never to send to; consulted before every create, fed by 21610 answers.
+    pub(crate) opt_outs: Option<std::sync::Arc<dyn crate::optout::OptOutList>>,
 }
 
 /// One logical API call.
@@ -343,6 +345,7 @@ mod tests {
             user_agent: HeaderValue::from_static("t"),
             timeout: None,
             retry: RetryPolicy::none(),
+            opt_outs: None,
         }
     }
 
