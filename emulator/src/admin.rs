@@ -133,8 +133,11 @@ pub(crate) async fn handle(
             shared.reset();
             Ok(StatusCode::NO_CONTENT.into_response())
         }
-        (_, "" | "/" | "/info" | "/truth" | "/callbacks")
-        | (_, "/time/advance" | "/wait-idle" | "/reset") => Err(ApiError::method_not_allowed()),
+        (
+            _,
+            "" | "/" | "/info" | "/truth" | "/callbacks" | "/time/advance" | "/wait-idle"
+            | "/reset",
+        ) => Err(ApiError::method_not_allowed()),
         _ => Err(ApiError::not_found(&format!("{PREFIX}{path}"))),
     }
 }
