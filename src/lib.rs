@@ -68,6 +68,7 @@ pub mod error_code;
 pub mod guard;
 pub mod ids;
 pub mod inbound;
+pub mod metrics;
 pub mod model;
 pub mod notify;
 pub mod optout;

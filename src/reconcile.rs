@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::client::Clients;
+use crate::metrics;
 use crate::error::Error;
 use crate::ids::MessageSid;
 use crate::model::{EventSource, MessageRecord};
@@ -230,6 +231,7 @@ impl Reconciler {
                 .filter(|r| !unknown.contains(&r.sid))
                 .collect()
         };
+        let stuck = pending.len();
         let mut results = futures_util::stream::iter(pending)
             .map(|record| self.fix(record))
             .buffer_unordered(self.concurrency);
@@ -240,10 +242,17 @@ impl Reconciler {
                     report.updated += 1;
                 }
                 Fetched::Unchanged => report.checked += 1,
-                Fetched::NotFound => report.not_found += 1,
-                Fetched::UnknownAccount => report.unknown_account += 1,
+                Fetched::NotFound => {
+                    report.not_found += 1;
+                    metrics::reconciler_error("not_found");
+                }
+                Fetched::UnknownAccount => {
+                    report.unknown_account += 1;
+                    metrics::reconciler_error("unknown_account");
+                }
                 Fetched::Failed { rate_limited } => {
                     report.errors += 1;
+                    metrics::reconciler_error(if rate_limited { "rate_limited" } else { "api" });
                     if rate_limited {
                         // Stop starting new fetches; in-flight ones are dropped with the stream.
                         report.rate_limited = true;
@@ -252,6 +261,8 @@ impl Reconciler {
                 }
             }
         }
+        drop(results);
+        metrics::reconciler_pass(stuck, report.updated);
         tracing::info!(
             checked = report.checked,
             updated = report.updated,
@@ -280,8 +291,19 @@ impl Reconciler {
             Err(e) => return self.fetch_failed(&record, &e),
         };
         let event = message.to_status_event();
-        match self.store.apply(&event).await {
+        let started = std::time::Instant::now();
+        let stored = self.store.apply(&event).await;
+        metrics::store_write("apply", started.elapsed());
+        match stored {
             Ok(applied) => {
+                if applied.changed() {
+                    metrics::transition(
+                        applied.previous.as_ref(),
+                        &applied.current,
+                        EventSource::Reconciler,
+                        Some(record.created_at),
+                    );
+                }
                 let change = StatusChange::from_applied(
                     &record.sid,
                     &applied,
@@ -298,6 +320,7 @@ impl Reconciler {
                 }
             }
             Err(e) => {
+                metrics::reconciler_error("store");
                 tracing::warn!(message_sid = %record.sid, error = %e, "reconciler could not store a status");
                 Fetched::Failed {
                     rate_limited: false,

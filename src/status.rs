@@ -103,6 +103,15 @@ impl MessageStatus {
     /// The status as Twilio writes it.
     pub fn as_str(&self) -> &str {
         match self {
+            Self::Unknown(s) => s,
+            known => known.label(),
+        }
+    }
+
+    /// The name of a known status, `unknown` for any other: a bounded value for metrics
+    /// labels, which a peer sending made-up statuses cannot grow.
+    pub(crate) fn label(&self) -> &'static str {
+        match self {
             Self::Accepted => "accepted",
             Self::Scheduled => "scheduled",
             Self::Queued => "queued",
@@ -116,7 +125,7 @@ impl MessageStatus {
             Self::Read => "read",
             Self::PartiallyDelivered => "partially_delivered",
             Self::Canceled => "canceled",
-            Self::Unknown(s) => s,
+            Self::Unknown(_) => "unknown",
         }
     }
 
