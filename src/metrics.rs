@@ -79,7 +79,9 @@ pub(crate) fn transition(
     if current.is_final()
         && let Some(created_at) = created_at
     {
-        let took = (OffsetDateTime::now_utc() - created_at).as_seconds_f64().max(0.0);
+        let took = (OffsetDateTime::now_utc() - created_at)
+            .as_seconds_f64()
+            .max(0.0);
         metrics::histogram!(SEND_TO_FINAL, "status" => to).record(took);
     }
 }

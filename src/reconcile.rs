@@ -19,9 +19,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::client::Clients;
-use crate::metrics;
 use crate::error::Error;
 use crate::ids::MessageSid;
+use crate::metrics;
 use crate::model::{EventSource, MessageRecord};
 use crate::notify::{Notifier, StatusChange};
 use crate::store::{StatusStore, StoreError};

@@ -60,7 +60,7 @@ impl RetryPolicy {
     }
 
     /// Whether an attempt that ended this way is retried.
-    fn retries(self, outcome: &AttemptOutcome) -> bool {
+    pub(crate) fn retries(self, outcome: &AttemptOutcome) -> bool {
         match outcome {
             AttemptOutcome::Response(s) if (400..500).contains(s) => self.client_errors,
             AttemptOutcome::Response(s) if (500..600).contains(s) => self.server_errors,
@@ -253,7 +253,12 @@ pub(crate) struct Delivery {
 }
 
 /// A fresh `I-Twilio-Idempotency-Token` for each attempt, derived from the seed so runs repeat.
-fn idempotency_token(seed: u64, sid: &MessageSid, delivery: u32, attempt: u32) -> String {
+pub(crate) fn idempotency_token(
+    seed: u64,
+    sid: &MessageSid,
+    delivery: u32,
+    attempt: u32,
+) -> String {
     let mut h = Sha256::new();
     h.update(seed.to_be_bytes());
     h.update(sid.as_str().as_bytes());

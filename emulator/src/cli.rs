@@ -42,7 +42,8 @@ twilio-emulator: a local Twilio Messages API that sends signed status callbacks.
 
 Point any Twilio client at it instead of https://api.twilio.com: create, fetch, list, cancel,
 redact and delete messages, their Media and Feedback; every message then moves through its
-lifecycle and POSTs signed status callbacks to its StatusCallback, as Twilio does.
+lifecycle and POSTs signed status callbacks to its StatusCallback, as Twilio does. It also
+delivers incoming messages to your app's webhook (POST /emulator/inbound, below).
 
 USAGE:
     twilio-emulator [OPTIONS]
@@ -102,7 +103,20 @@ ADMIN ENDPOINTS (Basic auth with the account SID and auth token, or an API key):
                                  whose SendAt comes are sent now
     POST /emulator/wait-idle     Timeout=N (default 30): 200 once every lifecycle and callback
                                  is done, 503 if still busy after N seconds
-    POST /emulator/reset         forget every message, truth and callback; same seed, fresh run
+    POST /emulator/reset         forget every message, truth, callback and incoming message;
+                                 same seed, fresh run
+    POST /emulator/inbound       deliver an incoming message to your app, signed as Twilio does:
+                                 Url (your incoming-message webhook), From, To, Body, MediaUrl
+                                 and MediaContentType (repeatable), MessagingServiceSid,
+                                 OptOutType (default: STOP/START/HELP for the default keywords;
+                                 empty: none), ProfileName, WaId (whatsapp: senders),
+                                 SendReplies=false (default: the TwiML's <Message> replies are
+                                 sent as outbound messages), MessageSid (alone: redeliver that
+                                 message as it was; with Url: deliver under that SID).
+                                 Answers {\"message_sid\", \"status\", \"content_type\", \"body\",
+                                 \"replies\", ...}: what your app answered. 502 (code 11200) if it
+                                 never answered.
+    GET  /emulator/inbound       {\"inbound\": [...]}: every incoming-message delivery attempt
 
 Stop with Ctrl-C.
 ";
@@ -308,7 +322,7 @@ twilio-emulator listening on {base}
   auth token:  {token}
   seed:        {seed}
   admin:       {base}/emulator/truth, /emulator/callbacks, POST /emulator/time/advance,
-               /emulator/wait-idle, /emulator/reset (same Basic auth as the API)
+               /emulator/wait-idle, /emulator/reset, /emulator/inbound (same Basic auth as the API)
 Point a client at it:
   twilio-node:    const client = twilio('{sid}', '{token}'); client.api.baseUrl = '{base}';
   twilio-python:  client = Client('{sid}', '{token}'); client.api.base_url = '{base}'

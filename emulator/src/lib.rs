@@ -25,8 +25,15 @@
 //! 20001; a non-form body (JSON) carries no parameters, so a JSON create fails with 21604 as on
 //! Twilio.
 //!
+//! It also plays the other direction: [`EmulatorHandle::deliver_inbound`] posts Twilio's signed
+//! incoming-message webhook ([`Inbound`]: `From`, `To`, `Body`, media, `OptOutType` for the
+//! default opt-out keywords, WhatsApp fields) to an app and returns its answer (the TwiML),
+//! sending the `<Message>` replies it asks for; [`EmulatorHandle::redeliver_inbound`] repeats a
+//! delivery with the same `MessageSid`, as Twilio's retries do.
+//!
 //! Besides the Twilio API, the emulator serves a few admin endpoints under `/emulator/` (the
-//! truth, the callback log, advancing time, reset) so that tests in any language can use it;
+//! truth, the callback log, advancing time, reset, incoming messages) so that tests in any
+//! language can use it;
 //! the `twilio-emulator` binary runs it standalone.
 //!
 //! ```no_run
@@ -59,6 +66,7 @@ mod chaos;
 mod clock;
 mod dates;
 mod feedback;
+mod inbound;
 mod lifecycle;
 mod media;
 mod messages;
@@ -68,6 +76,7 @@ mod segments;
 mod state;
 mod transport;
 mod truth;
+mod twiml;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -80,6 +89,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use chaos::{Chaos, Outcome, OutcomeParseError};
+pub use inbound::{DEFAULT_PROFILE_NAME, Inbound, InboundDelivery, TwimlReply};
 pub use truth::{AttemptOutcome, CallbackAttempt, Truth};
 
 use auth::Credentials;
@@ -104,6 +114,24 @@ pub enum EmulatorError {
     /// properly encoded `http`/`https` URL of at most 4000 characters).
     #[error("the default status callback is not a valid URL")]
     InvalidStatusCallback,
+    /// An incoming message the emulator cannot deliver: its webhook URL is not a valid,
+    /// properly encoded `http`/`https` URL of at most 4000 characters (checked as a
+    /// `StatusCallback` is), `From` or `To` is empty, or it has more than 10 media items.
+    #[error("invalid inbound message: {0}")]
+    InvalidInbound(String),
+    /// The app never answered an incoming message: every attempt failed to connect, timed out
+    /// or broke off (each is in [`EmulatorHandle::inbound_log`]).
+    #[error("the incoming message {message_sid} got no answer: {outcome}")]
+    InboundNotAnswered {
+        /// The `MessageSid` sent.
+        message_sid: MessageSid,
+        /// How the last attempt ended.
+        outcome: AttemptOutcome,
+    },
+    /// [`EmulatorHandle::redeliver_inbound`] was given a `MessageSid` the inbound log does not
+    /// hold (never delivered, forgotten by a reset, or dropped beyond the log's cap).
+    #[error("no incoming message {0} was delivered")]
+    UnknownInbound(MessageSid),
     /// [`EmulatorHandle::wait_idle`] timed out with work still in flight.
     #[error("emulator still busy after the timeout ({busy} tasks in flight)")]
     NotIdle {
@@ -375,6 +403,65 @@ impl EmulatorHandle {
         self.shared.lock().log.iter().cloned().collect()
     }
 
+    /// Delivers an incoming message to an app, as Twilio does when someone texts one of its
+    /// numbers: `POST`s the signed incoming-message webhook (Twilio's documented parameters,
+    /// `X-Twilio-Signature` over exactly the configured URL with the auth token) and waits for
+    /// the answer, retrying as the URL's connection overrides say (by default one retry of a
+    /// failed connection). Returns the last attempt: the app's HTTP status, content type and
+    /// body (its TwiML). When a 2xx answer is TwiML with `<Message>` elements, or `text/plain`,
+    /// the replies are sent as outbound messages (from the number that received, to the
+    /// sender, unless the element says otherwise) and listed in
+    /// [`InboundDelivery::replies`]. Every attempt is recorded in
+    /// [`inbound_log`](Self::inbound_log).
+    ///
+    /// The webhook is sent over plain `http` only (see the crate README's limits).
+    ///
+    /// ```no_run
+    /// # async fn demo(emulator: &twilio_delivery_emulator::EmulatorHandle)
+    /// # -> Result<(), twilio_delivery_emulator::EmulatorError> {
+    /// use twilio_delivery_emulator::Inbound;
+    ///
+    /// let inbound = Inbound::new("http://127.0.0.1:3000/sms", "+15558675310", "+15005550006", "STOP");
+    /// let delivery = emulator.deliver_inbound(inbound).await?;
+    /// assert_eq!(delivery.param("OptOutType"), Some("STOP"));
+    /// println!("{:?} {}", delivery.status(), delivery.body);
+    /// // Twilio retries: the same MessageSid again.
+    /// emulator.redeliver_inbound(&delivery.message_sid).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// [`EmulatorError::InvalidInbound`] when the message is refused before sending (an invalid
+    /// URL, an empty `From` or `To`, more than 10 media items);
+    /// [`EmulatorError::InboundNotAnswered`] when no attempt got an HTTP answer.
+    pub async fn deliver_inbound(
+        &self,
+        inbound: Inbound,
+    ) -> Result<InboundDelivery, EmulatorError> {
+        inbound::deliver(&self.shared, &inbound).await
+    }
+
+    /// Delivers an incoming message again, exactly as its last delivery (same URL, same
+    /// `MessageSid` and parameters, a new idempotency token): the duplicate delivery Twilio
+    /// makes when it retries. The app's replies are sent again if it answers TwiML again.
+    ///
+    /// # Errors
+    /// [`EmulatorError::UnknownInbound`] when the log holds no delivery of `sid`; otherwise as
+    /// [`deliver_inbound`](Self::deliver_inbound).
+    pub async fn redeliver_inbound(
+        &self,
+        sid: &MessageSid,
+    ) -> Result<InboundDelivery, EmulatorError> {
+        inbound::redeliver(&self.shared, sid).await
+    }
+
+    /// Every incoming-message delivery attempt so far (retries and redeliveries included), in
+    /// the order they finished. Capped like the callback log.
+    pub fn inbound_log(&self) -> Vec<InboundDelivery> {
+        self.shared.lock().inbound_log.iter().cloned().collect()
+    }
+
     /// Waits until every lifecycle and callback (retries included) is done: scheduled messages
     /// included, so compress time with [`Chaos::time_scale`] when scheduling.
     ///
@@ -395,9 +482,9 @@ impl EmulatorHandle {
         self.shared.clock.advance(by);
     }
 
-    /// Forgets every message, truth and callback attempt, stops the lifecycles and callbacks in
-    /// flight and rewinds the clock and the SID sequence: the next request starts the run of
-    /// the same seed afresh (the same as `POST /emulator/reset`).
+    /// Forgets every message, truth, callback attempt and incoming-message delivery, stops the
+    /// lifecycles and callbacks in flight and rewinds the clock and the SID sequences: the next
+    /// request starts the run of the same seed afresh (the same as `POST /emulator/reset`).
     pub fn reset(&self) {
         self.shared.reset();
     }
@@ -428,6 +515,11 @@ mod tests {
     /// Compiled, never run: the public futures are `Send`, so they can be spawned.
     fn handle_futures_are_send(handle: EmulatorHandle) {
         is_send(&handle.wait_idle(Duration::ZERO));
+        is_send(&handle.deliver_inbound(Inbound::new("http://h/", "+1", "+2", "")));
+        is_send(
+            &handle
+                .redeliver_inbound(&MessageSid::new("SM0123456789abcdef0123456789abcdef").unwrap()),
+        );
         is_send(&handle.shutdown());
     }
 

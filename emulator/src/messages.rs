@@ -23,6 +23,16 @@ pub(crate) fn create(
     shared: &Arc<Shared>,
     params: &[(String, String)],
 ) -> Result<Response, ApiError> {
+    let (_, body) = create_message(shared, params)?;
+    Ok(json(StatusCode::CREATED, body))
+}
+
+/// Creates a message from the parameters of `POST Messages.json` (validated as Twilio does)
+/// and starts its lifecycle: its SID and its JSON.
+pub(crate) fn create_message(
+    shared: &Arc<Shared>,
+    params: &[(String, String)],
+) -> Result<(MessageSid, serde_json::Value), ApiError> {
     let now = shared.clock.now();
     let req = validate::create(params, now)?;
     let settings = &shared.settings;
@@ -91,7 +101,7 @@ pub(crate) fn create(
     let life = Lifecycle {
         seq,
         epoch,
-        sid,
+        sid: sid.clone(),
         to: req.to,
         from: req.from,
         messaging_service_sid: req.messaging_service_sid,
@@ -102,7 +112,7 @@ pub(crate) fn create(
         cancel,
     };
     tokio::spawn(lifecycle::drive(Arc::clone(shared), life, busy));
-    Ok(json(StatusCode::CREATED, body))
+    Ok((sid, body))
 }
 
 /// `GET Messages/{Sid}.json`.

@@ -12,6 +12,7 @@ use super::auth::Credentials;
 use super::callbacks::Target;
 use super::chaos::Chaos;
 use super::clock::Clock;
+use super::inbound::InboundDelivery;
 use super::model::StoredMessage;
 use super::truth::{CallbackAttempt, Truth};
 use twilio_delivery::ids::MessageSid;
@@ -53,7 +54,11 @@ pub(crate) struct Inner {
     pub(crate) truth: BTreeMap<u64, (MessageSid, Truth)>,
     pub(crate) truth_index: HashMap<MessageSid, u64>,
     pub(crate) log: VecDeque<CallbackAttempt>,
+    /// Every incoming-message delivery attempt, in the order they finished.
+    pub(crate) inbound_log: VecDeque<InboundDelivery>,
     pub(crate) next_seq: u64,
+    /// The sequence number of the next incoming message (its SID's random stream).
+    pub(crate) next_inbound: u64,
     /// The epoch the stored state belongs to (see [`Shared::reset`]).
     pub(crate) epoch: u64,
 }
@@ -168,6 +173,21 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// Appends an incoming-message delivery attempt made in `epoch` to its log, dropping the
+    /// oldest beyond the callback log's cap (an attempt from before a reset is not logged).
+    pub(crate) fn record_inbound(&self, epoch: u64, delivery: InboundDelivery) {
+        let mut inner = self.lock();
+        if inner.epoch != epoch {
+            return;
+        }
+        inner.inbound_log.push_back(delivery);
+        while inner.inbound_log.len() > self.settings.max_log.max(1) {
+            inner.inbound_log.pop_front();
+        }
+    }
+}
+
 /// Counts work in flight (lifecycles, callback senders) so tests can wait for quiet.
 #[derive(Debug, Default)]
 pub(crate) struct Activity {
@@ -254,6 +274,12 @@ pub(crate) fn mix(mut x: u64) -> u64 {
 /// timing and of other messages, so a seed reproduces each message's fate.
 pub(crate) fn message_rng(seed: u64, seq: u64) -> fastrand::Rng {
     fastrand::Rng::with_seed(mix(seed ^ mix(seq.wrapping_add(1))))
+}
+
+/// The random stream of the `seq`-th incoming message: a stream of its own, so delivering
+/// inbound messages never changes the SIDs or fates of sent ones.
+pub(crate) fn inbound_rng(seed: u64, seq: u64) -> fastrand::Rng {
+    fastrand::Rng::with_seed(mix(mix(seed ^ 0x1B0B_0D5E) ^ mix(seq.wrapping_add(1))))
 }
 
 /// 32 lowercase hexadecimal digits.

@@ -1,4 +1,4 @@
-//! One callback request over a fresh HTTP/1.1 connection, with the request target written
+//! One webhook request (a status callback or an incoming message) over a fresh HTTP/1.1 connection, with the request target written
 //! byte for byte as configured (hyper sends an origin-form `http::Uri` as given; `url::Url` and
 //! reqwest would re-encode characters such as `'`).
 
@@ -7,7 +7,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use bytes::Bytes;
 use http::{Method, Request, Uri, header};
-use http_body_util::Full;
+use http_body_util::{BodyExt as _, Full, Limited};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -68,6 +68,17 @@ fn request(out: &Outgoing<'_>) -> Result<Request<Full<Bytes>>, String> {
         .map_err(|_| "the callback request could not be built".to_owned())
 }
 
+/// What a receiver answered: the status, its `Content-Type` and (when asked for) the body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) content_type: Option<String>,
+    pub(crate) body: Bytes,
+}
+
+/// The most response body read from a receiver (a TwiML reply); a longer body is an error.
+pub(crate) const MAX_ANSWER: usize = 64 * 1024;
+
 /// Sends `out`: connects within `connect_timeout`, then waits at most `read_timeout` for the
 /// response status, never past `deadline` (the total budget `#tt`). Never follows redirects;
 /// the response body is not read.
@@ -77,32 +88,82 @@ pub(crate) async fn send(
     read_timeout: Duration,
     deadline: Instant,
 ) -> AttemptOutcome {
-    if out.url.https {
-        return AttemptOutcome::Error("the emulator sends callbacks over plain http only".into());
+    match exchange(out, connect_timeout, read_timeout, deadline, false).await {
+        Ok(answer) => AttemptOutcome::Response(answer.status),
+        Err(outcome) => outcome,
     }
-    let request = match request(out) {
-        Ok(r) => r,
-        Err(e) => return AttemptOutcome::Error(e),
-    };
+}
+
+/// Like [`send`], but also reads the response body (at most [`MAX_ANSWER`] bytes, within the
+/// same read timeout): the answer, or how the attempt failed.
+pub(crate) async fn send_reading(
+    out: &Outgoing<'_>,
+    connect_timeout: Duration,
+    read_timeout: Duration,
+    deadline: Instant,
+) -> Result<Answer, AttemptOutcome> {
+    exchange(out, connect_timeout, read_timeout, deadline, true).await
+}
+
+/// One request and its answer; the body is read only when `read_body` is set.
+async fn exchange(
+    out: &Outgoing<'_>,
+    connect_timeout: Duration,
+    read_timeout: Duration,
+    deadline: Instant,
+    read_body: bool,
+) -> Result<Answer, AttemptOutcome> {
+    if out.url.https {
+        return Err(AttemptOutcome::Error(
+            "the emulator sends webhooks over plain http only".into(),
+        ));
+    }
+    let request = request(out).map_err(AttemptOutcome::Error)?;
     let (host, port) = out.url.connect_to();
     let left = || deadline.saturating_duration_since(Instant::now());
     let connect = TcpStream::connect((host.as_str(), port));
     let stream = match tokio::time::timeout(connect_timeout.min(left()), connect).await {
         Ok(Ok(stream)) => stream,
-        Ok(Err(_)) | Err(_) => return AttemptOutcome::ConnectFailed,
+        Ok(Err(_)) | Err(_) => return Err(AttemptOutcome::ConnectFailed),
     };
     let exchange = async {
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| format!("http error: {e}"))?;
         let driver = tokio::spawn(connection);
-        let response = sender.send_request(request).await;
+        let answer = async {
+            let response = sender
+                .send_request(request)
+                .await
+                .map_err(|e| format!("http error: {e}"))?;
+            let status = response.status().as_u16();
+            let content_type = response
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+            let body = if read_body {
+                Limited::new(response.into_body(), MAX_ANSWER)
+                    .collect()
+                    .await
+                    .map_err(|e| format!("reading the response body: {e}"))?
+                    .to_bytes()
+            } else {
+                Bytes::new()
+            };
+            Ok::<_, String>(Answer {
+                status,
+                content_type,
+                body,
+            })
+        }
+        .await;
         driver.abort();
-        response
+        answer
     };
     match tokio::time::timeout(read_timeout.min(left()), exchange).await {
-        Ok(Ok(response)) => AttemptOutcome::Response(response.status().as_u16()),
-        Ok(Err(e)) => AttemptOutcome::Error(format!("http error: {e}")),
-        Err(_) => AttemptOutcome::Timeout,
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(e)) => Err(AttemptOutcome::Error(e)),
+        Err(_) => Err(AttemptOutcome::Timeout),
     }
 }
 

@@ -228,6 +228,8 @@ fn help_and_bad_options() {
         "--time-scale",
         "/emulator/truth",
         "/emulator/time/advance",
+        "/emulator/inbound",
+        "OptOutType",
     ] {
         assert!(text.contains(needle), "{needle} in --help");
     }
