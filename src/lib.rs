@@ -17,11 +17,15 @@
 //!   query strings, repeated keys, JSON bodies, several keys for rotation, constant time).
 //! - [`status`]: the max-register state machine: whatever order callbacks arrive in, and however
 //!   often, every message converges to the same status.
-//! - [`store`]: where records and history live: [`MemoryStore`], `SqliteStore` (embedded
-//!   default), `PostgresStore` (many app instances).
+//! - [`store`]: where records and history live: [`MemoryStore`], `SqliteStore` (embedded, one
+//!   process), `PostgresStore` (many app instances).
 //! - [`webhook`]: the framework-agnostic status-callback handler; [`adapters`] mount it.
 //! - [`reconcile`]: repairs missed callbacks by polling the API.
 //! - [`model`]: the message, event and record types every other module shares.
+//! - [`endpoint`]: the public endpoint: the `StatusCallback` URL sent and the URL validated.
+//! - [`guard`]: the signature check for any Twilio webhook, mounted by the adapters.
+//! - [`inbound`], [`twiml`], [`optout`]: incoming messages, replies, and opt-outs.
+//! - [`error_code`]: what Twilio's error codes mean; [`metrics`]: the metrics the crate emits.
 //! - `status_page` (feature `status-page`): a live HTML page of messages and their timelines.
 //!
 //! The local Twilio emulator that the examples and tests use is its own crate in this
@@ -56,6 +60,7 @@
 //! | `axum` | `adapters::axum` (axum 0.8) | no |
 //! | `actix-web` | `adapters::actix_web` (actix-web 4) | no |
 //! | `warp` | `adapters::warp` (warp 0.4) | no |
+//! | `tower` | `adapters::tower`: the signature guard as a tower layer | no (`axum` enables it) |
 //! | `status-page` | `status_page`: a live HTML page of messages (axum) | no |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
