@@ -63,6 +63,7 @@ pub mod adapters;
 pub mod callback;
 pub mod client;
 pub mod error;
+pub mod feed;
 pub mod ids;
 pub mod model;
 pub mod notify;

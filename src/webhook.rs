@@ -11,25 +11,41 @@
 //! | signed but malformed (no `MessageSid`/`MessageStatus`, bad SID) | 400 | untouched |
 //! | body over the limit (default 64 KiB) | 413 | untouched |
 //! | wrong content type / method | 415 / 405 | untouched |
-//! | store unavailable | 503 + `Retry-After` | untouched; Twilio or the reconciler repairs it |
+//! | store unavailable, write queue full, or deadline passed | 503 + `Retry-After` | untouched; Twilio or the reconciler repairs it |
+//! | `AccountSid` not one the app serves (when configured) | 403 | untouched |
+//!
+//! Writes go through a bounded write queue ([group commit](StatusWebhookBuilder::max_batch)):
+//! a 204 is sent only once the batch holding the callback has committed, so 204 still means
+//! stored. Every callback is answered within the [deadline](StatusWebhookBuilder::deadline)
+//! (default 10 s, under Twilio's 15 s timeout): 503 + `Retry-After` when the store is slower.
 //!
 //! Twilio signs the URL it called, which a reverse proxy hides from the app, so the public URL is
 //! configuration ([`PublicUrl`]); rebuilding it from `Forwarded`/`X-Forwarded-*` headers is
 //! opt-in, for proxies the operator trusts.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 
 use crate::callback::{CallbackError, StatusCallback};
-use crate::ids::MessageSid;
+use crate::ids::{AccountSid, MessageSid};
 use crate::model::{Applied, EventSource};
 use crate::notify::{Notifier, StatusChange};
 use crate::signature::{
     PublicUrl, PublicUrlError, SignatureError, SignatureValidator, TrustedProxy,
 };
 use crate::store::{StatusStore, StoreError};
+
+mod queue;
+
+pub use queue::{DEFAULT_MAX_BATCH, DEFAULT_QUEUE_CAPACITY};
+use queue::{QueueError, WriteQueue};
+
+/// The default time a callback may wait for the store: 10 s, under Twilio's 15 s timeout.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
 
 /// The default body limit: 64 KiB.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
@@ -110,6 +126,15 @@ pub enum WebhookError {
     /// The store failed (503 when it is unavailable, else 500).
     #[error("store failed")]
     Store(#[source] StoreError),
+    /// The write queue is full: the store is not keeping up (503).
+    #[error("write queue full")]
+    Overloaded,
+    /// The store did not confirm the write within the deadline (503).
+    #[error("store did not answer within {0:?}")]
+    Deadline(Duration),
+    /// Signed, but for an account the webhook does not serve (403).
+    #[error("callback for another account")]
+    Account,
 }
 
 impl WebhookError {
@@ -123,6 +148,8 @@ impl WebhookError {
             WebhookError::Malformed(_) => StatusCode::BAD_REQUEST,
             WebhookError::Store(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             WebhookError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            WebhookError::Overloaded | WebhookError::Deadline(_) => StatusCode::SERVICE_UNAVAILABLE,
+            WebhookError::Account => StatusCode::FORBIDDEN,
         }
     }
 }
@@ -211,9 +238,13 @@ impl WebhookResponse {
             Err(WebhookError::MethodNotAllowed) => "method not allowed\n",
             Err(WebhookError::UnsupportedMediaType) => "unsupported content type\n",
             Err(WebhookError::PayloadTooLarge { .. }) => "payload too large\n",
-            Err(WebhookError::PublicUrl(_) | WebhookError::Signature(_)) => "forbidden\n",
+            Err(
+                WebhookError::PublicUrl(_) | WebhookError::Signature(_) | WebhookError::Account,
+            ) => "forbidden\n",
             Err(WebhookError::Malformed(_)) => "malformed status callback\n",
-            Err(WebhookError::Store(_)) => "temporarily unavailable\n",
+            Err(WebhookError::Store(_) | WebhookError::Overloaded | WebhookError::Deadline(_)) => {
+                "temporarily unavailable\n"
+            }
         }
     }
 }
@@ -232,6 +263,48 @@ struct Inner {
     public_url: PublicUrl,
     body_limit: usize,
     notifier: Option<Notifier>,
+    write: WritePath,
+}
+
+/// The write side of a webhook: its queue, deadline and account check.
+#[derive(Debug)]
+struct WritePath {
+    queue: WriteQueue,
+    deadline: Duration,
+    accounts: Option<HashSet<AccountSid>>,
+}
+
+/// The write-path settings of a [`StatusWebhookBuilder`].
+#[derive(Debug)]
+struct WriteSettings {
+    deadline: Duration,
+    queue_capacity: usize,
+    max_batch: usize,
+    accounts: HashSet<AccountSid>,
+    check_account: Option<bool>,
+}
+
+impl Default for WriteSettings {
+    fn default() -> Self {
+        Self {
+            deadline: DEFAULT_DEADLINE,
+            queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            max_batch: DEFAULT_MAX_BATCH,
+            accounts: HashSet::new(),
+            check_account: None,
+        }
+    }
+}
+
+impl WriteSettings {
+    fn build(self, store: Arc<dyn StatusStore>) -> WritePath {
+        let check = self.check_account.unwrap_or(!self.accounts.is_empty());
+        WritePath {
+            queue: WriteQueue::new(store, self.queue_capacity, self.max_batch),
+            deadline: self.deadline,
+            accounts: check.then_some(self.accounts),
+        }
+    }
 }
 
 impl fmt::Debug for StatusWebhook {
@@ -242,6 +315,7 @@ impl fmt::Debug for StatusWebhook {
             .field("public_url", &self.inner.public_url)
             .field("body_limit", &self.inner.body_limit)
             .field("notifier", &self.inner.notifier.is_some())
+            .field("write", &self.inner.write)
             .finish()
     }
 }
@@ -255,6 +329,7 @@ pub struct StatusWebhookBuilder {
     public_url: Option<Result<PublicUrl, WebhookConfigError>>,
     body_limit: usize,
     notifier: Option<Notifier>,
+    write: WriteSettings,
 }
 
 impl StatusWebhook {
@@ -269,6 +344,7 @@ impl StatusWebhook {
             public_url: None,
             body_limit: DEFAULT_BODY_LIMIT,
             notifier: None,
+            write: WriteSettings::default(),
         }
     }
 
@@ -297,7 +373,14 @@ impl StatusWebhook {
             Err(error) => {
                 match &error {
                     WebhookError::Store(e) => {
-                        tracing::error!(error = %e, "status callback not stored: store failed")
+                        let source = std::error::Error::source(e).map(ToString::to_string);
+                        tracing::error!(error = %e, source, "status callback not stored: store failed")
+                    }
+                    WebhookError::Overloaded => {
+                        tracing::warn!("status callback not stored: write queue full")
+                    }
+                    WebhookError::Deadline(d) => {
+                        tracing::warn!(deadline = ?d, "status callback not stored: store too slow")
                     }
                     WebhookError::Signature(e) => {
                         tracing::warn!(reason = %e, target = req.target, "status callback refused: signature")
@@ -314,6 +397,7 @@ impl StatusWebhook {
 
     async fn process(&self, req: WebhookRequest<'_>) -> Result<Accepted, WebhookError> {
         let inner = &*self.inner;
+        let deadline = tokio::time::Instant::now() + inner.write.deadline;
         if req.method != Method::POST {
             return Err(WebhookError::MethodNotAllowed);
         }
@@ -339,12 +423,24 @@ impl StatusWebhook {
             .and_then(|v| v.to_str().ok());
         let callback =
             StatusCallback::from_form(req.body, token).map_err(WebhookError::Malformed)?;
-        let event = callback.to_event();
+        if let Some(accounts) = &inner.write.accounts
+            && !callback
+                .account_sid
+                .as_ref()
+                .is_some_and(|a| accounts.contains(a))
+        {
+            return Err(WebhookError::Account);
+        }
         let applied = inner
-            .store
-            .apply(&event)
+            .write
+            .queue
+            .write(callback.to_event(), deadline)
             .await
-            .map_err(WebhookError::Store)?;
+            .map_err(|e| match e {
+                QueueError::Full => WebhookError::Overloaded,
+                QueueError::Deadline => WebhookError::Deadline(inner.write.deadline),
+                QueueError::Store(e) => WebhookError::Store(e),
+            })?;
         tracing::debug!(
             message_sid = %callback.message_sid,
             status = %callback.status,
@@ -430,12 +526,54 @@ impl StatusWebhookBuilder {
         Ok(StatusWebhook {
             inner: Arc::new(Inner {
                 validator: self.validator,
+                write: self.write.build(self.store.clone()),
                 store: self.store,
                 public_url,
                 body_limit: self.body_limit,
                 notifier: self.notifier,
             }),
         })
+    }
+
+    /// How long a callback may wait for the store, queue included (default 10 s, kept under
+    /// Twilio's 15 s timeout so that the 503 + `Retry-After` reaches Twilio). Past it the
+    /// callback is answered 503; the write may still complete, and a retry is then a
+    /// duplicate, which changes nothing.
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.write.deadline = deadline;
+        self
+    }
+
+    /// How many callbacks may wait for the store at most (default 4096). When the queue is
+    /// full a callback is answered 503 + `Retry-After` at once, so memory stays bounded even
+    /// when the store stalls.
+    pub fn queue_capacity(mut self, events: usize) -> Self {
+        self.write.queue_capacity = events;
+        self
+    }
+
+    /// How many waiting callbacks are written in one store transaction at most (default 256).
+    /// The queue writes whatever arrived while the previous batch committed, so a batch is
+    /// only ever as large as the load makes it.
+    pub fn max_batch(mut self, events: usize) -> Self {
+        self.write.max_batch = events;
+        self
+    }
+
+    /// An account whose callbacks the webhook accepts (call again for several). Giving one
+    /// turns the account check on: a signed callback whose `AccountSid` is missing or another
+    /// is refused with 403.
+    pub fn account_sid(mut self, account: AccountSid) -> Self {
+        self.write.accounts.insert(account);
+        self
+    }
+
+    /// Turns the account check on or off (default: on when an
+    /// [`account_sid`](Self::account_sid) was given). On without any account, every
+    /// callback is refused.
+    pub fn check_account_sid(mut self, check: bool) -> Self {
+        self.write.check_account = Some(check);
+        self
     }
 }
 

@@ -833,7 +833,7 @@ mod sqlite {
             .fetch_all(again.pool())
             .await
             .unwrap();
-        assert_eq!(versions, vec![1]);
+        assert_eq!(versions, vec![1, 2]);
     }
 
     #[tokio::test]
@@ -1010,7 +1010,7 @@ mod pg {
         .fetch_all(store.pool())
         .await
         .unwrap();
-        assert_eq!(versions, vec![1]);
+        assert_eq!(versions, vec![1, 2]);
         db.cleanup().await;
     }
 
