@@ -965,7 +965,8 @@ mod pg {
             for p in prefixes {
                 let p = p.as_str();
                 self.exec(format!(
-                    "DROP TABLE IF EXISTS {p}events, {p}messages, {p}migrations CASCADE; \
+                    "DROP TABLE IF EXISTS {p}events, {p}messages, {p}migrations, {p}feed, {p}feed_head, \
+             {p}feed_cursors, {p}dead_letters, {p}leases CASCADE; \
                      DROP FUNCTION IF EXISTS {p}boom();"
                 ))
                 .await;

@@ -28,12 +28,12 @@ mod sqlite;
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-pub use postgres::PostgresStore;
+pub use postgres::{PostgresOptions, PostgresStore};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use sql::TablePrefix;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 /// The `sqlx` the SQL stores are built on: build the pools for `SqliteStore::new` and
 /// `PostgresStore::new` with it, without depending on a matching version yourself.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]

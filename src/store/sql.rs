@@ -124,12 +124,8 @@ pub(crate) struct Statements {
     pub(crate) prefix: TablePrefix,
     /// `$1` sid → `status` (locks the row in PostgreSQL).
     pub(crate) select_status: Arc<str>,
-    /// The conditional upsert for an event; see [`Statements::new`] for its binds.
-    pub(crate) upsert_event: Arc<str>,
     /// The upsert for `record_sent`; see [`Statements::new`] for its binds.
     pub(crate) upsert_sent: Arc<str>,
-    /// Inserts an event once per (sid, status); returns `id` when it was new.
-    pub(crate) insert_event: Arc<str>,
     /// `$1` sid → a record.
     pub(crate) get: Arc<str>,
     /// `$1` sid → its events, oldest first.
@@ -254,14 +250,8 @@ pub(crate) fn from_position(p: u64) -> i64 {
 impl Statements {
     /// Renders every statement for `prefix` in `dialect`.
     ///
-    /// Binds of `upsert_event`: `$1` sid, `$2` account_sid, `$3` to, `$4` from, `$5` service,
-    /// `$6` status, `$7` rank, `$8` error_code, `$9` error_message, `$10` created_at, `$11` now.
-    ///
     /// Binds of `upsert_sent`: `$1` sid, `$2` account_sid, `$3` to, `$4` from, `$5` service,
     /// `$6` body, `$7` num_segments, `$8` status, `$9` rank, `$10` created_at, `$11` now.
-    ///
-    /// Binds of `insert_event`: `$1` sid, `$2` status, `$3` error_code, `$4` received_at,
-    /// `$5` source, `$6` idempotency_token, `$7` raw pairs as JSON.
     pub(crate) fn new(prefix: TablePrefix, dialect: Dialect) -> Self {
         let p = prefix.as_str();
         let (collate, for_update, inserted) = match dialect {
@@ -274,28 +264,6 @@ impl Statements {
         let adv = format!(
             "(excluded.status_rank > m.status_rank OR (excluded.status_rank = 0 \
              AND m.status_rank = 0 AND excluded.status COLLATE {collate} > m.status COLLATE {collate}))"
-        );
-        let upsert_event = format!(
-            "INSERT INTO {p}messages AS m (sid, account_sid, to_addr, from_addr, \
-             messaging_service_sid, status, status_rank, error_code, error_message, sent_recorded, \
-             created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, FALSE, $10, $11) \
-             ON CONFLICT (sid) DO UPDATE SET \
-             status = CASE WHEN {adv} THEN excluded.status ELSE m.status END, \
-             status_rank = CASE WHEN {adv} THEN excluded.status_rank ELSE m.status_rank END, \
-             error_code = CASE WHEN {adv} THEN excluded.error_code ELSE m.error_code END, \
-             error_message = CASE WHEN {adv} THEN excluded.error_message ELSE m.error_message END, \
-             account_sid = COALESCE(m.account_sid, excluded.account_sid), \
-             to_addr = COALESCE(m.to_addr, excluded.to_addr), \
-             from_addr = COALESCE(m.from_addr, excluded.from_addr), \
-             messaging_service_sid = COALESCE(m.messaging_service_sid, excluded.messaging_service_sid), \
-             updated_at = excluded.updated_at \
-             WHERE {adv} \
-             OR (m.account_sid IS NULL AND excluded.account_sid IS NOT NULL) \
-             OR (m.to_addr IS NULL AND excluded.to_addr IS NOT NULL) \
-             OR (m.from_addr IS NULL AND excluded.from_addr IS NOT NULL) \
-             OR (m.messaging_service_sid IS NULL AND excluded.messaging_service_sid IS NOT NULL) \
-             RETURNING status{inserted}"
         );
         let upsert_sent = format!(
             "INSERT INTO {p}messages AS m (sid, account_sid, to_addr, from_addr, \
@@ -318,11 +286,6 @@ impl Statements {
              updated_at = excluded.updated_at \
              RETURNING status{inserted}"
         );
-        let insert_event = format!(
-            "INSERT INTO {p}events (message_sid, status, error_code, received_at, source, \
-             idempotency_token, raw) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             ON CONFLICT (message_sid, status) DO NOTHING RETURNING id"
-        );
         let create_migrations = match dialect {
             Dialect::Sqlite => format!(
                 "CREATE TABLE IF NOT EXISTS {p}migrations (version INTEGER NOT NULL PRIMARY KEY, \
@@ -336,9 +299,7 @@ impl Statements {
         Self {
             select_status: format!("SELECT status FROM {p}messages WHERE sid = $1{for_update}")
                 .into(),
-            upsert_event: upsert_event.into(),
             upsert_sent: upsert_sent.into(),
-            insert_event: insert_event.into(),
             get: format!("SELECT {RECORD_COLUMNS} FROM {p}messages WHERE sid = $1").into(),
             history: format!(
                 "SELECT status, error_code, received_at, source, idempotency_token, raw \

@@ -134,7 +134,8 @@ pub mod pg {
     pub async fn drop_tables(pool: &PgPool, prefix: &TablePrefix) {
         let p = prefix.as_str();
         sqlx::raw_sql(AssertSqlSafe(format!(
-            "DROP TABLE IF EXISTS {p}events, {p}messages, {p}migrations CASCADE"
+            "DROP TABLE IF EXISTS {p}events, {p}messages, {p}migrations, {p}feed, {p}feed_head, \
+             {p}feed_cursors, {p}dead_letters, {p}leases CASCADE"
         )))
         .execute(pool)
         .await
