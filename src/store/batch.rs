@@ -187,9 +187,9 @@ mod tests {
         let plan = Plan::new(&refs, HashMap::new(), OffsetDateTime::now_utc());
         assert_eq!(plan.inserts.len(), 2);
         assert!(plan.updates.is_empty());
-        assert_eq!(plan.history, vec![0, 1, 2, 3]);
+        assert_eq!(plan.history, vec![0, 1, 2]);
         assert_eq!(plan.changes.len(), 3);
-        let kept: HashSet<(String, String)> = events[..4]
+        let kept: HashSet<(String, String)> = events[..3]
             .iter()
             .map(|e| (e.sid.to_string(), e.status.to_string()))
             .collect();
@@ -198,6 +198,7 @@ mod tests {
         assert_eq!(a[2].previous, Some(MessageStatus::Sent));
         assert_eq!(a[3].outcome, Outcome::Stale);
         assert_eq!(a[4].outcome, Outcome::Duplicate);
-        assert!(a[3].new_event && !a[4].new_event);
+        assert!(a[0].new_event && a[2].new_event);
+        assert!(!a[3].new_event && !a[4].new_event);
     }
 }
