@@ -929,6 +929,10 @@ mod pg {
     impl TestDb {
         pub(super) async fn open() -> Option<Self> {
             let Ok(url) = std::env::var("TEST_DATABASE_URL") else {
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "CI is set but TEST_DATABASE_URL is not: start PostgreSQL with .ci/postgres.sh"
+                );
                 eprintln!("skipped: TEST_DATABASE_URL not set");
                 return None;
             };

@@ -110,12 +110,26 @@ pub mod pg {
     use twilio_delivery::store::sqlx::postgres::{PgPool, PgPoolOptions};
     use twilio_delivery::store::sqlx::{self, AssertSqlSafe};
 
-    /// A pool, or `None` (after printing that the test skipped) when `TEST_DATABASE_URL` is unset.
+    /// `TEST_DATABASE_URL`, or `None` (after printing that the test skipped) when it is unset
+    /// outside CI. Under CI (`CI` set) a missing database fails the test.
+    pub fn url() -> Option<String> {
+        match std::env::var("TEST_DATABASE_URL") {
+            Ok(url) => Some(url),
+            Err(_) => {
+                assert!(
+                    std::env::var_os("CI").is_none(),
+                    "CI is set but TEST_DATABASE_URL is not: start PostgreSQL with .ci/postgres.sh"
+                );
+                eprintln!("skipped: TEST_DATABASE_URL not set");
+                None
+            }
+        }
+    }
+
+    /// A pool, or `None` (after printing that the test skipped) when `TEST_DATABASE_URL` is
+    /// unset outside CI.
     pub async fn pool() -> Option<PgPool> {
-        let Ok(url) = std::env::var("TEST_DATABASE_URL") else {
-            eprintln!("skipped: TEST_DATABASE_URL not set");
-            return None;
-        };
+        let url = url()?;
         Some(
             PgPoolOptions::new()
                 .max_connections(8)
