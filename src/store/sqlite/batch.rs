@@ -150,14 +150,17 @@ async fn update_rows(
             .push_bind(r.from.clone())
             .push_bind(r.service.clone());
     });
+    // `SET (...) = (SELECT ... WHERE u.sid = sid)` over `sid IN (SELECT sid FROM u)`: each
+    // changed row is found through the primary key (an `UPDATE ... FROM u` join may scan the
+    // whole table instead).
     qb.push(format!(
-        ") UPDATE {p}messages SET status = u.status, status_rank = u.status_rank, \
-         error_code = u.error_code, error_message = u.error_message, \
-         account_sid = u.account_sid, to_addr = u.to_addr, from_addr = u.from_addr, \
-         messaging_service_sid = u.messaging_service_sid, updated_at = "
+        ") UPDATE {p}messages SET (status, status_rank, error_code, error_message, account_sid, \
+         to_addr, from_addr, messaging_service_sid) = (SELECT u.status, u.status_rank, \
+         u.error_code, u.error_message, u.account_sid, u.to_addr, u.from_addr, \
+         u.messaging_service_sid FROM u WHERE u.sid = {p}messages.sid), updated_at = "
     ));
     qb.push_bind(now_us);
-    qb.push(format!(" FROM u WHERE {p}messages.sid = u.sid"));
+    qb.push(" WHERE sid IN (SELECT sid FROM u)");
     qb.build().execute(&mut *conn).await.map_err(db_error)?;
     Ok(())
 }

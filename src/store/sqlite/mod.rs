@@ -217,8 +217,14 @@ impl SqliteStore {
                     Synchronous::Full => SqliteSynchronous::Full,
                     Synchronous::Extra => SqliteSynchronous::Extra,
                 });
-        // The writer's connection first: it creates the file and switches it to WAL.
-        let writer = Writer::own(connect.clone());
+        // The writer keeps a larger page cache (its working set is every index a status change
+        // touches) and its temporary statement journals in memory.
+        let writer = Writer::own(
+            connect
+                .clone()
+                .pragma("cache_size", "-16384")
+                .pragma("temp_store", "memory"),
+        );
         let pool = SqlitePoolOptions::new()
             .max_connections(options.read_connections.max(1))
             .connect_with(connect)
