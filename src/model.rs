@@ -131,7 +131,7 @@ impl StatusEvent {
     }
 }
 
-/// What [`StatusStore::apply`] did.
+/// What [`StatusStore::apply`](crate::store::StatusStore::apply) did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Applied {
