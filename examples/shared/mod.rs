@@ -152,6 +152,8 @@ impl AppState {
         )
         .public_url(config.public_base_url.as_str())
         .notifier(notifier.clone())
+        // Callbacks of any other account are refused (403).
+        .account_sid(config.account_sid.clone())
         .build()?;
         let state = AppState {
             client: client.build()?,
