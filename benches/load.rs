@@ -11,7 +11,7 @@
 //! Settings (environment): `LOAD_CONNS` (32), `LOAD_SECS` (5, after 1 s of warm-up),
 //! `LOAD_MESSAGES` (200 000 preloaded per store; a connection that runs out starts over, as
 //! duplicates), `LOAD_TARGETS` (`floor,memory,sqlite,postgres`), `LOAD_SQLITE_SYNC`
-//! (`full` or `normal`), and `TEST_DATABASE_URL` / `LOAD_DATABASE_URL` for PostgreSQL (skipped
+//! (`full` or `normal`), `LOAD_WRITERS` (the webhook's concurrent batches, default 1), and `TEST_DATABASE_URL` / `LOAD_DATABASE_URL` for PostgreSQL (skipped
 //! without). It prints callbacks/s, p50/p99 latency, the server's RSS and CPU per callback,
 //! PostgreSQL's CPU per callback (its processes' CPU time from /proc: run it on the database's
 //! machine), and each ratio to the floor.
@@ -81,6 +81,7 @@ mod load {
                         store,
                     )
                     .public_url(PUBLIC)
+                    .writers(env_num("LOAD_WRITERS", 1) as usize)
                     .build()
                     .expect("a webhook");
                     twilio_delivery::adapters::axum::router(webhook, PATH)

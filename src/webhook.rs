@@ -280,6 +280,7 @@ struct WriteSettings {
     deadline: Duration,
     queue_capacity: usize,
     max_batch: usize,
+    writers: usize,
     accounts: HashSet<AccountSid>,
     check_account: Option<bool>,
 }
@@ -290,6 +291,7 @@ impl Default for WriteSettings {
             deadline: DEFAULT_DEADLINE,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             max_batch: DEFAULT_MAX_BATCH,
+            writers: 1,
             accounts: HashSet::new(),
             check_account: None,
         }
@@ -300,7 +302,7 @@ impl WriteSettings {
     fn build(self, store: Arc<dyn StatusStore>) -> WritePath {
         let check = self.check_account.unwrap_or(!self.accounts.is_empty());
         WritePath {
-            queue: WriteQueue::new(store, self.queue_capacity, self.max_batch),
+            queue: WriteQueue::new(store, self.queue_capacity, self.max_batch, self.writers),
             deadline: self.deadline,
             accounts: check.then_some(self.accounts),
         }
@@ -557,6 +559,15 @@ impl StatusWebhookBuilder {
     /// only ever as large as the load makes it.
     pub fn max_batch(mut self, events: usize) -> Self {
         self.write.max_batch = events;
+        self
+    }
+
+    /// How many batches may be in the store at once (default 1). One is right for SQLite (one
+    /// writer anyway); with PostgreSQL a second lets the next batch travel to the database while
+    /// one commits. Batches of one webhook never deadlock with each other (rows are locked in
+    /// SID order).
+    pub fn writers(mut self, n: usize) -> Self {
+        self.write.writers = n;
         self
     }
 

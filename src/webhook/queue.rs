@@ -44,6 +44,7 @@ pub(crate) struct WriteQueue {
     store: Arc<dyn StatusStore>,
     capacity: usize,
     max_batch: usize,
+    writers: usize,
     /// The sending side, created with the writer task on first use (inside a runtime) and
     /// again if that task's runtime went away.
     tx: Mutex<Option<mpsc::Sender<Job>>>,
@@ -54,18 +55,25 @@ impl fmt::Debug for WriteQueue {
         f.debug_struct("WriteQueue")
             .field("capacity", &self.capacity)
             .field("max_batch", &self.max_batch)
+            .field("writers", &self.writers)
             .finish_non_exhaustive()
     }
 }
 
 impl WriteQueue {
     /// A queue of at most `capacity` events in front of `store`, writing at most `max_batch`
-    /// events a batch.
-    pub(crate) fn new(store: Arc<dyn StatusStore>, capacity: usize, max_batch: usize) -> Self {
+    /// events a batch, with `writers` batches in flight at most.
+    pub(crate) fn new(
+        store: Arc<dyn StatusStore>,
+        capacity: usize,
+        max_batch: usize,
+        writers: usize,
+    ) -> Self {
         Self {
             store,
             capacity: capacity.max(1),
             max_batch: max_batch.max(1),
+            writers: writers.max(1),
             tx: Mutex::new(None),
         }
     }
@@ -76,7 +84,10 @@ impl WriteQueue {
             return tx.clone();
         }
         let (tx, rx) = mpsc::channel(self.capacity);
-        tokio::spawn(writer(self.store.clone(), rx, self.max_batch));
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        for _ in 0..self.writers {
+            tokio::spawn(writer(self.store.clone(), rx.clone(), self.max_batch));
+        }
         *slot = Some(tx.clone());
         tx
     }
@@ -111,12 +122,16 @@ impl WriteQueue {
     }
 }
 
-/// The writer task: batches of what is waiting, one `apply_batch` each, until every sender
-/// is gone.
-async fn writer(store: Arc<dyn StatusStore>, mut rx: mpsc::Receiver<Job>, max_batch: usize) {
+/// A writer task: batches of what is waiting, one `apply_batch` each, until every sender
+/// is gone. Several writers take turns at the queue; each writes its batch on its own.
+async fn writer(
+    store: Arc<dyn StatusStore>,
+    rx: Arc<tokio::sync::Mutex<mpsc::Receiver<Job>>>,
+    max_batch: usize,
+) {
     let mut jobs: Vec<Job> = Vec::with_capacity(max_batch);
     loop {
-        if rx.recv_many(&mut jobs, max_batch).await == 0 {
+        if rx.lock().await.recv_many(&mut jobs, max_batch).await == 0 {
             return;
         }
         // Callers past their deadline were answered 503: their events wait for a retry.
@@ -205,7 +220,7 @@ mod tests {
     #[tokio::test]
     async fn each_caller_gets_its_own_answer() {
         let store = Arc::new(MemoryStore::new());
-        let q = Arc::new(WriteQueue::new(store, 16, 4));
+        let q = Arc::new(WriteQueue::new(store, 16, 4, 2));
         let deadline = Instant::now() + Duration::from_secs(5);
         let tasks: Vec<_> = (0..12)
             .map(|n| {
