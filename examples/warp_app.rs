@@ -74,6 +74,8 @@ async fn run() -> Result<(), Box<dyn Error>> {
     )
     .endpoint(&endpoint)
     .notifier(notifier.clone())
+    // Callbacks of any other account are refused (403).
+    .account_sid(config.account_sid.clone())
     .build()?;
 
     let mut client = Client::builder(config.account_sid.clone(), config.auth_token.clone());

@@ -70,6 +70,7 @@ pub mod client;
 pub mod endpoint;
 pub mod error;
 pub mod error_code;
+pub mod feed;
 pub mod guard;
 pub mod ids;
 pub mod inbound;

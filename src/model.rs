@@ -168,7 +168,7 @@ impl StatusEvent {
     }
 }
 
-/// What [`StatusStore::apply`] did.
+/// What [`StatusStore::apply`](crate::store::StatusStore::apply) did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Applied {
@@ -180,6 +180,9 @@ pub struct Applied {
     pub current: MessageStatus,
     /// Whether the (sid, status) event was new to the history.
     pub new_event: bool,
+    /// When the message's record was created, where the store knows it (for the
+    /// send-to-final latency metric).
+    pub created_at: Option<OffsetDateTime>,
 }
 
 impl Applied {
@@ -195,7 +198,15 @@ impl Applied {
             previous,
             current,
             new_event,
+            created_at: None,
         }
+    }
+
+    /// The same outcome, for a message created at `created_at`.
+    #[must_use]
+    pub fn created_at(mut self, created_at: OffsetDateTime) -> Self {
+        self.created_at = Some(created_at);
+        self
     }
 
     /// Whether the current status changed.

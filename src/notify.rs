@@ -216,6 +216,7 @@ mod tests {
             previous: None,
             current: MessageStatus::Sent,
             new_event: true,
+            created_at: None,
         };
         StatusChange::from_applied(&sid, &applied, None, EventSource::Callback).unwrap()
     }
@@ -284,6 +285,7 @@ mod tests {
             previous: Some(MessageStatus::Sent),
             current: MessageStatus::Sent,
             new_event: false,
+            created_at: None,
         };
         assert!(StatusChange::from_applied(&sid, &applied, None, EventSource::Callback).is_none());
     }

@@ -11,12 +11,19 @@
 //! | signed but malformed (no `MessageSid`/`MessageStatus`, bad SID) | 400 | untouched |
 //! | body over the limit (default 64 KiB) | 413 | untouched |
 //! | wrong content type / method | 415 / 405 | untouched |
-//! | store unavailable | 503 + `Retry-After` | untouched; Twilio or the reconciler repairs it |
+//! | store unavailable, write queue full, or deadline passed | 503 + `Retry-After` | untouched; Twilio or the reconciler repairs it |
+//! | `AccountSid` not one the app serves (when configured) | 403 | untouched |
+//!
+//! Writes go through a bounded write queue ([group commit](StatusWebhookBuilder::max_batch)):
+//! a 204 is sent only once the batch holding the callback has committed, so 204 still means
+//! stored. Every callback is answered within the [deadline](StatusWebhookBuilder::deadline)
+//! (default 10 s, under Twilio's 15 s timeout): 503 + `Retry-After` when the store is slower.
 //!
 //! Twilio signs the URL it called, which a reverse proxy hides from the app, so the public URL is
 //! configuration ([`PublicUrl`]); rebuilding it from `Forwarded`/`X-Forwarded-*` headers is
 //! opt-in, for proxies the operator trusts.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,13 +32,22 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 
 use crate::callback::{CallbackError, StatusCallback};
 use crate::endpoint::PublicEndpoint;
-use crate::ids::MessageSid;
+use crate::guard::{Refusal, verify};
+use crate::ids::{AccountSid, MessageSid};
 use crate::model::{Applied, EventSource};
 use crate::notify::{Notifier, StatusChange};
 use crate::signature::{
     PublicUrl, PublicUrlError, SignatureError, SignatureValidator, TrustedProxy,
 };
 use crate::store::{StatusStore, StoreError};
+
+mod queue;
+
+pub use queue::{DEFAULT_MAX_BATCH, DEFAULT_QUEUE_CAPACITY};
+use queue::{QueueError, WriteQueue};
+
+/// The default time a callback may wait for the store: 10 s, under Twilio's 15 s timeout.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(10);
 
 /// The default body limit: 64 KiB.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
@@ -97,6 +113,15 @@ pub enum WebhookError {
     /// The store failed (503 when it is unavailable, else 500).
     #[error("store failed")]
     Store(#[source] StoreError),
+    /// The write queue is full: the store is not keeping up (503).
+    #[error("write queue full")]
+    Overloaded,
+    /// The store did not confirm the write within the deadline (503).
+    #[error("store did not answer within {0:?}")]
+    Deadline(Duration),
+    /// Signed, but for an account the webhook does not serve (403).
+    #[error("callback for another account")]
+    Account,
 }
 
 impl WebhookError {
@@ -110,6 +135,8 @@ impl WebhookError {
             WebhookError::Malformed(_) => StatusCode::BAD_REQUEST,
             WebhookError::Store(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             WebhookError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            WebhookError::Overloaded | WebhookError::Deadline(_) => StatusCode::SERVICE_UNAVAILABLE,
+            WebhookError::Account => StatusCode::FORBIDDEN,
         }
     }
 }
@@ -212,10 +239,14 @@ impl WebhookResponse {
             Err(WebhookError::MethodNotAllowed) => "method not allowed\n",
             Err(WebhookError::UnsupportedMediaType) => "unsupported content type\n",
             Err(WebhookError::PayloadTooLarge { .. }) => "payload too large\n",
-            Err(WebhookError::PublicUrl(_) | WebhookError::Signature(_)) => "forbidden\n",
+            Err(
+                WebhookError::PublicUrl(_) | WebhookError::Signature(_) | WebhookError::Account,
+            ) => "forbidden\n",
             Err(WebhookError::Malformed(_)) => "malformed status callback\n",
-            Err(WebhookError::Store(e)) if e.is_unavailable() => "temporarily unavailable\n",
-            Err(WebhookError::Store(_)) => "internal error\n",
+            Err(WebhookError::Store(e)) if !e.is_unavailable() => "internal error\n",
+            Err(WebhookError::Store(_) | WebhookError::Overloaded | WebhookError::Deadline(_)) => {
+                "temporarily unavailable\n"
+            }
         }
     }
 }
@@ -237,6 +268,50 @@ struct Inner {
     body_limit: usize,
     body_read_timeout: Duration,
     notifier: Option<Notifier>,
+    write: WritePath,
+}
+
+/// The write side of a webhook: its queue, deadline and account check.
+#[derive(Debug)]
+struct WritePath {
+    queue: WriteQueue,
+    deadline: Duration,
+    accounts: Option<HashSet<AccountSid>>,
+}
+
+/// The write-path settings of a [`StatusWebhookBuilder`].
+#[derive(Debug)]
+struct WriteSettings {
+    deadline: Duration,
+    queue_capacity: usize,
+    max_batch: usize,
+    writers: usize,
+    accounts: HashSet<AccountSid>,
+    check_account: Option<bool>,
+}
+
+impl Default for WriteSettings {
+    fn default() -> Self {
+        Self {
+            deadline: DEFAULT_DEADLINE,
+            queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            max_batch: DEFAULT_MAX_BATCH,
+            writers: 1,
+            accounts: HashSet::new(),
+            check_account: None,
+        }
+    }
+}
+
+impl WriteSettings {
+    fn build(self, store: Arc<dyn StatusStore>) -> WritePath {
+        let check = self.check_account.unwrap_or(!self.accounts.is_empty());
+        WritePath {
+            queue: WriteQueue::new(store, self.queue_capacity, self.max_batch, self.writers),
+            deadline: self.deadline,
+            accounts: check.then_some(self.accounts),
+        }
+    }
 }
 
 impl fmt::Debug for StatusWebhook {
@@ -248,6 +323,7 @@ impl fmt::Debug for StatusWebhook {
             .field("body_limit", &self.inner.body_limit)
             .field("body_read_timeout", &self.inner.body_read_timeout)
             .field("notifier", &self.inner.notifier.is_some())
+            .field("write", &self.inner.write)
             .finish()
     }
 }
@@ -263,6 +339,7 @@ pub struct StatusWebhookBuilder {
     body_limit: usize,
     body_read_timeout: Duration,
     notifier: Option<Notifier>,
+    write: WriteSettings,
 }
 
 impl StatusWebhook {
@@ -279,6 +356,7 @@ impl StatusWebhook {
             body_limit: DEFAULT_BODY_LIMIT,
             body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
             notifier: None,
+            write: WriteSettings::default(),
         }
     }
 
@@ -300,6 +378,7 @@ impl StatusWebhook {
     /// The response for a body the adapter stopped reading because it exceeded
     /// [`body_limit`](Self::body_limit).
     pub fn payload_too_large(&self) -> WebhookResponse {
+        crate::metrics::callback_answered(413);
         let limit = self.inner.body_limit;
         tracing::warn!(limit, "status callback refused: body too large");
         WebhookResponse::refused(WebhookError::PayloadTooLarge { limit })
@@ -307,12 +386,25 @@ impl StatusWebhook {
 
     /// Handles one request. Never panics on any input.
     pub async fn handle(&self, req: WebhookRequest<'_>) -> WebhookResponse {
+        let response = self.answer(req).await;
+        crate::metrics::callback_answered(response.status.as_u16());
+        response
+    }
+
+    async fn answer(&self, req: WebhookRequest<'_>) -> WebhookResponse {
         match self.process(req).await {
             Ok(accepted) => WebhookResponse::accepted(accepted),
             Err(error) => {
                 match &error {
                     WebhookError::Store(e) => {
-                        tracing::error!(error = %e, "status callback not stored: store failed")
+                        let source = std::error::Error::source(e).map(ToString::to_string);
+                        tracing::error!(error = %e, source, "status callback not stored: store failed")
+                    }
+                    WebhookError::Overloaded => {
+                        tracing::warn!("status callback not stored: write queue full")
+                    }
+                    WebhookError::Deadline(d) => {
+                        tracing::warn!(deadline = ?d, "status callback not stored: store too slow")
                     }
                     // Never the target: its query may carry tenant ids or tokens.
                     WebhookError::Signature(e) => {
@@ -330,6 +422,7 @@ impl StatusWebhook {
 
     async fn process(&self, req: WebhookRequest<'_>) -> Result<Accepted, WebhookError> {
         let inner = &*self.inner;
+        let deadline = tokio::time::Instant::now() + inner.write.deadline;
         if req.method != Method::POST {
             return Err(WebhookError::MethodNotAllowed);
         }
@@ -341,43 +434,60 @@ impl StatusWebhook {
                 limit: inner.body_limit,
             });
         }
-        let url = inner
-            .public_url
-            .resolve(req.headers, req.target)
-            .map_err(WebhookError::PublicUrl)?;
-        let verified = inner
-            .validator
-            .validate_http(req.method, &url, req.headers, req.body);
-        if let Err(error) = verified {
-            // Twilio does not document whether the `#rc=...` fragment is signed: try it too.
-            let with_fragment = inner.fragment.as_ref().map(|f| format!("{url}#{f}"));
-            let retried = with_fragment.map(|url| {
-                inner
-                    .validator
-                    .validate_http(req.method, &url, req.headers, req.body)
-            });
-            if !matches!(retried, Some(Ok(_))) {
-                return Err(WebhookError::Signature(error));
-            }
-        }
+        let request = crate::guard::Request {
+            method: req.method,
+            target: req.target,
+            headers: req.headers,
+            body: req.body,
+        };
+        verify(
+            &inner.validator,
+            &inner.public_url,
+            inner.fragment.as_deref(),
+            request,
+        )
+        .map_err(|e| match e {
+            Refusal::PublicUrl(e) => WebhookError::PublicUrl(e),
+            Refusal::Signature(e) => WebhookError::Signature(e),
+        })?;
         let token = req
             .headers
             .get(IDEMPOTENCY_HEADER)
             .and_then(|v| v.to_str().ok());
         let callback =
             StatusCallback::from_form(req.body, token).map_err(WebhookError::Malformed)?;
-        let event = callback.to_event();
+        if let Some(accounts) = &inner.write.accounts
+            && !callback
+                .account_sid
+                .as_ref()
+                .is_some_and(|a| accounts.contains(a))
+        {
+            return Err(WebhookError::Account);
+        }
         let applied = inner
-            .store
-            .apply(&event)
+            .write
+            .queue
+            .write(callback.to_event(), deadline)
             .await
-            .map_err(WebhookError::Store)?;
+            .map_err(|e| match e {
+                QueueError::Full => WebhookError::Overloaded,
+                QueueError::Deadline => WebhookError::Deadline(inner.write.deadline),
+                QueueError::Store(e) => WebhookError::Store(e),
+            })?;
         tracing::debug!(
             message_sid = %callback.message_sid,
             status = %callback.status,
             outcome = ?applied.outcome,
             "status callback applied"
         );
+        if applied.changed() {
+            crate::metrics::transition(
+                applied.previous.as_ref(),
+                &applied.current,
+                EventSource::Callback,
+                applied.created_at,
+            );
+        }
         if let Some(notifier) = &inner.notifier
             && let Some(change) = StatusChange::from_applied(
                 &callback.message_sid,
@@ -467,6 +577,7 @@ impl StatusWebhookBuilder {
         Ok(StatusWebhook {
             inner: Arc::new(Inner {
                 validator: self.validator,
+                write: self.write.build(self.store.clone()),
                 store: self.store,
                 public_url,
                 fragment: self.fragment,
@@ -475,6 +586,56 @@ impl StatusWebhookBuilder {
                 notifier: self.notifier,
             }),
         })
+    }
+
+    /// How long a callback may wait for the store, queue included (default 10 s, kept under
+    /// Twilio's 15 s timeout so that the 503 + `Retry-After` reaches Twilio). Past it the
+    /// callback is answered 503; the write may still complete, and a retry is then a
+    /// duplicate, which changes nothing.
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.write.deadline = deadline;
+        self
+    }
+
+    /// How many callbacks may wait for the store at most (default 4096). When the queue is
+    /// full a callback is answered 503 + `Retry-After` at once, so memory stays bounded even
+    /// when the store stalls.
+    pub fn queue_capacity(mut self, events: usize) -> Self {
+        self.write.queue_capacity = events;
+        self
+    }
+
+    /// How many waiting callbacks are written in one store transaction at most (default 256).
+    /// The queue writes whatever arrived while the previous batch committed, so a batch is
+    /// only ever as large as the load makes it.
+    pub fn max_batch(mut self, events: usize) -> Self {
+        self.write.max_batch = events;
+        self
+    }
+
+    /// How many batches may be in the store at once (default 1). One is right for SQLite (one
+    /// writer anyway); with PostgreSQL a second lets the next batch travel to the database while
+    /// one commits. Batches of one webhook never deadlock with each other (rows are locked in
+    /// SID order).
+    pub fn writers(mut self, n: usize) -> Self {
+        self.write.writers = n;
+        self
+    }
+
+    /// An account whose callbacks the webhook accepts (call again for several). Giving one
+    /// turns the account check on: a signed callback whose `AccountSid` is missing or another
+    /// is refused with 403.
+    pub fn account_sid(mut self, account: AccountSid) -> Self {
+        self.write.accounts.insert(account);
+        self
+    }
+
+    /// Turns the account check on or off (default: on when an
+    /// [`account_sid`](Self::account_sid) was given). On without any account, every
+    /// callback is refused.
+    pub fn check_account_sid(mut self, check: bool) -> Self {
+        self.write.check_account = Some(check);
+        self
     }
 }
 

@@ -295,6 +295,8 @@ mod postgres {
         let a = PostgresStore::new(pool_a).with_prefix(prefix.clone());
         let b = PostgresStore::new(pool_b).with_prefix(prefix.clone());
         let other = PostgresStore::new(a.pool().clone()).with_prefix(random_prefix());
+        a.migrate().await.unwrap();
+        other.migrate().await.unwrap();
 
         let held = a
             .try_reconcile_lock()
@@ -340,6 +342,7 @@ mod postgres {
             let prefix = random_prefix();
             let a = PostgresStore::new(pool_a).with_prefix(prefix.clone());
             let b = PostgresStore::new(pool().await.unwrap()).with_prefix(prefix);
+            a.migrate().await.unwrap();
             Some((a, b))
         }) else {
             return;

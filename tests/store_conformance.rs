@@ -835,7 +835,7 @@ mod sqlite {
             .fetch_all(again.pool())
             .await
             .unwrap();
-        assert_eq!(versions, vec![1]);
+        assert_eq!(versions, vec![1, 2]);
     }
 
     #[tokio::test]
@@ -967,7 +967,8 @@ mod pg {
             for p in prefixes {
                 let p = p.as_str();
                 self.exec(format!(
-                    "DROP TABLE IF EXISTS {p}events, {p}messages, {p}migrations CASCADE; \
+                    "DROP TABLE IF EXISTS {p}events, {p}messages, {p}migrations, {p}feed, {p}feed_head, \
+             {p}feed_cursors, {p}dead_letters, {p}leases CASCADE; \
                      DROP FUNCTION IF EXISTS {p}boom();"
                 ))
                 .await;
@@ -1012,7 +1013,7 @@ mod pg {
         .fetch_all(store.pool())
         .await
         .unwrap();
-        assert_eq!(versions, vec![1]);
+        assert_eq!(versions, vec![1, 2]);
         db.cleanup().await;
     }
 

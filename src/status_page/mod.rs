@@ -22,6 +22,11 @@
 //! | `GET /messages.json` | the newest 100 messages with their timelines |
 //! | `GET /messages/{sid}.json` | one message with its timeline |
 //! | `GET /events` | server-sent events, one `change` event (JSON) per status change |
+//!
+//! The events follow the store's durable change feed ([`crate::feed`]), so the page shows the
+//! changes made through every app instance sharing the store (PostgreSQL), and a browser that
+//! reconnects resumes where it left off (`Last-Event-ID` is the feed position). For a store
+//! without a feed it falls back to the in-process notifier (this instance's changes only).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -29,7 +34,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -43,6 +48,9 @@ use crate::notify::{Notifier, RecvError, StatusChange};
 use crate::store::{ListQuery, StatusStore};
 
 const PAGE: &str = include_str!("page.html");
+
+/// How often a page's event stream reads the feed when no wake-up came.
+const FEED_POLL: Duration = Duration::from_secs(2);
 
 #[derive(Clone)]
 struct PageState {
@@ -161,16 +169,43 @@ fn change_event(change: &StatusChange) -> Event {
         .unwrap_or_else(|_| Event::default().comment("unserializable change"))
 }
 
-async fn events(
-    State(s): State<PageState>,
-) -> Sse<impl futures_core::Stream<Item = Result<Event, Infallible>>> {
-    let stream = s.notifier.subscribe().into_stream().map(|item| {
-        Ok(match item {
-            Ok(change) => change_event(&change),
-            // The page reloads the list when it missed changes.
-            Err(RecvError::Lagged(n)) => Event::default().event("lagged").data(n.to_string()),
-            Err(_) => Event::default().comment("closed"),
-        })
-    });
+async fn events(State(s): State<PageState>, headers: HeaderMap) -> impl IntoResponse {
+    let stream: futures_util::stream::BoxStream<'static, Result<Event, Infallible>> =
+        match s.store.feed() {
+            Some(feed) => {
+                let resume = headers
+                    .get("last-event-id")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok());
+                let from = match resume {
+                    Some(at) => Some(at),
+                    None => feed.head().await.ok(),
+                };
+                match from {
+                    Some(at) => crate::feed::follow(s.store.clone(), at, FEED_POLL)
+                        .map(|entry| Ok(change_event(&entry.change).id(entry.position.to_string())))
+                        .boxed(),
+                    None => {
+                        futures_util::stream::iter([Ok(Event::default().event("lagged").data("0"))])
+                            .boxed()
+                    }
+                }
+            }
+            None => s
+                .notifier
+                .subscribe()
+                .into_stream()
+                .map(|item| {
+                    Ok(match item {
+                        Ok(change) => change_event(&change),
+                        // The page reloads the list when it missed changes.
+                        Err(RecvError::Lagged(n)) => {
+                            Event::default().event("lagged").data(n.to_string())
+                        }
+                        Err(_) => Event::default().comment("closed"),
+                    })
+                })
+                .boxed(),
+        };
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }

@@ -67,10 +67,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use crate::feed::FeedStore;
 use crate::ids::MessageSid;
 use crate::model::{Applied, HistoryEntry, MessageRecord, SentMessage, StatusEvent};
 use crate::status::MessageStatus;
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod batch;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -82,12 +85,12 @@ mod sqlite;
 pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-pub use postgres::PostgresStore;
+pub use postgres::{PostgresOptions, PostgresStore};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use sql::TablePrefix;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};
 /// The `sqlx` the SQL stores are built on: build the pools for `SqliteStore::new` and
 /// `PostgresStore::new` with it, without depending on a matching version yourself.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
@@ -212,6 +215,9 @@ pub enum StoreError {
     /// The store was configured wrongly (e.g. an invalid table prefix).
     #[error("invalid store configuration: {0}")]
     Config(String),
+    /// The store does not offer this (e.g. a custom store without a change feed).
+    #[error("not supported by this store: {0}")]
+    Unsupported(&'static str),
 }
 
 impl StoreError {
@@ -241,6 +247,26 @@ pub trait StatusStore: fmt::Debug + Send + Sync + 'static {
     /// # Errors
     /// [`StoreError`] when the store cannot be written; nothing is partially applied.
     async fn apply(&self, event: &StatusEvent) -> Result<Applied, StoreError>;
+
+    /// Applies `events` in order and returns one [`Applied`] per event: exactly what
+    /// [`apply`](Self::apply) would have returned for each, had they been applied one by one in
+    /// this order (duplicates and repeated SIDs included). The write path of the webhook calls
+    /// it with the callbacks that arrived while the previous batch committed.
+    ///
+    /// The SQL stores write a batch in one transaction of set-based statements: all of it or
+    /// nothing. This default applies the events one by one, so that custom stores keep
+    /// working; a failure then leaves the events before it applied (which is harmless:
+    /// applying an event again changes nothing).
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store cannot be written.
+    async fn apply_batch(&self, events: &[StatusEvent]) -> Result<Vec<Applied>, StoreError> {
+        let mut out = Vec::with_capacity(events.len());
+        for event in events {
+            out.push(self.apply(event).await?);
+        }
+        Ok(out)
+    }
 
     /// The record of one message, if known.
     ///
@@ -298,6 +324,12 @@ pub trait StatusStore: fmt::Debug + Send + Sync + 'static {
     async fn try_reconcile_lock(&self) -> Result<Option<ReconcileLock>, StoreError> {
         Ok(Some(ReconcileLock::local()))
     }
+
+    /// The store's durable change feed ([`crate::feed`]), if it keeps one. Every store of this
+    /// crate does; the default is `None`.
+    fn feed(&self) -> Option<&dyn FeedStore> {
+        None
+    }
 }
 
 /// Held while one reconciliation pass runs; dropping it releases the lock.
@@ -335,6 +367,9 @@ impl<S: StatusStore + ?Sized> StatusStore for Arc<S> {
     async fn apply(&self, event: &StatusEvent) -> Result<Applied, StoreError> {
         (**self).apply(event).await
     }
+    async fn apply_batch(&self, events: &[StatusEvent]) -> Result<Vec<Applied>, StoreError> {
+        (**self).apply_batch(events).await
+    }
     async fn get(&self, sid: &MessageSid) -> Result<Option<MessageRecord>, StoreError> {
         (**self).get(sid).await
     }
@@ -363,5 +398,8 @@ impl<S: StatusStore + ?Sized> StatusStore for Arc<S> {
     }
     async fn try_reconcile_lock(&self) -> Result<Option<ReconcileLock>, StoreError> {
         (**self).try_reconcile_lock().await
+    }
+    fn feed(&self) -> Option<&dyn FeedStore> {
+        (**self).feed()
     }
 }

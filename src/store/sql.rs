@@ -9,8 +9,10 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 
 use super::StoreError;
+use crate::feed::FeedEntry;
 use crate::ids::{AccountSid, MessageSid, MessagingServiceSid};
 use crate::model::{EventSource, HistoryEntry, MessageRecord};
+use crate::notify::StatusChange;
 use crate::status::MessageStatus;
 
 /// A table-name prefix for the SQL stores (default `twilio_`), validated so it cannot inject SQL:
@@ -76,19 +78,33 @@ impl Migration {
 
 /// The SQLite schema steps, oldest first.
 #[cfg(feature = "sqlite")]
-pub(crate) const SQLITE_MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    ddl: include_str!("../../sql/sqlite/0001_init.sql"),
-}];
+pub(crate) const SQLITE_MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        ddl: include_str!("../../sql/sqlite/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "feed",
+        ddl: include_str!("../../sql/sqlite/0002_feed.sql"),
+    },
+];
 
 /// The PostgreSQL schema steps, oldest first.
 #[cfg(feature = "postgres")]
-pub(crate) const POSTGRES_MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    ddl: include_str!("../../sql/postgres/0001_init.sql"),
-}];
+pub(crate) const POSTGRES_MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        ddl: include_str!("../../sql/postgres/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "feed",
+        ddl: include_str!("../../sql/postgres/0002_feed.sql"),
+    },
+];
 
 /// The lowest precedence of a final status. Every non-final status ranks below it (a law of
 /// [`MessageStatus::precedence`], tested there), so "not final" is `status_rank < FINAL_RANK`
@@ -108,12 +124,8 @@ pub(crate) struct Statements {
     pub(crate) prefix: TablePrefix,
     /// `$1` sid → `status` (locks the row in PostgreSQL).
     pub(crate) select_status: Arc<str>,
-    /// The conditional upsert for an event; see [`Statements::new`] for its binds.
-    pub(crate) upsert_event: Arc<str>,
     /// The upsert for `record_sent`; see [`Statements::new`] for its binds.
     pub(crate) upsert_sent: Arc<str>,
-    /// Inserts an event once per (sid, status); returns `id` when it was new.
-    pub(crate) insert_event: Arc<str>,
     /// `$1` sid → a record.
     pub(crate) get: Arc<str>,
     /// `$1` sid → its events, oldest first.
@@ -128,19 +140,118 @@ pub(crate) struct Statements {
     pub(crate) select_versions: Arc<str>,
     /// `$1` version, `$2` name, `$3` applied at: records an applied version.
     pub(crate) insert_version: Arc<str>,
+    /// The change feed's statements.
+    pub(crate) feed: FeedStatements,
+}
+
+/// The statements of the change feed and its consumers.
+#[derive(Debug)]
+pub(crate) struct FeedStatements {
+    /// `$1` after, `$2` limit → feed rows in position order.
+    pub(crate) after: Arc<str>,
+    /// → the head position.
+    pub(crate) head: Arc<str>,
+    /// `$1` consumer → its position.
+    pub(crate) cursor: Arc<str>,
+    /// `$1` consumer, `$2` position, `$3` now: moves a cursor forward (never back).
+    pub(crate) advance: Arc<str>,
+    /// `$1` consumer, `$2` position, `$3` error, `$4` attempts, `$5` parked at.
+    pub(crate) park: Arc<str>,
+    /// `$1` consumer, `$2` limit → dead letters joined with their feed rows.
+    pub(crate) dead_letters: Arc<str>,
+    /// `$1` consumer, `$2` position: removes a dead letter.
+    pub(crate) remove_dead_letter: Arc<str>,
+}
+
+/// The columns of a feed row, in the order [`FeedRow`] reads them.
+const FEED_COLUMNS: &str = "f.position, f.sid, f.previous, f.current, f.error_code, f.source, f.at";
+
+impl FeedStatements {
+    fn new(p: &str, dialect: Dialect) -> Self {
+        let (head, max) = match dialect {
+            Dialect::Sqlite => (
+                format!("SELECT COALESCE(MAX(position), 0) FROM {p}feed"),
+                "MAX",
+            ),
+            Dialect::Postgres => (format!("SELECT position FROM {p}feed_head"), "GREATEST"),
+        };
+        Self {
+            after: format!(
+                "SELECT {FEED_COLUMNS} FROM {p}feed AS f WHERE f.position > $1 \
+                 ORDER BY f.position LIMIT $2"
+            )
+            .into(),
+            head: head.into(),
+            cursor: format!("SELECT position FROM {p}feed_cursors WHERE consumer = $1").into(),
+            advance: format!(
+                "INSERT INTO {p}feed_cursors AS c (consumer, position, updated_at) \
+                 VALUES ($1, $2, $3) ON CONFLICT (consumer) DO UPDATE SET \
+                 position = {max}(c.position, excluded.position), updated_at = excluded.updated_at"
+            )
+            .into(),
+            park: format!(
+                "INSERT INTO {p}dead_letters (consumer, position, error, attempts, parked_at) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (consumer, position) DO UPDATE SET \
+                 error = excluded.error, attempts = excluded.attempts, \
+                 parked_at = excluded.parked_at"
+            )
+            .into(),
+            dead_letters: format!(
+                "SELECT d.consumer, d.error, d.attempts, d.parked_at, {FEED_COLUMNS} \
+                 FROM {p}dead_letters AS d JOIN {p}feed AS f ON f.position = d.position \
+                 WHERE d.consumer = $1 ORDER BY d.position LIMIT $2"
+            )
+            .into(),
+            remove_dead_letter: format!(
+                "DELETE FROM {p}dead_letters WHERE consumer = $1 AND position = $2"
+            )
+            .into(),
+        }
+    }
+}
+
+/// A feed row as the database returns it, before validation.
+#[derive(Debug)]
+pub(crate) struct FeedRow {
+    pub(crate) position: i64,
+    pub(crate) sid: String,
+    pub(crate) previous: Option<String>,
+    pub(crate) current: String,
+    pub(crate) error_code: Option<i64>,
+    pub(crate) source: String,
+    pub(crate) at: OffsetDateTime,
+}
+
+impl FeedRow {
+    /// Validates the row into a feed entry.
+    pub(crate) fn into_entry(self) -> Result<FeedEntry, StoreError> {
+        let change = StatusChange {
+            sid: MessageSid::new(self.sid).map_err(corrupt("feed sid"))?,
+            previous: self.previous.map(MessageStatus::from),
+            current: MessageStatus::from(self.current),
+            error_code: to_u32(self.error_code, "feed error_code")?,
+            source: EventSource::parse(&self.source),
+            at: self.at,
+        };
+        Ok(FeedEntry::new(to_position(self.position)?, change))
+    }
+}
+
+/// A stored position as a feed position (stored ones are never negative).
+pub(crate) fn to_position(p: i64) -> Result<u64, StoreError> {
+    u64::try_from(p).map_err(corrupt("position"))
+}
+
+/// A feed position as stored (positions beyond `i64::MAX` cannot exist; they saturate).
+pub(crate) fn from_position(p: u64) -> i64 {
+    i64::try_from(p).unwrap_or(i64::MAX)
 }
 
 impl Statements {
     /// Renders every statement for `prefix` in `dialect`.
     ///
-    /// Binds of `upsert_event`: `$1` sid, `$2` account_sid, `$3` to, `$4` from, `$5` service,
-    /// `$6` status, `$7` rank, `$8` error_code, `$9` error_message, `$10` created_at, `$11` now.
-    ///
     /// Binds of `upsert_sent`: `$1` sid, `$2` account_sid, `$3` to, `$4` from, `$5` service,
     /// `$6` body, `$7` num_segments, `$8` status, `$9` rank, `$10` created_at, `$11` now.
-    ///
-    /// Binds of `insert_event`: `$1` sid, `$2` status, `$3` error_code, `$4` received_at,
-    /// `$5` source, `$6` idempotency_token, `$7` raw pairs as JSON.
     pub(crate) fn new(prefix: TablePrefix, dialect: Dialect) -> Self {
         let p = prefix.as_str();
         let (collate, for_update, inserted) = match dialect {
@@ -153,28 +264,6 @@ impl Statements {
         let adv = format!(
             "(excluded.status_rank > m.status_rank OR (excluded.status_rank = 0 \
              AND m.status_rank = 0 AND excluded.status COLLATE {collate} > m.status COLLATE {collate}))"
-        );
-        let upsert_event = format!(
-            "INSERT INTO {p}messages AS m (sid, account_sid, to_addr, from_addr, \
-             messaging_service_sid, status, status_rank, error_code, error_message, sent_recorded, \
-             created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, FALSE, $10, $11) \
-             ON CONFLICT (sid) DO UPDATE SET \
-             status = CASE WHEN {adv} THEN excluded.status ELSE m.status END, \
-             status_rank = CASE WHEN {adv} THEN excluded.status_rank ELSE m.status_rank END, \
-             error_code = CASE WHEN {adv} THEN excluded.error_code ELSE m.error_code END, \
-             error_message = CASE WHEN {adv} THEN excluded.error_message ELSE m.error_message END, \
-             account_sid = COALESCE(m.account_sid, excluded.account_sid), \
-             to_addr = COALESCE(m.to_addr, excluded.to_addr), \
-             from_addr = COALESCE(m.from_addr, excluded.from_addr), \
-             messaging_service_sid = COALESCE(m.messaging_service_sid, excluded.messaging_service_sid), \
-             updated_at = excluded.updated_at \
-             WHERE {adv} \
-             OR (m.account_sid IS NULL AND excluded.account_sid IS NOT NULL) \
-             OR (m.to_addr IS NULL AND excluded.to_addr IS NOT NULL) \
-             OR (m.from_addr IS NULL AND excluded.from_addr IS NOT NULL) \
-             OR (m.messaging_service_sid IS NULL AND excluded.messaging_service_sid IS NOT NULL) \
-             RETURNING status{inserted}"
         );
         let upsert_sent = format!(
             "INSERT INTO {p}messages AS m (sid, account_sid, to_addr, from_addr, \
@@ -197,11 +286,6 @@ impl Statements {
              updated_at = excluded.updated_at \
              RETURNING status{inserted}"
         );
-        let insert_event = format!(
-            "INSERT INTO {p}events (message_sid, status, error_code, received_at, source, \
-             idempotency_token, raw) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             ON CONFLICT (message_sid, status) DO NOTHING RETURNING id"
-        );
         let create_migrations = match dialect {
             Dialect::Sqlite => format!(
                 "CREATE TABLE IF NOT EXISTS {p}migrations (version INTEGER NOT NULL PRIMARY KEY, \
@@ -215,9 +299,7 @@ impl Statements {
         Self {
             select_status: format!("SELECT status FROM {p}messages WHERE sid = $1{for_update}")
                 .into(),
-            upsert_event: upsert_event.into(),
             upsert_sent: upsert_sent.into(),
-            insert_event: insert_event.into(),
             get: format!("SELECT {RECORD_COLUMNS} FROM {p}messages WHERE sid = $1").into(),
             history: format!(
                 "SELECT status, error_code, received_at, source, idempotency_token, raw \
@@ -236,6 +318,7 @@ impl Statements {
                 "INSERT INTO {p}migrations (version, name, applied_at) VALUES ($1, $2, $3)"
             )
             .into(),
+            feed: FeedStatements::new(p, dialect),
             prefix,
         }
     }

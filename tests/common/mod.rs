@@ -113,12 +113,24 @@ pub mod pg {
     use twilio_delivery::store::sqlx::postgres::{PgPool, PgPoolOptions};
     use twilio_delivery::store::sqlx::{self, AssertSqlSafe};
 
-    /// A pool, or `None` (after printing that the test skipped) when `TEST_DATABASE_URL` is unset.
+    /// `TEST_DATABASE_URL`, or `None` (after printing that the test skipped) when it is unset
+    /// outside CI. Under CI (`CI` set) a missing database fails the test.
+    pub fn url() -> Option<String> {
+        match std::env::var("TEST_DATABASE_URL") {
+            Ok(url) => Some(url),
+            Err(_) => {
+                super::skip::service_missing(
+                    "TEST_DATABASE_URL not set (start PostgreSQL with .ci/postgres.sh)",
+                );
+                None
+            }
+        }
+    }
+
+    /// A pool, or `None` (after printing that the test skipped) when `TEST_DATABASE_URL` is
+    /// unset outside CI.
     pub async fn pool() -> Option<PgPool> {
-        let Ok(url) = std::env::var("TEST_DATABASE_URL") else {
-            super::skip::service_missing("TEST_DATABASE_URL not set");
-            return None;
-        };
+        let url = url()?;
         Some(
             PgPoolOptions::new()
                 .max_connections(8)
@@ -137,7 +149,8 @@ pub mod pg {
     pub async fn drop_tables(pool: &PgPool, prefix: &TablePrefix) {
         let p = prefix.as_str();
         sqlx::raw_sql(AssertSqlSafe(format!(
-            "DROP TABLE IF EXISTS {p}events, {p}messages, {p}migrations CASCADE"
+            "DROP TABLE IF EXISTS {p}events, {p}messages, {p}migrations, {p}feed, {p}feed_head, \
+             {p}feed_cursors, {p}dead_letters, {p}leases CASCADE"
         )))
         .execute(pool)
         .await

@@ -2,39 +2,57 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgConnection, PgPool, PgRow};
-use sqlx::{AssertSqlSafe, Connection, Postgres, QueryBuilder, Row};
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::{AssertSqlSafe, Postgres, QueryBuilder, Row};
 use time::OffsetDateTime;
 
 use super::sql::{
     Dialect, EventRow, MAX_LIST_STATUSES, POSTGRES_MIGRATIONS, RecordRow, Statements, TablePrefix,
-    ceil_time, db_error, floor_time, rank, raw_json,
+    ceil_time, db_error, floor_time,
 };
 use super::{ListQuery, Page, ReconcileLock, StatusStore, StoreError};
+use crate::feed::FeedStore;
 use crate::ids::MessageSid;
 use crate::model::{Applied, HistoryEntry, MessageRecord, SentMessage, StatusEvent};
-use crate::status::{MessageStatus, transition};
+use crate::status::MessageStatus;
 
-/// First key of the advisory lock `migrate` holds (the second is the prefix's hash).
+mod feed;
+mod lease;
+mod options;
+mod write;
+
+use feed::PgWake;
+use lease::Lease;
+pub use options::PostgresOptions;
+use write::Writes;
+
+/// First key of the advisory lock `migrate` holds (the second is the prefix's hash); it is
+/// transaction-scoped, so it works through connection poolers.
 const MIGRATE_LOCK_CLASS: i32 = 0x7477_6401;
-/// First key of the advisory lock the reconciler holds (the second is the prefix's hash).
-const RECONCILE_LOCK_CLASS: i32 = 0x7477_6402;
 /// How often a write is tried when it loses a race or PostgreSQL aborts it as a deadlock or
 /// serialization failure.
 const MAX_ATTEMPTS: usize = 5;
-/// Writes run in READ COMMITTED whatever the database's default, which the locking relies on.
-const BEGIN: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
 
 /// A store in a PostgreSQL database, shared by any number of app instances.
 ///
-/// `apply` and `record_sent` lock the message's row (`SELECT ... FOR UPDATE`), run one
-/// conditional upsert that only ever raises the status in the max-register order, and insert the
-/// event with `ON CONFLICT DO NOTHING`, all in one transaction; when two instances create the
-/// same message at once, the one that lost the race retries on the now-existing row. The
-/// reconciliation lock is a session advisory lock, so of many instances one reconciles at a time.
+/// A batch of events ([`StatusStore::apply_batch`], which `apply` uses for one event) is one
+/// READ COMMITTED transaction of three round trips: lock the batch's message rows in SID order
+/// (`SELECT ... FOR UPDATE`), compute the max-register result of the events in order in
+/// memory, then write the new and changed rows, the history rows (`ON CONFLICT DO NOTHING`)
+/// and the feed rows with one statement over arrays (`unnest`), and commit. Rows are locked
+/// and created in SID order and the feed counter last, so instances never deadlock; when two
+/// instances create the same message at once, the one that lost the race plans again on the
+/// now-existing row. Any error inside a transaction closes its connection instead of returning
+/// it to the pool.
+///
+/// The change feed's positions come from a one-row counter updated last in each writing
+/// transaction (see [`crate::feed`]); every instance's consumers are woken by `NOTIFY`. The
+/// reconciliation lock is a lease row with an expiry, renewed while a pass runs, so it works
+/// through PgBouncer in transaction mode. Timeouts: see [`PostgresOptions`].
 ///
 /// Text cannot hold U+0000 in PostgreSQL: it is stored as U+FFFD in every column but the raw
 /// pairs (kept as JSON, which escapes it). Times are kept to the microsecond.
@@ -53,41 +71,83 @@ const BEGIN: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
 pub struct PostgresStore {
     pool: PgPool,
     sql: Arc<Statements>,
+    writes: Arc<Writes>,
+    lease: Arc<Lease>,
+    begin: Arc<str>,
+    options: PostgresOptions,
+    wake: Arc<PgWake>,
     lock_key: i32,
 }
 
 impl PostgresStore {
-    /// A store over `pool`, with the default table prefix `twilio_`.
+    /// A store over `pool`, with the default table prefix `twilio_` and the statement, lock
+    /// and lease settings of [`PostgresOptions::default`] (the pool keeps its own settings).
     pub fn new(pool: PgPool) -> Self {
-        Self::with_statements(pool, TablePrefix::default())
+        Self::with_statements(pool, TablePrefix::default(), PostgresOptions::default())
     }
 
-    fn with_statements(pool: PgPool, prefix: TablePrefix) -> Self {
+    fn with_statements(pool: PgPool, prefix: TablePrefix, options: PostgresOptions) -> Self {
+        let sql = Statements::new(prefix, Dialect::Postgres);
         Self {
             pool,
-            lock_key: fnv1a(prefix.as_str()),
-            sql: Arc::new(Statements::new(prefix, Dialect::Postgres)),
+            lock_key: fnv1a(sql.prefix.as_str()),
+            writes: Arc::new(Writes::new(&sql)),
+            lease: Arc::new(Lease::new(sql.prefix.as_str(), options.lease_ttl)),
+            begin: options.begin().into(),
+            sql: Arc::new(sql),
+            options,
+            wake: Arc::new(PgWake::new()),
         }
     }
 
-    /// The same store with its tables named `<prefix>messages`, `<prefix>events` and
-    /// `<prefix>migrations` (and its advisory locks keyed by the prefix).
+    /// The same store with its tables named `<prefix>messages`, `<prefix>events`,
+    /// `<prefix>feed`, ... and `<prefix>migrations` (and its advisory lock keyed by the prefix).
     pub fn with_prefix(self, prefix: TablePrefix) -> Self {
-        Self::with_statements(self.pool, prefix)
+        Self::with_statements(self.pool, prefix, self.options)
     }
 
-    /// Connects a pool with sqlx's defaults to `url` (`postgres://user:pass@host/db`).
+    /// The same store with the statement, lock and lease settings of `options` (its pool is
+    /// kept as it is; [`connect_with`](Self::connect_with) builds one from them).
+    pub fn with_options(self, options: PostgresOptions) -> Self {
+        Self::with_statements(self.pool, self.sql.prefix.clone(), options)
+    }
+
+    /// Connects to `url` (`postgres://user:pass@host/db`) with the default
+    /// [`PostgresOptions`].
     ///
     /// # Errors
     /// [`StoreError::Config`] when the URL is invalid, [`StoreError::Unavailable`] when the
-    /// server cannot be reached.
+    /// server cannot be reached within the connect timeout.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        match PgPool::connect(url).await {
-            Ok(pool) => Ok(Self::new(pool)),
-            Err(sqlx::Error::Configuration(e)) => {
+        Self::connect_with(url, PostgresOptions::default()).await
+    }
+
+    /// Connects to `url` with a pool and timeouts from `options`.
+    ///
+    /// # Errors
+    /// [`StoreError::Config`] when the URL is invalid, [`StoreError::Unavailable`] when the
+    /// server cannot be reached within `options.connect_timeout`.
+    pub async fn connect_with(url: &str, options: PostgresOptions) -> Result<Self, StoreError> {
+        let connect = PgPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout)
+            // Connections that failed inside a transaction are closed, not returned; a ping
+            // per acquire would cost a round trip per batch.
+            .test_before_acquire(false)
+            .connect(url);
+        match tokio::time::timeout(options.connect_timeout, connect).await {
+            Ok(Ok(pool)) => Ok(Self::with_statements(pool, TablePrefix::default(), options)),
+            Ok(Err(sqlx::Error::Configuration(e))) => {
                 Err(StoreError::Config(format!("invalid postgres url: {e}")))
             }
-            Err(e) => Err(db_error(e)),
+            Ok(Err(e)) => Err(db_error(e)),
+            Err(_) => Err(StoreError::Unavailable(
+                format!(
+                    "no connection to postgres within {:?}",
+                    options.connect_timeout
+                )
+                .into(),
+            )),
         }
     }
 
@@ -145,103 +205,41 @@ impl PostgresStore {
         &self.sql.prefix
     }
 
-    /// Runs `attempt` until it neither loses a creation race (`Ok(None)`) nor fails with a
-    /// deadlock or serialization failure, at most [`MAX_ATTEMPTS`] times.
-    async fn retrying<F, Fut>(&self, mut attempt: F) -> Result<Applied, StoreError>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<Option<Applied>, sqlx::Error>>,
-    {
-        let mut last = None;
-        for _ in 0..MAX_ATTEMPTS {
-            match attempt().await {
-                Ok(Some(applied)) => return Ok(applied),
-                Ok(None) => {}
-                Err(e) if is_retryable(&e) => last = Some(e),
-                Err(e) => return Err(db_error(e)),
-            }
+    /// A connection for one write transaction.
+    async fn conn(&self) -> Result<PoolConnection<Postgres>, sqlx::Error> {
+        self.pool.acquire().await
+    }
+}
+
+/// Runs `attempt` until it neither loses a creation race (`Ok(None)`) nor fails with a
+/// deadlock or serialization failure, at most [`MAX_ATTEMPTS`] times. Each attempt runs on a
+/// connection of its own; one that failed is closed, not returned to the pool, so that the next
+/// write starts clean.
+async fn retrying<T, F, Fut>(store: &PostgresStore, mut attempt: F) -> Result<T, StoreError>
+where
+    F: FnMut(PoolConnection<Postgres>) -> Fut,
+    Fut: Future<Output = (PoolConnection<Postgres>, Result<Option<T>, sqlx::Error>)>,
+{
+    let mut last = None;
+    for _ in 0..MAX_ATTEMPTS {
+        let conn = store.conn().await.map_err(db_error)?;
+        let (mut conn, result) = attempt(conn).await;
+        if result.is_err() {
+            conn.close_on_drop();
         }
-        Err(match last {
-            Some(e) => db_error(e),
-            None => StoreError::Unavailable(
-                format!("write lost the race to create its message {MAX_ATTEMPTS} times").into(),
-            ),
-        })
+        match result {
+            Ok(Some(done)) => return Ok(done),
+            Ok(None) => {}
+            Err(e) if is_retryable(&e) => last = Some(e),
+            Err(e) => return Err(db_error(e)),
+        }
     }
-
-    async fn try_record_sent(&self, sent: &SentMessage) -> Result<Option<Applied>, sqlx::Error> {
-        let sql = &self.sql;
-        let status = clean_status(&sent.status);
-        let mut tx = self.pool.begin_with(BEGIN).await?;
-        let previous = lock_status(&mut tx, &sql.select_status, sent.sid.as_str()).await?;
-        let row = sqlx::query(AssertSqlSafe(sql.upsert_sent.clone()))
-            .bind(sent.sid.as_str())
-            .bind(sent.account_sid.as_ref().map(|s| s.as_str()))
-            .bind(clean(&sent.to))
-            .bind(sent.from.as_deref().map(clean))
-            .bind(sent.messaging_service_sid.as_ref().map(|s| s.as_str()))
-            .bind(sent.body.as_deref().map(clean))
-            .bind(sent.num_segments.map(i64::from))
-            .bind(status.as_str())
-            .bind(rank(&status))
-            .bind(floor_time(sent.created_at))
-            .bind(floor_time(OffsetDateTime::now_utc()))
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(current) = settle(&previous, row)? else {
-            tx.rollback().await?;
-            return Ok(None);
-        };
-        tx.commit().await?;
-        Ok(Some(Applied {
-            outcome: transition(previous.as_ref(), &status),
-            previous,
-            current,
-            new_event: false,
-        }))
-    }
-
-    async fn try_apply(&self, event: &StatusEvent) -> Result<Option<Applied>, sqlx::Error> {
-        let sql = &self.sql;
-        let status = clean_status(&event.status);
-        let mut tx = self.pool.begin_with(BEGIN).await?;
-        let previous = lock_status(&mut tx, &sql.select_status, event.sid.as_str()).await?;
-        let row = sqlx::query(AssertSqlSafe(sql.upsert_event.clone()))
-            .bind(event.sid.as_str())
-            .bind(event.account_sid.as_ref().map(|s| s.as_str()))
-            .bind(event.to.as_deref().map(clean))
-            .bind(event.from.as_deref().map(clean))
-            .bind(event.messaging_service_sid.as_ref().map(|s| s.as_str()))
-            .bind(status.as_str())
-            .bind(rank(&status))
-            .bind(event.error_code.map(i64::from))
-            .bind(event.error_message.as_deref().map(clean))
-            .bind(floor_time(event.received_at))
-            .bind(floor_time(OffsetDateTime::now_utc()))
-            .fetch_optional(&mut *tx)
-            .await?;
-        let Some(current) = settle(&previous, row)? else {
-            tx.rollback().await?;
-            return Ok(None);
-        };
-        let inserted: Option<i64> = sqlx::query_scalar(AssertSqlSafe(sql.insert_event.clone()))
-            .bind(event.sid.as_str())
-            .bind(status.as_str())
-            .bind(event.error_code.map(i64::from))
-            .bind(floor_time(event.received_at))
-            .bind(event.source.as_str())
-            .bind(event.idempotency_token.as_deref().map(clean))
-            .bind(raw_json(&event.raw))
-            .fetch_optional(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(Some(Applied {
-            outcome: transition(previous.as_ref(), &status),
-            previous,
-            current,
-            new_event: inserted.is_some(),
-        }))
-    }
+    Err(match last {
+        Some(e) => db_error(e),
+        None => StoreError::Unavailable(
+            format!("write lost the race to create its message {MAX_ATTEMPTS} times").into(),
+        ),
+    })
 }
 
 /// Reads the current status of `sid` and locks its row until the transaction ends.
@@ -349,46 +347,40 @@ fn event_row(row: &PgRow) -> Result<HistoryEntry, StoreError> {
     .into_entry()
 }
 
-/// Holds the connection that owns the reconciliation advisory lock.
-struct AdvisoryLockGuard {
-    conn: Mutex<Option<PgConnection>>,
-    key: i32,
-}
-
-impl Drop for AdvisoryLockGuard {
-    fn drop(&mut self) {
-        let conn = match self.conn.get_mut() {
-            Ok(slot) => slot.take(),
-            Err(poisoned) => poisoned.into_inner().take(),
-        };
-        let Some(mut conn) = conn else { return };
-        let key = self.key;
-        // Unlock and close politely on the runtime; without one, dropping the connection closes
-        // its socket, which ends the session and so releases the lock as well.
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                let unlocked = sqlx::query("SELECT pg_advisory_unlock($1, $2)")
-                    .bind(RECONCILE_LOCK_CLASS)
-                    .bind(key)
-                    .execute(&mut conn)
-                    .await;
-                if let Err(e) = unlocked {
-                    tracing::warn!(error = %e, "could not release the reconciliation lock; closing its connection");
-                }
-                let _ = conn.close().await;
-            });
-        }
-    }
-}
-
 #[async_trait]
 impl StatusStore for PostgresStore {
     async fn record_sent(&self, sent: &SentMessage) -> Result<Applied, StoreError> {
-        self.retrying(|| self.try_record_sent(sent)).await
+        let (applied, head) = retrying(self, |mut conn| async move {
+            let r = write::record_sent(&self.sql, &self.writes, &self.begin, &mut conn, sent).await;
+            (conn, r)
+        })
+        .await?;
+        if head.is_some() {
+            self.wake.bump();
+        }
+        Ok(applied)
     }
 
     async fn apply(&self, event: &StatusEvent) -> Result<Applied, StoreError> {
-        self.retrying(|| self.try_apply(event)).await
+        self.apply_batch(std::slice::from_ref(event))
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::Corrupt("a batch of one gave no answer".into()))
+    }
+
+    async fn apply_batch(&self, events: &[StatusEvent]) -> Result<Vec<Applied>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (applied, head) = retrying(self, |mut conn| async move {
+            let r = write::apply_batch(&self.writes, &self.begin, &mut conn, events).await;
+            (conn, r)
+        })
+        .await?;
+        if head.is_some() {
+            self.wake.bump();
+        }
+        Ok(applied)
     }
 
     async fn get(&self, sid: &MessageSid) -> Result<Option<MessageRecord>, StoreError> {
@@ -481,24 +473,11 @@ impl StatusStore for PostgresStore {
     }
 
     async fn try_reconcile_lock(&self) -> Result<Option<ReconcileLock>, StoreError> {
-        // A connection of its own, outside the pool: the lock lives as long as its session.
-        let mut conn = PgConnection::connect_with(&self.pool.connect_options())
-            .await
-            .map_err(db_error)?;
-        let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
-            .bind(RECONCILE_LOCK_CLASS)
-            .bind(self.lock_key)
-            .fetch_one(&mut conn)
-            .await
-            .map_err(db_error)?;
-        if !got {
-            let _ = conn.close().await;
-            return Ok(None);
-        }
-        Ok(Some(ReconcileLock::new(Box::new(AdvisoryLockGuard {
-            conn: Mutex::new(Some(conn)),
-            key: self.lock_key,
-        }))))
+        self.lease.try_take(&self.pool).await
+    }
+
+    fn feed(&self) -> Option<&dyn FeedStore> {
+        Some(self)
     }
 }
 

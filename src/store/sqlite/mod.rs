@@ -7,29 +7,109 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
 };
 use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite};
 use time::OffsetDateTime;
 
 use super::sql::{
     Dialect, EventRow, MAX_LIST_STATUSES, RecordRow, SQLITE_MIGRATIONS, Statements, TablePrefix,
-    db_error, from_micros, micros_ceil, micros_floor, rank, raw_json,
+    db_error, from_micros, micros_ceil, micros_floor,
 };
 use super::{ListQuery, Page, StatusStore, StoreError};
+use crate::feed::LocalWake;
 use crate::ids::MessageSid;
 use crate::model::{Applied, HistoryEntry, MessageRecord, SentMessage, StatusEvent};
-use crate::status::{MessageStatus, transition};
+use crate::status::MessageStatus;
 
-/// How long a writer waits for another writer's transaction before giving up.
+mod batch;
+mod feed;
+mod writer;
+
+use writer::Writer;
+
+/// How long a write waits for another process's write lock on the same file (never the case
+/// when this store is the file's only writer).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// SQLite's `synchronous` level: how hard a commit pushes data to the disk (WAL mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Synchronous {
+    /// `NORMAL`: the WAL is synced at checkpoints, not at each commit. A commit survives the
+    /// process being killed, but a power loss or OS crash may lose the last commits before a
+    /// checkpoint: a callback answered 204 could be lost (Twilio does not resend it; the
+    /// reconciler repairs the status, not the event history). About one fsync less per batch.
+    Normal,
+    /// `FULL` (the default): the WAL is synced at each commit, so a callback answered 204
+    /// survives a power loss too. With group commit it costs one fsync per batch, not per
+    /// callback.
+    Full,
+    /// `EXTRA`: as `FULL`, and the directory is synced too when the WAL is reset.
+    Extra,
+}
+
+/// Settings of a file database opened by [`SqliteStore::connect_with`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SqliteOptions {
+    /// The `synchronous` level (default [`Synchronous::Full`]).
+    pub synchronous: Synchronous,
+    /// How long a write waits for another process's write lock (default 5 s). This store's
+    /// own writes never wait for each other in SQLite: they queue in the store.
+    pub busy_timeout: Duration,
+    /// Connections for reads (default 4).
+    pub read_connections: u32,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self {
+            synchronous: Synchronous::Full,
+            busy_timeout: BUSY_TIMEOUT,
+            read_connections: 4,
+        }
+    }
+}
+
+impl SqliteOptions {
+    /// The defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the `synchronous` level.
+    pub fn synchronous(mut self, level: Synchronous) -> Self {
+        self.synchronous = level;
+        self
+    }
+
+    /// Sets how long a write waits for another process's write lock.
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = timeout;
+        self
+    }
+
+    /// Sets the number of read connections (at least 1).
+    pub fn read_connections(mut self, n: u32) -> Self {
+        self.read_connections = n.max(1);
+        self
+    }
+}
 
 /// A store in an SQLite database: the embedded default for one process.
 ///
-/// Every write runs in a `BEGIN IMMEDIATE` transaction, so writers are serialized by SQLite and
-/// each `apply` reads the current status, upserts the record and inserts the event atomically.
-/// Times are stored as microseconds since the Unix epoch (sub-microsecond digits are dropped).
+/// Every write goes through one writer: one connection, used by one write at a time (writes
+/// queue in the store, never in SQLite's busy handler), in `BEGIN IMMEDIATE` transactions.
+/// Reads go through a pool and, in WAL mode, never wait for the writer. A batch of events
+/// ([`StatusStore::apply_batch`]) is one transaction of a few multi-row statements. After an
+/// error inside a transaction the writer starts over on a fresh connection, so the store
+/// recovers by itself once the fault (a full disk, say) is gone.
+///
+/// Files are opened in WAL mode with `synchronous = FULL` by default ([`Synchronous`] says
+/// what the other levels risk). Times are stored as microseconds since the Unix epoch
+/// (sub-microsecond digits are dropped).
 ///
 /// Create the schema with [`migrate`](Self::migrate) before first use.
 ///
@@ -45,46 +125,69 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct SqliteStore {
     pool: SqlitePool,
     sql: Arc<Statements>,
+    writer: Arc<Writer>,
+    wake: Arc<LocalWake>,
 }
 
 impl SqliteStore {
-    /// A store over `pool`, with the default table prefix `twilio_`.
+    /// A store over `pool`, with the default table prefix `twilio_`. Its writes borrow a
+    /// connection of the pool, one write at a time.
     ///
     /// For an in-memory database the pool must keep exactly one connection open for the
     /// store's lifetime (each in-memory connection is its own database otherwise);
-    /// [`connect`](Self::connect) sets that up.
+    /// [`connect`](Self::connect) sets that up, and gives a file database a writer connection
+    /// of its own.
     pub fn new(pool: SqlitePool) -> Self {
+        Self::with_writer(pool, Writer::pooled())
+    }
+
+    fn with_writer(pool: SqlitePool, writer: Writer) -> Self {
         Self {
             pool,
             sql: Arc::new(Statements::new(TablePrefix::default(), Dialect::Sqlite)),
+            writer: Arc::new(writer),
+            wake: Arc::new(LocalWake::new()),
         }
     }
 
-    /// The same store with its tables named `<prefix>messages`, `<prefix>events` and
-    /// `<prefix>migrations`.
+    /// The same store with its tables named `<prefix>messages`, `<prefix>events`,
+    /// `<prefix>feed`, ... and `<prefix>migrations`.
     pub fn with_prefix(self, prefix: TablePrefix) -> Self {
         Self {
-            pool: self.pool,
             sql: Arc::new(Statements::new(prefix, Dialect::Sqlite)),
+            ..self
         }
     }
 
-    /// Opens a database: a file path (created if missing), an `sqlite:` URL, or `:memory:` /
-    /// `sqlite::memory:` for a private in-memory database.
-    ///
-    /// Files are opened in WAL mode with a 5 s busy timeout and foreign keys on; an in-memory
-    /// database gets a pool of one connection that is never closed while the store lives.
-    /// Call [`migrate`](Self::migrate) afterwards.
+    /// Opens a database with the default [`SqliteOptions`]: a file path (created if
+    /// missing), an `sqlite:` URL, or `:memory:` / `sqlite::memory:` for a private in-memory
+    /// database. Call [`migrate`](Self::migrate) afterwards.
     ///
     /// # Errors
     /// [`StoreError::Config`] when the URL cannot be parsed, [`StoreError::Unavailable`] when
     /// the database cannot be opened.
     pub async fn connect(url_or_path: &str) -> Result<Self, StoreError> {
+        Self::connect_with(url_or_path, SqliteOptions::default()).await
+    }
+
+    /// Opens a database as [`connect`](Self::connect) does, with `options`.
+    ///
+    /// A file gets a writer connection of its own, a pool of `read_connections` for reads,
+    /// WAL mode, the `synchronous` level and foreign keys on. An in-memory database gets a pool
+    /// of one connection, never closed while the store lives, that serves reads and writes.
+    ///
+    /// # Errors
+    /// [`StoreError::Config`] when the URL cannot be parsed, [`StoreError::Unavailable`] when
+    /// the database cannot be opened.
+    pub async fn connect_with(
+        url_or_path: &str,
+        options: SqliteOptions,
+    ) -> Result<Self, StoreError> {
         let in_memory = matches!(
             url_or_path,
             ":memory:" | "sqlite::memory:" | "sqlite://:memory:"
         ) || url_or_path.contains("mode=memory");
-        let options = if url_or_path == ":memory:" {
+        let connect = if url_or_path == ":memory:" {
             SqliteConnectOptions::from_str("sqlite::memory:")
         } else if url_or_path.starts_with("sqlite:") {
             SqliteConnectOptions::from_str(url_or_path)
@@ -94,26 +197,40 @@ impl SqliteStore {
         .map_err(|e| StoreError::Config(format!("invalid sqlite url: {e}")))?
         .create_if_missing(true)
         .foreign_keys(true)
-        .busy_timeout(BUSY_TIMEOUT);
-        let pool = if in_memory {
-            SqlitePoolOptions::new()
+        .busy_timeout(options.busy_timeout);
+        if in_memory {
+            let pool = SqlitePoolOptions::new()
                 .max_connections(1)
                 .min_connections(1)
                 .idle_timeout(None)
                 .max_lifetime(None)
-                .connect_with(options)
+                .connect_with(connect)
                 .await
-        } else {
-            SqlitePoolOptions::new()
-                .connect_with(
-                    options
-                        .journal_mode(SqliteJournalMode::Wal)
-                        .synchronous(SqliteSynchronous::Normal),
-                )
-                .await
+                .map_err(db_error)?;
+            return Ok(Self::new(pool));
         }
-        .map_err(db_error)?;
-        Ok(Self::new(pool))
+        let connect =
+            connect
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(match options.synchronous {
+                    Synchronous::Normal => SqliteSynchronous::Normal,
+                    Synchronous::Full => SqliteSynchronous::Full,
+                    Synchronous::Extra => SqliteSynchronous::Extra,
+                });
+        // The writer keeps a larger page cache (its working set is every index a status change
+        // touches) and its temporary statement journals in memory.
+        let writer = Writer::own(
+            connect
+                .clone()
+                .pragma("cache_size", "-16384")
+                .pragma("temp_store", "memory"),
+        );
+        let pool = SqlitePoolOptions::new()
+            .max_connections(options.read_connections.max(1))
+            .connect_with(connect)
+            .await
+            .map_err(db_error)?;
+        Ok(Self::with_writer(pool, writer))
     }
 
     /// Creates or upgrades the schema: applies, in one transaction, every schema version not yet
@@ -123,18 +240,24 @@ impl SqliteStore {
     /// # Errors
     /// [`StoreError::Unavailable`] when the database cannot be written; nothing is applied then.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(db_error)?;
+        let mut tx = self.writer.begin(&self.pool).await?;
+        let result = self.run_migrations(tx.conn()).await;
+        tx.finish(result).await?;
+        // A store opened on an existing feed publishes its head, for in-process waiters.
+        if let Ok(head) = crate::feed::FeedStore::head(self).await {
+            self.wake.committed(head);
+        }
+        Ok(())
+    }
+
+    async fn run_migrations(&self, conn: &mut SqliteConnection) -> Result<(), StoreError> {
         sqlx::raw_sql(AssertSqlSafe(self.sql.create_migrations.clone()))
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await
             .map_err(db_error)?;
         let done: HashSet<i64> =
             sqlx::query_scalar(AssertSqlSafe(self.sql.select_versions.clone()))
-                .fetch_all(&mut *tx)
+                .fetch_all(&mut *conn)
                 .await
                 .map_err(db_error)?
                 .into_iter()
@@ -144,21 +267,21 @@ impl SqliteStore {
             .filter(|m| !done.contains(&m.version))
         {
             sqlx::raw_sql(AssertSqlSafe(m.render(&self.sql.prefix)))
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await
                 .map_err(db_error)?;
             sqlx::query(AssertSqlSafe(self.sql.insert_version.clone()))
                 .bind(m.version)
                 .bind(m.name)
                 .bind(micros_floor(OffsetDateTime::now_utc()))
-                .execute(&mut *tx)
+                .execute(&mut *conn)
                 .await
                 .map_err(db_error)?;
         }
-        tx.commit().await.map_err(db_error)
+        Ok(())
     }
 
-    /// The pool the store runs on.
+    /// The pool the store reads through (writes use the store's one writer connection).
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
@@ -211,107 +334,36 @@ fn event_row(row: &SqliteRow) -> Result<HistoryEntry, StoreError> {
     .into_entry()
 }
 
-/// The status after an upsert: what it returned, or the unchanged previous status.
-fn current_status(
-    returned: Option<String>,
-    previous: &Option<MessageStatus>,
-) -> Result<MessageStatus, StoreError> {
-    match (returned, previous) {
-        (Some(s), _) => Ok(MessageStatus::from(s)),
-        (None, Some(p)) => Ok(p.clone()),
-        (None, None) => Err(StoreError::Corrupt(
-            "the upsert of a new message returned no row".into(),
-        )),
-    }
-}
-
 #[async_trait]
 impl StatusStore for SqliteStore {
     async fn record_sent(&self, sent: &SentMessage) -> Result<Applied, StoreError> {
-        let sql = &self.sql;
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(db_error)?;
-        let previous: Option<String> = sqlx::query_scalar(AssertSqlSafe(sql.select_status.clone()))
-            .bind(sent.sid.as_str())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        let previous = previous.map(MessageStatus::from);
-        let returned: Option<String> = sqlx::query_scalar(AssertSqlSafe(sql.upsert_sent.clone()))
-            .bind(sent.sid.as_str())
-            .bind(sent.account_sid.as_ref().map(|s| s.as_str()))
-            .bind(sent.to.as_str())
-            .bind(sent.from.as_deref())
-            .bind(sent.messaging_service_sid.as_ref().map(|s| s.as_str()))
-            .bind(sent.body.as_deref())
-            .bind(sent.num_segments.map(i64::from))
-            .bind(sent.status.as_str())
-            .bind(rank(&sent.status))
-            .bind(micros_floor(sent.created_at))
-            .bind(micros_floor(OffsetDateTime::now_utc()))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        let current = current_status(returned, &previous)?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(Applied {
-            outcome: transition(previous.as_ref(), &sent.status),
-            previous,
-            current,
-            new_event: false,
-        })
+        let mut tx = self.writer.begin(&self.pool).await?;
+        let result = batch::record_sent(&self.sql, tx.conn(), sent).await;
+        let (applied, head) = tx.finish(result).await?;
+        if let Some(head) = head {
+            self.wake.committed(head);
+        }
+        Ok(applied)
     }
 
     async fn apply(&self, event: &StatusEvent) -> Result<Applied, StoreError> {
-        let sql = &self.sql;
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(db_error)?;
-        let previous: Option<String> = sqlx::query_scalar(AssertSqlSafe(sql.select_status.clone()))
-            .bind(event.sid.as_str())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        let previous = previous.map(MessageStatus::from);
-        let returned: Option<String> = sqlx::query_scalar(AssertSqlSafe(sql.upsert_event.clone()))
-            .bind(event.sid.as_str())
-            .bind(event.account_sid.as_ref().map(|s| s.as_str()))
-            .bind(event.to.as_deref())
-            .bind(event.from.as_deref())
-            .bind(event.messaging_service_sid.as_ref().map(|s| s.as_str()))
-            .bind(event.status.as_str())
-            .bind(rank(&event.status))
-            .bind(event.error_code.map(i64::from))
-            .bind(event.error_message.as_deref())
-            .bind(micros_floor(event.received_at))
-            .bind(micros_floor(OffsetDateTime::now_utc()))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        let current = current_status(returned, &previous)?;
-        let inserted: Option<i64> = sqlx::query_scalar(AssertSqlSafe(sql.insert_event.clone()))
-            .bind(event.sid.as_str())
-            .bind(event.status.as_str())
-            .bind(event.error_code.map(i64::from))
-            .bind(micros_floor(event.received_at))
-            .bind(event.source.as_str())
-            .bind(event.idempotency_token.as_deref())
-            .bind(raw_json(&event.raw))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_error)?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(Applied {
-            outcome: transition(previous.as_ref(), &event.status),
-            previous,
-            current,
-            new_event: inserted.is_some(),
-        })
+        self.apply_batch(std::slice::from_ref(event))
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::Corrupt("a batch of one gave no answer".into()))
+    }
+
+    async fn apply_batch(&self, events: &[StatusEvent]) -> Result<Vec<Applied>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.writer.begin(&self.pool).await?;
+        let result = batch::apply(&self.sql, tx.conn(), events).await;
+        let (applied, head) = tx.finish(result).await?;
+        if let Some(head) = head {
+            self.wake.committed(head);
+        }
+        Ok(applied)
     }
 
     async fn get(&self, sid: &MessageSid) -> Result<Option<MessageRecord>, StoreError> {
@@ -397,5 +449,9 @@ impl StatusStore for SqliteStore {
         let rows = qb.build().fetch_all(&self.pool).await.map_err(db_error)?;
         let records = rows.iter().map(record_row).collect::<Result<Vec<_>, _>>()?;
         Ok(Page::from_overfetch(records, size))
+    }
+
+    fn feed(&self) -> Option<&dyn crate::feed::FeedStore> {
+        Some(self)
     }
 }

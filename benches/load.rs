@@ -1,0 +1,486 @@
+//! Load benchmark of the webhook's write path, in one run: the webhook served by axum on
+//! 127.0.0.1 with `MemoryStore`, `SqliteStore` and `PostgresStore`, and a no-work axum handler
+//! as the floor (the limit of HTTP on this machine). Each server runs in a child process (so
+//! its RSS and CPU are its own); a hyper client drives N keep-alive connections with
+//! pre-signed callbacks, each moving a distinct preloaded message from `sent` to `delivered`.
+//!
+//! ```text
+//! TEST_DATABASE_URL=postgres://... cargo bench --bench load --features axum,sqlite,postgres
+//! ```
+//!
+//! Settings (environment): `LOAD_CONNS` (32), `LOAD_SECS` (5, after 1 s of warm-up),
+//! `LOAD_MESSAGES` (200 000 preloaded per store; a connection that runs out starts over, as
+//! duplicates), `LOAD_TARGETS` (`floor,memory,sqlite,postgres`), `LOAD_SQLITE_SYNC`
+//! (`full` or `normal`), `LOAD_WRITERS` (the webhook's concurrent batches, default 1), and `TEST_DATABASE_URL` / `LOAD_DATABASE_URL` for PostgreSQL (skipped
+//! without). It prints callbacks/s, p50/p99 latency, the server's RSS and CPU per callback,
+//! PostgreSQL's CPU per callback (its processes' CPU time from /proc: run it on the database's
+//! machine), and each ratio to the floor.
+
+#[cfg(all(feature = "axum", feature = "sqlite"))]
+mod load {
+    use std::io::{BufRead as _, BufReader};
+    use std::process::{Child, Command, Stdio};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use bytes::Bytes;
+    use http::{HeaderValue, Request, StatusCode};
+    use http_body_util::{BodyExt as _, Full};
+    use hyper_util::rt::TokioIo;
+    use twilio_delivery::model::{EventSource, StatusEvent};
+    use twilio_delivery::signature::sign;
+    use twilio_delivery::store::{SqliteOptions, SqliteStore, StatusStore, Synchronous};
+    use twilio_delivery::webhook::StatusWebhook;
+    use twilio_delivery::{AuthToken, MemoryStore, MessageSid, MessageStatus, SignatureValidator};
+
+    const TOKEN: &str = "f7e6d5c4b3a2918071605f4e3d2c1b0a";
+    const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
+    const PUBLIC: &str = "http://bench.local";
+    const PATH: &str = "/twilio/status";
+
+    fn env_num(name: &str, default: u64) -> u64 {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    }
+
+    fn sid(n: u64) -> MessageSid {
+        MessageSid::new(format!("SM{n:032x}")).expect("a valid SID")
+    }
+
+    /// The entry point: the load generator, or (`--serve`) one server.
+    pub(super) fn main() {
+        let args: Vec<String> = std::env::args().collect();
+        if let Some(i) = args.iter().position(|a| a == "--serve") {
+            let kind = args.get(i + 1).cloned().unwrap_or_default();
+            let arg = args.get(i + 2).cloned().unwrap_or_default();
+            serve(&kind, &arg);
+            return;
+        }
+        drive();
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // The server side (a child process)
+    // -----------------------------------------------------------------------------------------
+
+    fn serve(kind: &str, arg: &str) {
+        let rt = tokio::runtime::Runtime::new().expect("a runtime");
+        rt.block_on(async {
+            let app = match kind {
+                "floor" => axum::Router::new().route(
+                    PATH,
+                    axum::routing::post(|| async { StatusCode::NO_CONTENT }),
+                ),
+                _ => {
+                    let store = open_store(kind, arg).await;
+                    preload(&*store).await;
+                    let webhook = StatusWebhook::builder(
+                        SignatureValidator::new(AuthToken::new(TOKEN)),
+                        store,
+                    )
+                    .public_url(PUBLIC)
+                    .writers(env_num("LOAD_WRITERS", 1) as usize)
+                    .build()
+                    .expect("a webhook");
+                    twilio_delivery::adapters::axum::router(webhook, PATH)
+                }
+            };
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("a port");
+            println!(
+                "listening {}",
+                listener.local_addr().expect("an address").port()
+            );
+            axum::serve(listener, app).await.expect("serving");
+        });
+    }
+
+    async fn open_store(kind: &str, arg: &str) -> Arc<dyn StatusStore> {
+        match kind {
+            "memory" => Arc::new(MemoryStore::new()),
+            "sqlite" => {
+                let sync = match std::env::var("LOAD_SQLITE_SYNC").as_deref() {
+                    Ok("normal") => Synchronous::Normal,
+                    _ => Synchronous::Full,
+                };
+                let store = SqliteStore::connect_with(arg, SqliteOptions::new().synchronous(sync))
+                    .await
+                    .expect("sqlite");
+                store.migrate().await.expect("migrate");
+                Arc::new(store)
+            }
+            #[cfg(feature = "postgres")]
+            "postgres" => {
+                let (url, prefix) = arg.split_once(' ').expect("url and prefix");
+                let store = twilio_delivery::store::PostgresStore::connect(url)
+                    .await
+                    .expect("postgres")
+                    .with_prefix(
+                        twilio_delivery::store::TablePrefix::new(prefix).expect("a prefix"),
+                    );
+                store.migrate().await.expect("migrate");
+                Arc::new(store)
+            }
+            other => panic!("unknown store {other}"),
+        }
+    }
+
+    /// Every message recorded as `sent`, as the app would have after sending.
+    async fn preload(store: &dyn StatusStore) {
+        let n = env_num("LOAD_MESSAGES", 200_000);
+        let mut start = 0;
+        while start < n {
+            let end = (start + 2000).min(n);
+            let batch: Vec<StatusEvent> = (start..end)
+                .map(|i| {
+                    let mut e = StatusEvent::new(sid(i), MessageStatus::Sent, EventSource::Send);
+                    e.to = Some("+14155550199".into());
+                    e
+                })
+                .collect();
+            store.apply_batch(&batch).await.expect("preload");
+            start = end;
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // The load generator
+    // -----------------------------------------------------------------------------------------
+
+    struct Server {
+        child: Child,
+        port: u16,
+    }
+
+    impl Server {
+        fn start(kind: &str, arg: &str) -> Server {
+            let mut child = Command::new(std::env::current_exe().expect("this program"))
+                .args(["--serve", kind, arg])
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("a server process");
+            let stdout = child.stdout.take().expect("its stdout");
+            let mut line = String::new();
+            BufReader::new(stdout)
+                .read_line(&mut line)
+                .expect("its port");
+            let port = line
+                .trim()
+                .strip_prefix("listening ")
+                .and_then(|p| p.parse().ok())
+                .expect("a port line");
+            Server { child, port }
+        }
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    /// CPU time (user + system) of a process, in clock ticks (1/100 s).
+    fn cpu_ticks(pid: u32) -> u64 {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return 0;
+        };
+        // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+            + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+    }
+
+    fn rss_mb(pid: u32) -> f64 {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|kb| kb.parse::<f64>().ok())
+            })
+            .map_or(0.0, |kb| kb / 1024.0)
+    }
+
+    struct Outcome {
+        name: String,
+        rate: f64,
+        p50: Duration,
+        p99: Duration,
+        rss: f64,
+        cpu_us: f64,
+        pg_us: Option<f64>,
+        errors: u64,
+        wrapped: bool,
+    }
+
+    /// Pre-signed callbacks, one per preloaded message.
+    fn callbacks(n: u64) -> Arc<Vec<(Bytes, HeaderValue)>> {
+        let token = AuthToken::new(TOKEN);
+        let url = format!("{PUBLIC}{PATH}");
+        Arc::new(
+            (0..n)
+                .map(|i| {
+                    let s = sid(i).to_string();
+                    let pairs: Vec<(String, String)> = [
+                        ("ApiVersion", "2010-04-01"),
+                        ("MessageStatus", "delivered"),
+                        ("SmsSid", &s),
+                        ("SmsStatus", "delivered"),
+                        ("To", "+14155550199"),
+                        ("From", "+14155550100"),
+                        ("MessageSid", &s),
+                        ("AccountSid", ACCOUNT),
+                    ]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect();
+                    let body = form_urlencoded::Serializer::new(String::new())
+                        .extend_pairs(&pairs)
+                        .finish();
+                    let sig = sign(&token, &url, &pairs);
+                    (
+                        Bytes::from(body),
+                        HeaderValue::from_str(&sig).expect("a header value"),
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    /// Drives `conns` connections at `port` for warm-up + `secs`; latencies of the measured
+    /// window, errors, whether a connection ran out of messages, and the window's length.
+    async fn run_load(
+        port: u16,
+        conns: usize,
+        secs: u64,
+        calls: Arc<Vec<(Bytes, HeaderValue)>>,
+        on_window: impl FnOnce(),
+    ) -> (Vec<u32>, u64, bool, Duration) {
+        let warm_until = Instant::now() + Duration::from_secs(1);
+        let end = warm_until + Duration::from_secs(secs);
+        let per = calls.len() / conns;
+        let tasks: Vec<_> = (0..conns)
+            .map(|c| {
+                let calls = calls.clone();
+                tokio::spawn(async move {
+                    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                        .await
+                        .expect("a connection");
+                    stream.set_nodelay(true).ok();
+                    let (mut send, conn) =
+                        hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                            .await
+                            .expect("a handshake");
+                    tokio::spawn(conn);
+                    let mut lat = Vec::new();
+                    let (mut errors, mut wrapped) = (0u64, false);
+                    let mut i = 0;
+                    loop {
+                        let now = Instant::now();
+                        if now >= end {
+                            break;
+                        }
+                        if i == per {
+                            i = 0;
+                            wrapped = true;
+                        }
+                        let (body, sig) = &calls[c * per + i];
+                        i += 1;
+                        let req = Request::post(PATH)
+                            .header("host", "bench.local")
+                            .header("content-type", "application/x-www-form-urlencoded")
+                            .header("x-twilio-signature", sig.clone())
+                            .body(Full::new(body.clone()))
+                            .expect("a request");
+                        let ok = match send.send_request(req).await {
+                            Ok(resp) => {
+                                let status = resp.status();
+                                let _ = resp.into_body().collect().await;
+                                status == StatusCode::NO_CONTENT
+                            }
+                            Err(_) => false,
+                        };
+                        if now >= warm_until {
+                            lat.push(now.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+                            errors += u64::from(!ok);
+                        }
+                        if !ok && send.ready().await.is_err() {
+                            break;
+                        }
+                    }
+                    (lat, errors, wrapped)
+                })
+            })
+            .collect();
+        tokio::time::sleep_until(warm_until.into()).await;
+        on_window();
+        let mut all = Vec::new();
+        let (mut errors, mut wrapped) = (0, false);
+        for t in tasks {
+            let (l, e, w) = t.await.expect("a connection task");
+            all.extend(l);
+            errors += e;
+            wrapped |= w;
+        }
+        (all, errors, wrapped, Duration::from_secs(secs))
+    }
+
+    #[cfg(feature = "postgres")]
+    async fn pg_pids(url: &str) -> Vec<u32> {
+        use twilio_delivery::store::sqlx;
+        let Ok(pool) = sqlx::postgres::PgPool::connect(url).await else {
+            return Vec::new();
+        };
+        let pids: Vec<i32> = sqlx::query_scalar("SELECT pid FROM pg_stat_activity")
+            .fetch_all(&pool)
+            .await
+            .unwrap_or_default();
+        pool.close().await;
+        pids.into_iter()
+            .filter_map(|p| u32::try_from(p).ok())
+            .collect()
+    }
+
+    fn drive() {
+        let conns = env_num("LOAD_CONNS", 32) as usize;
+        let secs = env_num("LOAD_SECS", 5);
+        let messages = env_num("LOAD_MESSAGES", 200_000);
+        let targets =
+            std::env::var("LOAD_TARGETS").unwrap_or_else(|_| "floor,memory,sqlite,postgres".into());
+        let pg_url = std::env::var("LOAD_DATABASE_URL")
+            .or_else(|_| std::env::var("TEST_DATABASE_URL"))
+            .ok();
+        let rt = tokio::runtime::Runtime::new().expect("a runtime");
+        let calls = callbacks(messages);
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let mut results: Vec<Outcome> = Vec::new();
+        for target in targets.split(',') {
+            let (arg, prefix) = match target {
+                "sqlite" => (dir.path().join("load.db").display().to_string(), None),
+                "postgres" => {
+                    #[cfg(feature = "postgres")]
+                    if let Some(url) = &pg_url {
+                        let prefix = format!("load{:08x}_", fastrand::u32(..));
+                        (format!("{url} {prefix}"), Some(prefix))
+                    } else {
+                        eprintln!("postgres: skipped (set TEST_DATABASE_URL)");
+                        continue;
+                    }
+                    #[cfg(not(feature = "postgres"))]
+                    {
+                        let _ = &pg_url;
+                        eprintln!("postgres: skipped (build with --features postgres)");
+                        continue;
+                    }
+                }
+                _ => (String::new(), None),
+            };
+            eprintln!("{target}: starting (preloading {messages} messages)");
+            let server = Server::start(target, &arg);
+            let pid = server.child.id();
+            #[cfg(feature = "postgres")]
+            let pg = match (&prefix, &pg_url) {
+                (Some(_), Some(url)) => Some(url.clone()),
+                _ => None,
+            };
+            let cpu_at = std::sync::Mutex::new((0u64, 0u64, Vec::<u32>::new()));
+            #[cfg(feature = "postgres")]
+            let pids = match &pg {
+                Some(url) => rt.block_on(pg_pids(url)),
+                None => Vec::new(),
+            };
+            #[cfg(not(feature = "postgres"))]
+            let pids: Vec<u32> = Vec::new();
+            let (mut lat, errors, wrapped, window) =
+                rt.block_on(run_load(server.port, conns, secs, calls.clone(), || {
+                    let pg: u64 = pids.iter().map(|&p| cpu_ticks(p)).sum();
+                    *cpu_at.lock().unwrap_or_else(|p| p.into_inner()) =
+                        (cpu_ticks(pid), pg, pids.clone());
+                }));
+            let (cpu0, pg0, pids) = cpu_at.into_inner().unwrap_or_else(|p| p.into_inner());
+            let cpu = cpu_ticks(pid).saturating_sub(cpu0);
+            let pg_ticks = pids
+                .iter()
+                .map(|&p| cpu_ticks(p))
+                .sum::<u64>()
+                .saturating_sub(pg0);
+            let rss = rss_mb(pid);
+            drop(server);
+            lat.sort_unstable();
+            let count = lat.len().max(1);
+            let q =
+                |f: f64| Duration::from_micros(u64::from(lat[((count - 1) as f64 * f) as usize]));
+            let done = lat.len() as f64;
+            results.push(Outcome {
+                name: target.to_owned(),
+                rate: done / window.as_secs_f64(),
+                p50: q(0.50),
+                p99: q(0.99),
+                rss,
+                cpu_us: cpu as f64 * 10_000.0 / done.max(1.0),
+                pg_us: prefix
+                    .as_ref()
+                    .map(|_| pg_ticks as f64 * 10_000.0 / done.max(1.0)),
+                errors,
+                wrapped,
+            });
+            #[cfg(feature = "postgres")]
+            if let (Some(prefix), Some(url)) = (&prefix, &pg_url) {
+                rt.block_on(drop_tables(url, prefix));
+            }
+        }
+        let floor = results.iter().find(|r| r.name == "floor").map(|r| r.rate);
+        println!(
+            "\n{conns} connections, {secs} s each, 2 threads per server\n\
+             | server | callbacks/s | vs floor | p50 | p99 | RSS | server CPU/callback | PostgreSQL CPU/callback | errors |"
+        );
+        println!("|---|---|---|---|---|---|---|---|---|");
+        for r in &results {
+            println!(
+                "| {}{} | {:.0} | {} | {:.2} ms | {:.2} ms | {:.0} MB | {:.0} µs | {} | {} |",
+                r.name,
+                if r.wrapped {
+                    " (ran out of messages)"
+                } else {
+                    ""
+                },
+                r.rate,
+                floor.map_or("-".into(), |f| format!("{:.0} %", 100.0 * r.rate / f)),
+                r.p50.as_secs_f64() * 1000.0,
+                r.p99.as_secs_f64() * 1000.0,
+                r.rss,
+                r.cpu_us,
+                r.pg_us.map_or("-".into(), |u| format!("{u:.0} µs")),
+                r.errors,
+            );
+        }
+    }
+
+    #[cfg(feature = "postgres")]
+    async fn drop_tables(url: &str, prefix: &str) {
+        use twilio_delivery::store::sqlx::{self, AssertSqlSafe};
+        if let Ok(pool) = sqlx::postgres::PgPool::connect(url).await {
+            let p = prefix;
+            let _ = sqlx::raw_sql(AssertSqlSafe(format!(
+                "DROP TABLE IF EXISTS {p}events, {p}messages, {p}migrations, {p}feed, \
+                 {p}feed_head, {p}feed_cursors, {p}dead_letters, {p}leases CASCADE"
+            )))
+            .execute(&pool)
+            .await;
+            pool.close().await;
+        }
+    }
+}
+
+fn main() {
+    #[cfg(all(feature = "axum", feature = "sqlite"))]
+    load::main();
+    #[cfg(not(all(feature = "axum", feature = "sqlite")))]
+    eprintln!("the load benchmark needs --features axum,sqlite (and postgres for PostgreSQL)");
+}

@@ -1,0 +1,612 @@
+//! The durable change feed: every real status change, numbered, read by named consumers.
+//!
+//! Each write that changes a message's current status also writes a [`FeedEntry`] in the same
+//! transaction, at the next position of a gapless sequence. Positions are handed out in commit
+//! order (a one-row counter locked inside the writing transaction on PostgreSQL, the single
+//! writer on SQLite, one lock in memory), so a reader that has seen position `n` has seen every
+//! position below it: reading "after my cursor" never skips a change whose transaction was
+//! still running.
+//!
+//! A [`Consumer`] has a name and a cursor stored in the store. It reads the changes after its
+//! cursor, runs its handler on each, in order, and moves the cursor only after the handler
+//! succeeded: a crash or restart means a redelivery, never a loss (at least once, in order per
+//! message). A handler error is retried with backoff; a change that keeps failing is parked
+//! as a [`DeadLetter`] with its error, the consumer moves on, and the letter can be
+//! [replayed](Consumer::replay) later. Consumers on every app instance are woken when a change
+//! commits anywhere (PostgreSQL `LISTEN/NOTIFY`, in-process for SQLite and memory) and poll as
+//! a fallback.
+//!
+//! The in-process [`Notifier`](crate::notify::Notifier) stays as the live, best-effort view;
+//! use a consumer for anything that must not be missed.
+//!
+//! ```no_run
+//! # async fn demo(store: std::sync::Arc<dyn twilio_delivery::StatusStore>) -> Result<(), twilio_delivery::StoreError> {
+//! use twilio_delivery::feed::Consumer;
+//!
+//! let handle = Consumer::builder(store, "mark-orders-notified")?
+//!     .spawn(|entry| async move {
+//!         // e.g. UPDATE orders SET notified = true WHERE message_sid = entry.change.sid
+//!         println!("{} is now {}", entry.change.sid, entry.change.current);
+//!         Ok(())
+//!     });
+//! // ... on shutdown:
+//! handle.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::FutureExt as _;
+use time::OffsetDateTime;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::notify::StatusChange;
+use crate::store::{StatusStore, StoreError};
+
+/// One change in the feed, at its position.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FeedEntry {
+    /// Its position: 1 for the first change of a store, then one more for each change.
+    pub position: u64,
+    /// What changed.
+    pub change: StatusChange,
+}
+
+impl FeedEntry {
+    /// An entry, for stores implemented outside this crate.
+    pub fn new(position: u64, change: StatusChange) -> Self {
+        Self { position, change }
+    }
+}
+
+/// A change a consumer's handler kept failing on, parked so that the consumer could move on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DeadLetter {
+    /// The consumer that parked it.
+    pub consumer: String,
+    /// The change.
+    pub entry: FeedEntry,
+    /// The handler's last error, as text.
+    pub error: String,
+    /// How many times the handler was tried.
+    pub attempts: u32,
+    /// When it was parked.
+    pub parked_at: OffsetDateTime,
+}
+
+impl DeadLetter {
+    /// A dead letter, for stores implemented outside this crate.
+    pub fn new(
+        consumer: impl Into<String>,
+        entry: FeedEntry,
+        error: impl Into<String>,
+        attempts: u32,
+        parked_at: OffsetDateTime,
+    ) -> Self {
+        Self {
+            consumer: consumer.into(),
+            entry,
+            error: error.into(),
+            attempts,
+            parked_at,
+        }
+    }
+}
+
+/// The longest consumer name, in bytes.
+pub const MAX_CONSUMER_NAME: usize = 128;
+
+/// The feed side of a store: reading changes, consumer cursors and dead letters.
+///
+/// [`StatusStore::feed`] gives it; every store of this crate has one.
+#[async_trait]
+pub trait FeedStore: fmt::Debug + Send + Sync {
+    /// Up to `limit` changes with a position above `after`, in position order.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store cannot be read.
+    async fn changes_after(&self, after: u64, limit: u32) -> Result<Vec<FeedEntry>, StoreError>;
+
+    /// The highest position written so far (0 when there is none).
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store cannot be read.
+    async fn head(&self) -> Result<u64, StoreError>;
+
+    /// The stored cursor of `consumer`, `None` if it never stored one.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store cannot be read.
+    async fn cursor(&self, consumer: &str) -> Result<Option<u64>, StoreError>;
+
+    /// Moves the cursor of `consumer` to `position` (never backwards).
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store cannot be written.
+    async fn advance(&self, consumer: &str, position: u64) -> Result<(), StoreError>;
+
+    /// Keeps `letter` in the consumer's dead-letter list and moves its cursor to the letter's
+    /// position, in one transaction.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store cannot be written; nothing is changed then.
+    async fn park(&self, letter: &DeadLetter) -> Result<(), StoreError>;
+
+    /// The dead letters of `consumer`, oldest position first, at most `limit`.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store cannot be read.
+    async fn dead_letters(&self, consumer: &str, limit: u32)
+    -> Result<Vec<DeadLetter>, StoreError>;
+
+    /// Removes the dead letter of `consumer` at `position`; whether there was one.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store cannot be written.
+    async fn remove_dead_letter(&self, consumer: &str, position: u64) -> Result<bool, StoreError>;
+
+    /// Returns when a change above `after` may have been written, or after `timeout`: a hint
+    /// to read again, never a promise.
+    async fn wait_for_change(&self, after: u64, timeout: Duration);
+}
+
+/// In-process wake-ups for stores whose writers are all in this process: the head position,
+/// published after each commit.
+#[derive(Debug)]
+pub(crate) struct LocalWake {
+    head: watch::Sender<u64>,
+}
+
+impl LocalWake {
+    /// A wake-up channel starting at position 0.
+    pub(crate) fn new() -> Self {
+        Self {
+            head: watch::Sender::new(0),
+        }
+    }
+
+    /// Publishes that changes up to `position` are committed.
+    pub(crate) fn committed(&self, position: u64) {
+        self.head.send_if_modified(|h| {
+            let newer = position > *h;
+            if newer {
+                *h = position;
+            }
+            newer
+        });
+    }
+
+    /// Waits until a position above `after` was published, or `timeout`.
+    pub(crate) async fn wait(&self, after: u64, timeout: Duration) {
+        let mut rx = self.head.subscribe();
+        let _ = tokio::time::timeout(timeout, rx.wait_for(|h| *h > after)).await;
+    }
+}
+
+/// What a consumer's handler returns: `Err` to be retried (and parked after the last try).
+pub type HandlerResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+/// Where a consumer with no stored cursor starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StartFrom {
+    /// At the first change the store ever recorded (the default).
+    Beginning,
+    /// At the changes written after it first runs.
+    Latest,
+}
+
+/// Checks a consumer name.
+fn check_name(name: &str) -> Result<(), StoreError> {
+    if name.is_empty() || name.len() > MAX_CONSUMER_NAME || name.chars().any(char::is_control) {
+        return Err(StoreError::Config(format!(
+            "a consumer name must be 1 to {MAX_CONSUMER_NAME} bytes without control characters"
+        )));
+    }
+    Ok(())
+}
+
+/// A named reader of the change feed whose cursor lives in the store. Build with
+/// [`Consumer::builder`].
+#[derive(Clone)]
+pub struct Consumer {
+    store: Arc<dyn StatusStore>,
+    name: Arc<str>,
+    start: StartFrom,
+    page: u32,
+    attempts: u32,
+    first_backoff: Duration,
+    max_backoff: Duration,
+    poll: Duration,
+}
+
+impl fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Consumer")
+            .field("name", &self.name)
+            .field("start", &self.start)
+            .field("page", &self.page)
+            .field("attempts", &self.attempts)
+            .field("first_backoff", &self.first_backoff)
+            .field("max_backoff", &self.max_backoff)
+            .field("poll", &self.poll)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Consumer`].
+#[derive(Debug)]
+#[must_use]
+pub struct ConsumerBuilder {
+    inner: Consumer,
+}
+
+impl ConsumerBuilder {
+    /// Where to start when the store holds no cursor for this name (default: the beginning).
+    pub fn start_from(mut self, start: StartFrom) -> Self {
+        self.inner.start = start;
+        self
+    }
+
+    /// How many tries a change gets before it is parked (default 5, at least 1).
+    pub fn attempts(mut self, attempts: u32) -> Self {
+        self.inner.attempts = attempts.max(1);
+        self
+    }
+
+    /// The wait after the first failure, doubled after each further one up to `max`
+    /// (default 200 ms up to 30 s).
+    pub fn backoff(mut self, first: Duration, max: Duration) -> Self {
+        self.inner.first_backoff = first;
+        self.inner.max_backoff = max.max(first);
+        self
+    }
+
+    /// How long an idle consumer waits for a wake-up before reading again anyway (default 5 s):
+    /// the fallback when a notification is lost.
+    pub fn poll_interval(mut self, every: Duration) -> Self {
+        self.inner.poll = every.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Changes read at once (default 100).
+    pub fn page_size(mut self, n: u32) -> Self {
+        self.inner.page = n.clamp(1, 10_000);
+        self
+    }
+
+    /// The consumer.
+    pub fn build(self) -> Consumer {
+        self.inner
+    }
+
+    /// Builds the consumer and [runs](Consumer::run_until) it in a background task.
+    pub fn spawn<H, Fut>(self, handler: H) -> ConsumerHandle
+    where
+        H: Fn(FeedEntry) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
+        self.build().spawn(handler)
+    }
+}
+
+impl Consumer {
+    /// A consumer named `name` (its cursor's key in the store) over `store`'s feed.
+    ///
+    /// # Errors
+    /// [`StoreError::Config`] when the name is empty, longer than [`MAX_CONSUMER_NAME`] or
+    /// holds control characters; [`StoreError::Unsupported`] when the store has no feed.
+    pub fn builder(
+        store: Arc<dyn StatusStore>,
+        name: impl Into<String>,
+    ) -> Result<ConsumerBuilder, StoreError> {
+        let name: String = name.into();
+        check_name(&name)?;
+        if store.feed().is_none() {
+            return Err(StoreError::Unsupported("change feed"));
+        }
+        Ok(ConsumerBuilder {
+            inner: Consumer {
+                store,
+                name: name.into(),
+                start: StartFrom::Beginning,
+                page: 100,
+                attempts: 5,
+                first_backoff: Duration::from_millis(200),
+                max_backoff: Duration::from_secs(30),
+                poll: Duration::from_secs(5),
+            },
+        })
+    }
+
+    /// The consumer's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn feed(&self) -> Result<&dyn FeedStore, StoreError> {
+        self.store
+            .feed()
+            .ok_or(StoreError::Unsupported("change feed"))
+    }
+
+    /// The stored cursor, initialised from [`StartFrom`] the first time.
+    async fn position(&self) -> Result<u64, StoreError> {
+        let feed = self.feed()?;
+        if let Some(at) = feed.cursor(&self.name).await? {
+            return Ok(at);
+        }
+        let at = match self.start {
+            StartFrom::Beginning => 0,
+            StartFrom::Latest => feed.head().await?,
+        };
+        feed.advance(&self.name, at).await?;
+        Ok(at)
+    }
+
+    /// Handles every change after the stored cursor that is there now, one page at a time, and
+    /// returns how many it handled (parked ones included). The cursor moves after each page.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the feed cannot be read or the cursor cannot be stored; the changes
+    /// handled since the last stored cursor are then handled again by the next run.
+    pub async fn run_once<H, Fut>(&self, handler: &H) -> Result<usize, StoreError>
+    where
+        H: Fn(FeedEntry) -> Fut + Send + Sync,
+        Fut: Future<Output = HandlerResult> + Send,
+    {
+        let feed = self.feed()?;
+        let mut at = self.position().await?;
+        let mut handled = 0;
+        loop {
+            let page = feed.changes_after(at, self.page).await?;
+            let Some(last) = page.last().map(|e| e.position) else {
+                crate::metrics::feed_lag(&self.name, 0);
+                return Ok(handled);
+            };
+            if let Ok(head) = feed.head().await {
+                crate::metrics::feed_lag(&self.name, head.saturating_sub(at));
+            }
+            let full = page.len() >= self.page as usize;
+            for entry in page {
+                let position = entry.position;
+                if let Err((error, attempts)) = self.handle(handler, entry.clone()).await {
+                    // Everything before it succeeded: park it and move the cursor past it.
+                    tracing::error!(consumer = %self.name, position, message_sid = %entry.change.sid,
+                        attempts, error = %error, "change feed: handler keeps failing; change parked");
+                    let letter = DeadLetter::new(
+                        &*self.name,
+                        entry,
+                        error,
+                        attempts,
+                        OffsetDateTime::now_utc(),
+                    );
+                    feed.park(&letter).await?;
+                }
+                at = position;
+                handled += 1;
+            }
+            feed.advance(&self.name, last).await?;
+            if !full {
+                return Ok(handled);
+            }
+        }
+    }
+
+    /// Runs the handler on one entry with retries; the last error and the tries on failure.
+    async fn handle<H, Fut>(&self, handler: &H, entry: FeedEntry) -> Result<(), (String, u32)>
+    where
+        H: Fn(FeedEntry) -> Fut + Send + Sync,
+        Fut: Future<Output = HandlerResult> + Send,
+    {
+        let mut wait = self.first_backoff;
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let error = match AssertUnwindSafe(handler(entry.clone()))
+                .catch_unwind()
+                .await
+            {
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => "the handler panicked".to_owned(),
+            };
+            if tries >= self.attempts {
+                return Err((error, tries));
+            }
+            tracing::warn!(consumer = %self.name, position = entry.position, attempt = tries,
+                error = %error, "change feed: handler failed; retrying");
+            tokio::time::sleep(wait).await;
+            wait = wait.saturating_mul(2).min(self.max_backoff);
+        }
+    }
+
+    /// Runs the consumer until `shutdown` resolves: handles what is there, then waits for a
+    /// wake-up (or the poll interval) and handles again. Store errors are logged and retried
+    /// after a backoff.
+    pub async fn run_until<H, Fut, S>(self, handler: H, shutdown: S)
+    where
+        H: Fn(FeedEntry) -> Fut + Send + Sync,
+        Fut: Future<Output = HandlerResult> + Send,
+        S: Future<Output = ()> + Send,
+    {
+        tokio::pin!(shutdown);
+        let mut failures = 0u32;
+        loop {
+            let pause = match self.run_once(&handler).await {
+                Ok(_) => {
+                    failures = 0;
+                    None
+                }
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    tracing::error!(consumer = %self.name, error = %e, "change feed: cannot read or store the cursor");
+                    Some(backoff(self.first_backoff, self.max_backoff, failures))
+                }
+            };
+            let wait = async {
+                match pause {
+                    Some(p) => tokio::time::sleep(p).await,
+                    None => match (self.feed(), self.feed_cursor().await) {
+                        (Ok(feed), Some(at)) => feed.wait_for_change(at, self.poll).await,
+                        _ => tokio::time::sleep(self.poll).await,
+                    },
+                }
+            };
+            tokio::select! {
+                () = &mut shutdown => break,
+                () = wait => {}
+            }
+        }
+        tracing::debug!(consumer = %self.name, "change feed consumer stopped");
+    }
+
+    async fn feed_cursor(&self) -> Option<u64> {
+        self.feed().ok()?.cursor(&self.name).await.ok().flatten()
+    }
+
+    /// Runs [`run_until`](Self::run_until) in a background task; stop it with the handle.
+    pub fn spawn<H, Fut>(self, handler: H) -> ConsumerHandle
+    where
+        H: Fn(FeedEntry) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
+        let (stop, mut rx) = watch::channel(false);
+        let task = tokio::spawn(self.run_until(handler, async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }));
+        ConsumerHandle { stop, task }
+    }
+
+    /// The changes this consumer parked, oldest first (at most 1000).
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store cannot be read.
+    pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StoreError> {
+        self.feed()?.dead_letters(&self.name, 1000).await
+    }
+
+    /// Runs `handler` once more on the parked change at `position`; on success the dead
+    /// letter is removed. `Ok(false)`: there is no such dead letter.
+    ///
+    /// # Errors
+    /// [`ReplayError::Store`] when the store fails; [`ReplayError::Handler`] with the handler's
+    /// error (the letter is kept).
+    pub async fn replay<H, Fut>(&self, position: u64, handler: &H) -> Result<bool, ReplayError>
+    where
+        H: Fn(FeedEntry) -> Fut + Send + Sync,
+        Fut: Future<Output = HandlerResult> + Send,
+    {
+        let feed = self.feed()?;
+        let letters = feed.dead_letters(&self.name, u32::MAX).await?;
+        let Some(letter) = letters.into_iter().find(|l| l.entry.position == position) else {
+            return Ok(false);
+        };
+        match AssertUnwindSafe(handler(letter.entry)).catch_unwind().await {
+            Ok(Ok(())) => Ok(feed.remove_dead_letter(&self.name, position).await?),
+            Ok(Err(e)) => Err(ReplayError::Handler(e.to_string())),
+            Err(_) => Err(ReplayError::Handler("the handler panicked".into())),
+        }
+    }
+}
+
+/// Why a [replay](Consumer::replay) did not remove its dead letter.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReplayError {
+    /// The store failed.
+    #[error("replay failed: store error")]
+    Store(#[from] StoreError),
+    /// The handler failed again (its error as text); the letter is kept.
+    #[error("replay failed: the handler failed again: {0}")]
+    Handler(String),
+}
+
+/// The wait after `failures` consecutive failures.
+fn backoff(first: Duration, max: Duration, failures: u32) -> Duration {
+    let factor = 1u32
+        .checked_shl(failures.saturating_sub(1).min(16))
+        .unwrap_or(u32::MAX);
+    first.saturating_mul(factor).min(max)
+}
+
+/// Controls a consumer started with [`Consumer::spawn`]. Dropping it stops the consumer.
+#[derive(Debug)]
+pub struct ConsumerHandle {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl ConsumerHandle {
+    /// Stops the consumer after the change in progress and waits for it.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        if let Err(e) = self.task.await
+            && e.is_panic()
+        {
+            tracing::error!("change feed consumer task panicked");
+        }
+    }
+}
+
+/// Follows the feed from `after` without a stored cursor (e.g. a live page): yields each
+/// change once, in order, waiting for new ones. Stops at the first store error (after
+/// logging it); start again from the last position seen.
+pub fn follow(
+    store: Arc<dyn StatusStore>,
+    after: u64,
+    poll: Duration,
+) -> impl futures_core::Stream<Item = FeedEntry> + Send {
+    futures_util::stream::unfold(
+        (store, after, std::collections::VecDeque::new()),
+        move |(store, mut at, mut buffered)| async move {
+            loop {
+                if let Some(entry) = buffered.pop_front() {
+                    return Some((entry, (store, at, buffered)));
+                }
+                let feed = store.feed()?;
+                match feed.changes_after(at, 100).await {
+                    Ok(page) if page.is_empty() => feed.wait_for_change(at, poll).await,
+                    Ok(page) => {
+                        at = page.last().map_or(at, |e: &FeedEntry| e.position);
+                        buffered.extend(page);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "change feed: follower stopped");
+                        return None;
+                    }
+                }
+            }
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_checked() {
+        assert!(check_name("orders").is_ok());
+        assert!(check_name("").is_err());
+        assert!(check_name("a\nb").is_err());
+        assert!(check_name(&"x".repeat(MAX_CONSUMER_NAME + 1)).is_err());
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let (f, m) = (Duration::from_millis(100), Duration::from_millis(500));
+        assert_eq!(backoff(f, m, 1), f);
+        assert_eq!(backoff(f, m, 2), Duration::from_millis(200));
+        assert_eq!(backoff(f, m, 9), m);
+        assert_eq!(backoff(f, m, u32::MAX), m);
+    }
+}

@@ -1,0 +1,105 @@
+//! `PostgresOptions`: the pool and the timeouts of a `PostgresStore`.
+
+use std::time::Duration;
+
+/// Pool size and timeouts of a [`PostgresStore`](super::PostgresStore), for
+/// [`connect_with`](super::PostgresStore::connect_with).
+///
+/// Every timeout is below the webhook's default deadline (10 s), so that during an outage
+/// or behind a lock the store fails fast enough for the 503 + `Retry-After` to reach Twilio
+/// within its 15 s. Keep them below the deadline when you change either.
+///
+/// | setting | default | bounds |
+/// |---|---|---|
+/// | `max_connections` | 10 | connections of the pool |
+/// | `acquire_timeout` | 3 s | waiting for a pooled connection, connecting included (sqlx retries refused connections until then) |
+/// | `connect_timeout` | 3 s | the first connection of [`connect_with`](super::PostgresStore::connect_with) |
+/// | `statement_timeout` | 5 s | each statement of a write transaction (`SET LOCAL statement_timeout`) |
+/// | `lock_timeout` | 2 s | each wait for a row lock held by another session (`SET LOCAL lock_timeout`) |
+/// | `lease_ttl` | 60 s | the reconciliation lease: another instance may take it this long after its holder died |
+///
+/// The statement and lock timeouts are set per transaction, so they also work through
+/// PgBouncer in transaction mode. Reads outside transactions are bounded by
+/// `acquire_timeout` and the server's own `statement_timeout`.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PostgresOptions {
+    /// Connections of the pool.
+    pub max_connections: u32,
+    /// Waiting for a connection from the pool, connecting included.
+    pub acquire_timeout: Duration,
+    /// The first connection when the store is created.
+    pub connect_timeout: Duration,
+    /// Each statement of a write transaction.
+    pub statement_timeout: Duration,
+    /// Each wait for a lock held by another session.
+    pub lock_timeout: Duration,
+    /// How long a reconciliation lease lasts without renewal.
+    pub lease_ttl: Duration,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(3),
+            connect_timeout: Duration::from_secs(3),
+            statement_timeout: Duration::from_secs(5),
+            lock_timeout: Duration::from_secs(2),
+            lease_ttl: Duration::from_secs(60),
+        }
+    }
+}
+
+impl PostgresOptions {
+    /// The defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the pool size (at least 1).
+    pub fn max_connections(mut self, n: u32) -> Self {
+        self.max_connections = n.max(1);
+        self
+    }
+
+    /// Sets the acquire timeout.
+    pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.acquire_timeout = timeout;
+        self
+    }
+
+    /// Sets the timeout of the first connection.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets the statement timeout of write transactions (0 turns it off).
+    pub fn statement_timeout(mut self, timeout: Duration) -> Self {
+        self.statement_timeout = timeout;
+        self
+    }
+
+    /// Sets the lock timeout of write transactions (0 turns it off).
+    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    /// Sets the reconciliation lease's time to live (at least 1 s).
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = ttl.max(Duration::from_secs(1));
+        self
+    }
+
+    /// The statement that opens a write transaction with these timeouts.
+    pub(super) fn begin(&self) -> String {
+        format!(
+            "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL statement_timeout = {}; \
+             SET LOCAL lock_timeout = {}",
+            self.statement_timeout.as_millis(),
+            self.lock_timeout.as_millis()
+        )
+    }
+}

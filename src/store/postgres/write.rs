@@ -1,0 +1,370 @@
+//! The writes of a `PostgresStore`: a batch of events in one transaction of three statements
+//! (lock the rows in SID order, write everything with `unnest`, commit), and `record_sent`.
+//!
+//! Rows are locked in SID order and created in SID order, and the feed counter is locked
+//! last, so two transactions never wait for each other in a cycle: any number of instances
+//! write concurrently without deadlocks. The feed counter is only locked by a transaction that
+//! has changes, just before it commits; a batch of duplicates does not take it.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+
+use sqlx::postgres::{PgConnection, PgRow};
+use sqlx::{AssertSqlSafe, Connection as _, Row};
+use time::OffsetDateTime;
+
+use super::super::batch::{Plan, RowState};
+use super::super::sql::{Statements, floor_time, rank, raw_json};
+use super::{clean, clean_status, lock_status, settle};
+use crate::model::{Applied, EventSource, SentMessage, StatusEvent};
+use crate::notify::StatusChange;
+use crate::status::{MessageStatus, transition};
+
+/// The PostgreSQL-only write statements, rendered for a prefix.
+#[derive(Debug)]
+pub(super) struct Writes {
+    /// `$1` SIDs → their rows, locked, in SID order.
+    lock_rows: String,
+    /// The whole batch; see [`Writes::new`].
+    batch: String,
+    /// `$1` sid, `$2` previous, `$3` current, `$4` error code, `$5` source, `$6` at,
+    /// `$7` channel → the position of one change.
+    feed_one: String,
+    /// The `NOTIFY` channel of the feed.
+    pub(super) channel: String,
+}
+
+impl Writes {
+    pub(super) fn new(sql: &Statements) -> Self {
+        let p = sql.prefix.as_str();
+        let channel = format!("{p}feed");
+        Self {
+            lock_rows: format!(
+                "SELECT sid, status, error_code, error_message, account_sid, to_addr, from_addr, \
+                 messaging_service_sid FROM {p}messages WHERE sid = ANY($1) ORDER BY sid FOR UPDATE"
+            ),
+            batch: format!(
+                "WITH ins AS ( \
+                   INSERT INTO {p}messages (sid, account_sid, to_addr, from_addr, \
+                     messaging_service_sid, status, status_rank, error_code, error_message, \
+                     sent_recorded, created_at, updated_at) \
+                   SELECT u.sid, u.account_sid, u.to_addr, u.from_addr, u.service, u.status, \
+                     u.rank, u.error_code, u.error_message, FALSE, u.created_at, $33 \
+                   FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+                     $6::text[], $7::int4[], $8::int8[], $9::text[], $10::timestamptz[]) \
+                     WITH ORDINALITY AS u(sid, account_sid, to_addr, from_addr, service, status, \
+                     rank, error_code, error_message, created_at, ord) \
+                   ORDER BY u.ord \
+                   ON CONFLICT (sid) DO NOTHING RETURNING 1), \
+                 upd AS ( \
+                   UPDATE {p}messages AS m SET status = u.status, status_rank = u.rank, \
+                     error_code = u.error_code, error_message = u.error_message, \
+                     account_sid = u.account_sid, to_addr = u.to_addr, from_addr = u.from_addr, \
+                     messaging_service_sid = u.service, updated_at = $33 \
+                   FROM unnest($11::text[], $12::text[], $13::int4[], $14::int8[], $15::text[], \
+                     $16::text[], $17::text[], $18::text[], $19::text[]) \
+                     AS u(sid, status, rank, error_code, error_message, account_sid, to_addr, \
+                     from_addr, service) \
+                   WHERE m.sid = u.sid RETURNING 1), \
+                 ev AS ( \
+                   INSERT INTO {p}events (message_sid, status, error_code, received_at, source, \
+                     idempotency_token, raw) \
+                   SELECT u.sid, u.status, u.error_code, u.received_at, u.source, u.token, u.raw \
+                   FROM unnest($20::text[], $21::text[], $22::int8[], $23::timestamptz[], \
+                     $24::text[], $25::text[], $26::text[]) WITH ORDINALITY \
+                     AS u(sid, status, error_code, received_at, source, token, raw, ord) \
+                   ORDER BY u.ord \
+                   ON CONFLICT (message_sid, status) DO NOTHING RETURNING message_sid, status), \
+                 head AS ( \
+                   UPDATE {p}feed_head SET position = position + $32 WHERE $32 > 0 \
+                   RETURNING position), \
+                 feed AS ( \
+                   INSERT INTO {p}feed (position, sid, previous, current, error_code, source, at) \
+                   SELECT head.position - $32 + u.ord, u.sid, u.previous, u.current, \
+                     u.error_code, u.source, $33 \
+                   FROM head, unnest($27::text[], $28::text[], $29::text[], $30::int8[], \
+                     $31::text[]) WITH ORDINALITY AS u(sid, previous, current, error_code, source, ord) \
+                   RETURNING 1), \
+                 wake AS (SELECT pg_notify($34, '') AS n FROM head) \
+                 SELECT (SELECT count(*) FROM ins) AS inserted, \
+                   (SELECT count(*) FROM feed) AS fed, (SELECT count(*) FROM wake) AS woke, \
+                   (SELECT position FROM head) AS head, \
+                   ARRAY(SELECT message_sid FROM ev ORDER BY message_sid, status) AS kept_sids, \
+                   ARRAY(SELECT status FROM ev ORDER BY message_sid, status) AS kept_statuses"
+            ),
+            feed_one: format!(
+                "WITH head AS (UPDATE {p}feed_head SET position = position + 1 \
+                   RETURNING position), \
+                 ins AS (INSERT INTO {p}feed (position, sid, previous, current, error_code, \
+                   source, at) SELECT position, $1, $2, $3, $4, $5, $6 FROM head \
+                   RETURNING position) \
+                 SELECT ins.position FROM ins, (SELECT pg_notify($7, '') AS n) AS wake"
+            ),
+            channel,
+        }
+    }
+}
+
+/// An event with its text made storable (U+0000 replaced), borrowed when it already is.
+fn cleaned(e: &StatusEvent) -> Cow<'_, StatusEvent> {
+    let nul = |s: &Option<String>| s.as_deref().is_some_and(|s| s.contains('\0'));
+    let status_nul = matches!(&e.status, MessageStatus::Unknown(n) if n.contains('\0'));
+    if !(status_nul
+        || nul(&e.to)
+        || nul(&e.from)
+        || nul(&e.error_message)
+        || nul(&e.idempotency_token))
+    {
+        return Cow::Borrowed(e);
+    }
+    let mut c = e.clone();
+    c.status = clean_status(&e.status);
+    let fix = |s: &Option<String>| s.as_deref().map(|s| clean(s).into_owned());
+    c.to = fix(&e.to);
+    c.from = fix(&e.from);
+    c.error_message = fix(&e.error_message);
+    c.idempotency_token = fix(&e.idempotency_token);
+    Cow::Owned(c)
+}
+
+/// What a batch did: the answers and the new feed head, if it wrote changes. `None` when a
+/// message the batch meant to create was created by another transaction first: retry.
+pub(super) type BatchOutcome = Option<(Vec<Applied>, Option<u64>)>;
+
+/// Writes `events` in one transaction on `conn`, begun with `begin`.
+pub(super) async fn apply_batch(
+    w: &Writes,
+    begin: &str,
+    conn: &mut PgConnection,
+    events: &[StatusEvent],
+) -> Result<BatchOutcome, sqlx::Error> {
+    let cleaned: Vec<Cow<'_, StatusEvent>> = events.iter().map(cleaned).collect();
+    let refs: Vec<&StatusEvent> = cleaned.iter().map(|c| &**c).collect();
+    let mut sids: Vec<String> = refs.iter().map(|e| e.sid.as_str().to_owned()).collect();
+    sids.sort_unstable();
+    sids.dedup();
+    let now = floor_time(OffsetDateTime::now_utc());
+
+    let mut tx = conn.begin_with(AssertSqlSafe(begin.to_owned())).await?;
+    let rows = sqlx::query(AssertSqlSafe(w.lock_rows.clone()))
+        .bind(&sids)
+        .fetch_all(&mut *tx)
+        .await?;
+    let mut existing = HashMap::with_capacity(rows.len());
+    for row in &rows {
+        existing.insert(row.try_get::<String, _>("sid")?, row_state(row)?);
+    }
+    let plan = Plan::new(&refs, existing, now);
+
+    let ins = &plan.inserts;
+    let upd = &plan.updates;
+    let hist: Vec<&StatusEvent> = plan.history.iter().map(|&i| refs[i]).collect();
+    let ch = &plan.changes;
+    let text = |v: Option<&String>| v.cloned();
+    let row = sqlx::query(AssertSqlSafe(w.batch.clone()))
+        .bind(ins.iter().map(|r| r.sid.clone()).collect::<Vec<_>>())
+        .bind(
+            ins.iter()
+                .map(|r| text(r.row.account_sid.as_ref()))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            ins.iter()
+                .map(|r| text(r.row.to.as_ref()))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            ins.iter()
+                .map(|r| text(r.row.from.as_ref()))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            ins.iter()
+                .map(|r| text(r.row.service.as_ref()))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            ins.iter()
+                .map(|r| r.row.status.as_str().to_owned())
+                .collect::<Vec<_>>(),
+        )
+        .bind(ins.iter().map(|r| rank(&r.row.status)).collect::<Vec<_>>())
+        .bind(ins.iter().map(|r| r.row.error_code).collect::<Vec<_>>())
+        .bind(
+            ins.iter()
+                .map(|r| text(r.row.error_message.as_ref()))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            ins.iter()
+                .map(|r| floor_time(r.row.created_at))
+                .collect::<Vec<_>>(),
+        )
+        .bind(upd.iter().map(|r| r.sid.clone()).collect::<Vec<_>>())
+        .bind(
+            upd.iter()
+                .map(|r| r.row.status.as_str().to_owned())
+                .collect::<Vec<_>>(),
+        )
+        .bind(upd.iter().map(|r| rank(&r.row.status)).collect::<Vec<_>>())
+        .bind(upd.iter().map(|r| r.row.error_code).collect::<Vec<_>>())
+        .bind(
+            upd.iter()
+                .map(|r| text(r.row.error_message.as_ref()))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            upd.iter()
+                .map(|r| text(r.row.account_sid.as_ref()))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            upd.iter()
+                .map(|r| text(r.row.to.as_ref()))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            upd.iter()
+                .map(|r| text(r.row.from.as_ref()))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            upd.iter()
+                .map(|r| text(r.row.service.as_ref()))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            hist.iter()
+                .map(|e| e.sid.as_str().to_owned())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            hist.iter()
+                .map(|e| e.status.as_str().to_owned())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            hist.iter()
+                .map(|e| e.error_code.map(i64::from))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            hist.iter()
+                .map(|e| floor_time(e.received_at))
+                .collect::<Vec<_>>(),
+        )
+        .bind(hist.iter().map(|e| e.source.as_str()).collect::<Vec<_>>())
+        .bind(
+            hist.iter()
+                .map(|e| e.idempotency_token.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind(hist.iter().map(|e| raw_json(&e.raw)).collect::<Vec<_>>())
+        .bind(
+            ch.iter()
+                .map(|c| c.sid.as_str().to_owned())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            ch.iter()
+                .map(|c| c.previous.as_ref().map(|s| s.as_str().to_owned()))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            ch.iter()
+                .map(|c| c.current.as_str().to_owned())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            ch.iter()
+                .map(|c| c.error_code.map(i64::from))
+                .collect::<Vec<_>>(),
+        )
+        .bind(ch.iter().map(|c| c.source.as_str()).collect::<Vec<_>>())
+        .bind(i64::try_from(ch.len()).unwrap_or(i64::MAX))
+        .bind(now)
+        .bind(w.channel.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+    let inserted: i64 = row.try_get("inserted")?;
+    if usize::try_from(inserted).ok() != Some(ins.len()) {
+        // Another transaction created one of "our" new messages after we looked: our plan
+        // is void. Roll back and plan again on the rows as they are now.
+        tx.rollback().await?;
+        return Ok(None);
+    }
+    let head: Option<i64> = row.try_get("head")?;
+    let kept_sids: Vec<String> = row.try_get("kept_sids")?;
+    let kept_statuses: Vec<String> = row.try_get("kept_statuses")?;
+    tx.commit().await?;
+    let kept: HashSet<(String, String)> = kept_sids.into_iter().zip(kept_statuses).collect();
+    let head = head.and_then(|h| u64::try_from(h).ok());
+    Ok(Some((plan.answers(&refs, &kept), head)))
+}
+
+fn row_state(row: &PgRow) -> Result<RowState, sqlx::Error> {
+    Ok(RowState {
+        status: MessageStatus::from(row.try_get::<String, _>("status")?),
+        error_code: row.try_get("error_code")?,
+        error_message: row.try_get("error_message")?,
+        account_sid: row.try_get("account_sid")?,
+        to: row.try_get("to_addr")?,
+        from: row.try_get("from_addr")?,
+        service: row.try_get("messaging_service_sid")?,
+        created_at: OffsetDateTime::UNIX_EPOCH,
+    })
+}
+
+/// `record_sent` in one transaction on `conn`; `None` when it lost a creation race (retry).
+pub(super) async fn record_sent(
+    sql: &Statements,
+    w: &Writes,
+    begin: &str,
+    conn: &mut PgConnection,
+    sent: &SentMessage,
+) -> Result<Option<(Applied, Option<u64>)>, sqlx::Error> {
+    let status = clean_status(&sent.status);
+    let now = floor_time(OffsetDateTime::now_utc());
+    let mut tx = conn.begin_with(AssertSqlSafe(begin.to_owned())).await?;
+    let previous = lock_status(&mut tx, &sql.select_status, sent.sid.as_str()).await?;
+    let row = sqlx::query(AssertSqlSafe(sql.upsert_sent.clone()))
+        .bind(sent.sid.as_str())
+        .bind(sent.account_sid.as_ref().map(|s| s.as_str()))
+        .bind(clean(&sent.to))
+        .bind(sent.from.as_deref().map(clean))
+        .bind(sent.messaging_service_sid.as_ref().map(|s| s.as_str()))
+        .bind(sent.body.as_deref().map(clean))
+        .bind(sent.num_segments.map(i64::from))
+        .bind(status.as_str())
+        .bind(rank(&status))
+        .bind(floor_time(sent.created_at))
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some(current) = settle(&previous, row)? else {
+        tx.rollback().await?;
+        return Ok(None);
+    };
+    let applied = Applied::new(
+        transition(previous.as_ref(), &status),
+        previous,
+        current,
+        false,
+    );
+    let mut head = None;
+    if let Some(c) = StatusChange::from_applied(&sent.sid, &applied, None, EventSource::Send) {
+        let position: i64 = sqlx::query_scalar(AssertSqlSafe(w.feed_one.clone()))
+            .bind(c.sid.as_str())
+            .bind(c.previous.as_ref().map(MessageStatus::as_str))
+            .bind(c.current.as_str())
+            .bind(None::<i64>)
+            .bind(c.source.as_str())
+            .bind(now)
+            .bind(w.channel.as_str())
+            .fetch_one(&mut *tx)
+            .await?;
+        head = u64::try_from(position).ok();
+    }
+    tx.commit().await?;
+    Ok(Some((applied, head)))
+}

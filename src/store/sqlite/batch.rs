@@ -1,0 +1,249 @@
+//! The writes of an `SqliteStore`, inside the writer's transaction: a batch of events as a few
+//! multi-row statements, `record_sent`, and the feed rows of their changes.
+
+use std::collections::{HashMap, HashSet};
+
+use sqlx::sqlite::SqliteConnection;
+use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite};
+use time::OffsetDateTime;
+
+use super::super::StoreError;
+use super::super::batch::{Plan, RowState, RowWrite};
+use super::super::sql::{Statements, db_error, micros_floor, rank, raw_json, to_position};
+use crate::model::{Applied, EventSource, SentMessage, StatusEvent};
+use crate::notify::StatusChange;
+use crate::status::{MessageStatus, transition};
+
+/// Rows per multi-row statement: SQLite binds at most 32 766 values per statement.
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// Applies `events` in order; the answers and, when there were changes, the new feed head.
+pub(super) async fn apply(
+    sql: &Statements,
+    conn: &mut SqliteConnection,
+    events: &[StatusEvent],
+) -> Result<(Vec<Applied>, Option<u64>), StoreError> {
+    let p = sql.prefix.as_str();
+    let now = OffsetDateTime::now_utc();
+    let refs: Vec<&StatusEvent> = events.iter().collect();
+    let mut sids: Vec<&str> = events.iter().map(|e| e.sid.as_str()).collect();
+    sids.sort_unstable();
+    sids.dedup();
+
+    let mut existing = HashMap::with_capacity(sids.len());
+    for chunk in sids.chunks(ROWS_PER_STATEMENT) {
+        let mut qb = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT sid, status, error_code, error_message, account_sid, to_addr, from_addr, \
+             messaging_service_sid, created_at FROM {p}messages WHERE sid IN ("
+        ));
+        let mut list = qb.separated(", ");
+        for sid in chunk {
+            list.push_bind(*sid);
+        }
+        qb.push(")");
+        for row in qb.build().fetch_all(&mut *conn).await.map_err(db_error)? {
+            let state = (|| {
+                Ok::<_, sqlx::Error>((
+                    row.try_get::<String, _>("sid")?,
+                    RowState {
+                        status: MessageStatus::from(row.try_get::<String, _>("status")?),
+                        error_code: row.try_get("error_code")?,
+                        error_message: row.try_get("error_message")?,
+                        account_sid: row.try_get("account_sid")?,
+                        to: row.try_get("to_addr")?,
+                        from: row.try_get("from_addr")?,
+                        service: row.try_get("messaging_service_sid")?,
+                        created_at: OffsetDateTime::UNIX_EPOCH,
+                    },
+                ))
+            })()
+            .map_err(db_error)?;
+            existing.insert(state.0, state.1);
+        }
+    }
+
+    let plan = Plan::new(&refs, existing, now);
+    let now_us = micros_floor(now);
+    for chunk in plan.inserts.chunks(ROWS_PER_STATEMENT) {
+        insert_rows(conn, p, chunk, now_us).await?;
+    }
+    for chunk in plan.updates.chunks(ROWS_PER_STATEMENT) {
+        update_rows(conn, p, chunk, now_us).await?;
+    }
+    let mut kept = HashSet::new();
+    for chunk in plan.history.chunks(ROWS_PER_STATEMENT) {
+        let mut qb = QueryBuilder::<Sqlite>::new(format!(
+            "INSERT INTO {p}events (message_sid, status, error_code, received_at, source, \
+             idempotency_token, raw) "
+        ));
+        qb.push_values(chunk, |mut b, &i| {
+            let e = &events[i];
+            b.push_bind(e.sid.as_str().to_owned())
+                .push_bind(e.status.as_str().to_owned())
+                .push_bind(e.error_code.map(i64::from))
+                .push_bind(micros_floor(e.received_at))
+                .push_bind(e.source.as_str())
+                .push_bind(e.idempotency_token.clone())
+                .push_bind(raw_json(&e.raw));
+        });
+        qb.push(" ON CONFLICT (message_sid, status) DO NOTHING RETURNING message_sid, status");
+        for row in qb.build().fetch_all(&mut *conn).await.map_err(db_error)? {
+            let pair: (String, String) = (
+                row.try_get("message_sid").map_err(db_error)?,
+                row.try_get("status").map_err(db_error)?,
+            );
+            kept.insert(pair);
+        }
+    }
+    let head = insert_changes(conn, p, &plan.changes).await?;
+    Ok((plan.answers(&refs, &kept), head))
+}
+
+async fn insert_rows(
+    conn: &mut SqliteConnection,
+    p: &str,
+    rows: &[RowWrite],
+    now_us: i64,
+) -> Result<(), StoreError> {
+    let mut qb = QueryBuilder::<Sqlite>::new(format!(
+        "INSERT INTO {p}messages (sid, account_sid, to_addr, from_addr, messaging_service_sid, \
+         status, status_rank, error_code, error_message, sent_recorded, created_at, updated_at) "
+    ));
+    qb.push_values(rows, |mut b, w| {
+        let r = &w.row;
+        b.push_bind(w.sid.clone())
+            .push_bind(r.account_sid.clone())
+            .push_bind(r.to.clone())
+            .push_bind(r.from.clone())
+            .push_bind(r.service.clone())
+            .push_bind(r.status.as_str().to_owned())
+            .push_bind(rank(&r.status))
+            .push_bind(r.error_code)
+            .push_bind(r.error_message.clone())
+            .push_bind(false)
+            .push_bind(micros_floor(r.created_at))
+            .push_bind(now_us);
+    });
+    qb.build().execute(&mut *conn).await.map_err(db_error)?;
+    Ok(())
+}
+
+async fn update_rows(
+    conn: &mut SqliteConnection,
+    p: &str,
+    rows: &[RowWrite],
+    now_us: i64,
+) -> Result<(), StoreError> {
+    let mut qb = QueryBuilder::<Sqlite>::new(
+        "WITH u (sid, status, status_rank, error_code, error_message, account_sid, to_addr, \
+         from_addr, messaging_service_sid) AS (",
+    );
+    qb.push_values(rows, |mut b, w| {
+        let r = &w.row;
+        b.push_bind(w.sid.clone())
+            .push_bind(r.status.as_str().to_owned())
+            .push_bind(rank(&r.status))
+            .push_bind(r.error_code)
+            .push_bind(r.error_message.clone())
+            .push_bind(r.account_sid.clone())
+            .push_bind(r.to.clone())
+            .push_bind(r.from.clone())
+            .push_bind(r.service.clone());
+    });
+    // `SET (...) = (SELECT ... WHERE u.sid = sid)` over `sid IN (SELECT sid FROM u)`: each
+    // changed row is found through the primary key (an `UPDATE ... FROM u` join may scan the
+    // whole table instead).
+    qb.push(format!(
+        ") UPDATE {p}messages SET (status, status_rank, error_code, error_message, account_sid, \
+         to_addr, from_addr, messaging_service_sid) = (SELECT u.status, u.status_rank, \
+         u.error_code, u.error_message, u.account_sid, u.to_addr, u.from_addr, \
+         u.messaging_service_sid FROM u WHERE u.sid = {p}messages.sid), updated_at = "
+    ));
+    qb.push_bind(now_us);
+    qb.push(" WHERE sid IN (SELECT sid FROM u)");
+    qb.build().execute(&mut *conn).await.map_err(db_error)?;
+    Ok(())
+}
+
+/// Writes the feed rows of `changes`, in order; the new head when there were any.
+async fn insert_changes(
+    conn: &mut SqliteConnection,
+    p: &str,
+    changes: &[StatusChange],
+) -> Result<Option<u64>, StoreError> {
+    let mut head = None;
+    for chunk in changes.chunks(ROWS_PER_STATEMENT) {
+        let mut qb = QueryBuilder::<Sqlite>::new(format!(
+            "INSERT INTO {p}feed (sid, previous, current, error_code, source, at) "
+        ));
+        qb.push_values(chunk, |mut b, c| {
+            b.push_bind(c.sid.as_str().to_owned())
+                .push_bind(c.previous.as_ref().map(|s| s.as_str().to_owned()))
+                .push_bind(c.current.as_str().to_owned())
+                .push_bind(c.error_code.map(i64::from))
+                .push_bind(c.source.as_str())
+                .push_bind(micros_floor(c.at));
+        });
+        qb.push(" RETURNING position");
+        for row in qb.build().fetch_all(&mut *conn).await.map_err(db_error)? {
+            let position = to_position(row.try_get("position").map_err(db_error)?)?;
+            head = head.max(Some(position));
+        }
+    }
+    Ok(head)
+}
+
+/// `record_sent` inside the writer's transaction; the answer and the new feed head.
+pub(super) async fn record_sent(
+    sql: &Statements,
+    conn: &mut SqliteConnection,
+    sent: &SentMessage,
+) -> Result<(Applied, Option<u64>), StoreError> {
+    let previous: Option<String> = sqlx::query_scalar(AssertSqlSafe(sql.select_status.clone()))
+        .bind(sent.sid.as_str())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    let previous = previous.map(MessageStatus::from);
+    let now = OffsetDateTime::now_utc();
+    let returned: Option<String> = sqlx::query_scalar(AssertSqlSafe(sql.upsert_sent.clone()))
+        .bind(sent.sid.as_str())
+        .bind(sent.account_sid.as_ref().map(|s| s.as_str()))
+        .bind(sent.to.as_str())
+        .bind(sent.from.as_deref())
+        .bind(sent.messaging_service_sid.as_ref().map(|s| s.as_str()))
+        .bind(sent.body.as_deref())
+        .bind(sent.num_segments.map(i64::from))
+        .bind(sent.status.as_str())
+        .bind(rank(&sent.status))
+        .bind(micros_floor(sent.created_at))
+        .bind(micros_floor(now))
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_error)?;
+    let current = match (returned, &previous) {
+        (Some(s), _) => MessageStatus::from(s),
+        (None, Some(p)) => p.clone(),
+        (None, None) => {
+            return Err(StoreError::Corrupt(
+                "the upsert of a new message returned no row".into(),
+            ));
+        }
+    };
+    let applied = Applied::new(
+        transition(previous.as_ref(), &sent.status),
+        previous,
+        current,
+        false,
+    );
+    let changes: Vec<StatusChange> =
+        StatusChange::from_applied(&sent.sid, &applied, None, EventSource::Send)
+            .map(|mut c| {
+                c.at = now;
+                c
+            })
+            .into_iter()
+            .collect();
+    let head = insert_changes(conn, sql.prefix.as_str(), &changes).await?;
+    Ok((applied, head))
+}

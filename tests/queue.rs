@@ -1,0 +1,346 @@
+//! The webhook's write path: group commit, backpressure, the deadline, batch failures, and the
+//! account check, against a store that can be stalled and made to fail on purpose.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use common::*;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use time::OffsetDateTime;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use twilio_delivery::ids::MessageSid;
+use twilio_delivery::model::{Applied, HistoryEntry, MessageRecord, SentMessage, StatusEvent};
+use twilio_delivery::store::{ListQuery, Page, StatusStore, StoreError};
+use twilio_delivery::webhook::{StatusWebhook, WebhookError, WebhookRequest};
+use twilio_delivery::{AccountSid, MemoryStore, SignatureValidator};
+
+const BASE: &str = "https://hooks.example.com";
+const TARGET: &str = "/twilio/status";
+
+/// A memory store whose batch writes wait while the gate is closed, and fail when they hold
+/// the poisoned SID; it records the size of every batch.
+#[derive(Debug)]
+struct GatedStore {
+    inner: MemoryStore,
+    open: watch::Sender<bool>,
+    poison: Mutex<Option<MessageSid>>,
+    batches: Mutex<Vec<usize>>,
+}
+
+impl GatedStore {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            inner: MemoryStore::new(),
+            open: watch::Sender::new(true),
+            poison: Mutex::new(None),
+            batches: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn gate(&self, open: bool) {
+        self.open.send_replace(open);
+    }
+}
+
+#[async_trait]
+impl StatusStore for GatedStore {
+    async fn record_sent(&self, s: &SentMessage) -> Result<Applied, StoreError> {
+        self.inner.record_sent(s).await
+    }
+    async fn apply(&self, e: &StatusEvent) -> Result<Applied, StoreError> {
+        self.apply_batch(std::slice::from_ref(e))
+            .await
+            .map(|mut v| v.remove(0))
+    }
+    async fn apply_batch(&self, events: &[StatusEvent]) -> Result<Vec<Applied>, StoreError> {
+        self.batches.lock().unwrap().push(events.len());
+        let mut rx = self.open.subscribe();
+        let _ = rx.wait_for(|open| *open).await;
+        let poison = self.poison.lock().unwrap().clone();
+        if events.iter().any(|e| Some(&e.sid) == poison.as_ref()) {
+            return Err(StoreError::Unavailable("poisoned batch".into()));
+        }
+        self.inner.apply_batch(events).await
+    }
+    async fn get(&self, sid: &MessageSid) -> Result<Option<MessageRecord>, StoreError> {
+        self.inner.get(sid).await
+    }
+    async fn history(&self, sid: &MessageSid) -> Result<Vec<HistoryEntry>, StoreError> {
+        self.inner.history(sid).await
+    }
+    async fn pending_since(
+        &self,
+        f: OffsetDateTime,
+        t: OffsetDateTime,
+        n: u32,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        self.inner.pending_since(f, t, n).await
+    }
+    async fn list(&self, q: &ListQuery) -> Result<Page, StoreError> {
+        self.inner.list(q).await
+    }
+}
+
+fn request(n: u32, account: &str) -> (HeaderMap, String) {
+    let mut pairs = callback_pairs(&sid(n), "delivered", None);
+    for (k, v) in &mut pairs {
+        if k == "AccountSid" {
+            *v = account.to_owned();
+        }
+    }
+    let (body, sig) = signed(&format!("{BASE}{TARGET}"), &pairs);
+    let mut h = HeaderMap::new();
+    h.insert("x-twilio-signature", HeaderValue::from_str(&sig).unwrap());
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-www-form-urlencoded"),
+    );
+    (h, body)
+}
+
+/// Posts callback `n` and returns (status, Retry-After, error).
+async fn post(hook: &StatusWebhook, n: u32) -> (StatusCode, Option<String>, Option<WebhookError>) {
+    post_for(hook, n, ACCOUNT).await
+}
+
+async fn post_for(
+    hook: &StatusWebhook,
+    n: u32,
+    account: &str,
+) -> (StatusCode, Option<String>, Option<WebhookError>) {
+    let (h, body) = request(n, account);
+    let r = hook
+        .handle(WebhookRequest::new(
+            &Method::POST,
+            TARGET,
+            &h,
+            body.as_bytes(),
+        ))
+        .await;
+    let retry = r
+        .headers
+        .iter()
+        .find(|(k, _)| k == header::RETRY_AFTER)
+        .map(|(_, v)| v.to_str().unwrap().to_owned());
+    (r.status, retry, r.outcome.err())
+}
+
+fn hook(
+    store: Arc<dyn StatusStore>,
+    capacity: usize,
+    batch: usize,
+    deadline: Duration,
+) -> StatusWebhook {
+    StatusWebhook::builder(SignatureValidator::new(token()), store)
+        .public_url(BASE)
+        .queue_capacity(capacity)
+        .max_batch(batch)
+        .deadline(deadline)
+        .build()
+        .unwrap()
+}
+
+/// Waits until the store has seen `n` batches start.
+async fn batches_started(store: &GatedStore, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.batches.lock().unwrap().len() < n {
+        assert!(Instant::now() < deadline, "no batch started");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callbacks_arriving_during_a_commit_form_the_next_batch() {
+    let store = GatedStore::new();
+    let hook = hook(store.clone(), 64, 16, Duration::from_secs(10));
+    // An idle queue writes the first callback at once, alone.
+    assert_eq!(post(&hook, 0).await.0, StatusCode::NO_CONTENT);
+    store.gate(false);
+    let first = tokio::spawn({
+        let hook = hook.clone();
+        async move { post(&hook, 1).await.0 }
+    });
+    batches_started(&store, 2).await;
+    let rest: Vec<_> = (2..12)
+        .map(|n| {
+            let hook = hook.clone();
+            tokio::spawn(async move { post(&hook, n).await.0 })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    store.gate(true);
+    assert_eq!(first.await.unwrap(), StatusCode::NO_CONTENT);
+    for r in rest {
+        assert_eq!(r.await.unwrap(), StatusCode::NO_CONTENT);
+    }
+    let batches = store.batches.lock().unwrap().clone();
+    assert_eq!(&batches[..2], &[1, 1]);
+    assert_eq!(batches[2..].iter().sum::<usize>(), 10);
+    assert!(
+        batches.len() < 12,
+        "the waiting callbacks were batched: {batches:?}"
+    );
+    for n in 0..12 {
+        assert!(
+            store.get(&sid(n)).await.unwrap().is_some(),
+            "{n} answered 204 and stored"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_store_fills_the_queue_then_503_at_once_and_everything_204_is_stored() {
+    let store = GatedStore::new();
+    let hook = hook(store.clone(), 8, 4, Duration::from_secs(10));
+    store.gate(false);
+    // One batch in the store, eight callbacks in the queue.
+    let mut waiting = vec![tokio::spawn({
+        let hook = hook.clone();
+        async move { (0, post(&hook, 0).await.0) }
+    })];
+    batches_started(&store, 1).await;
+    for n in 1..=8 {
+        let hook = hook.clone();
+        waiting.push(tokio::spawn(async move { (n, post(&hook, n).await.0) }));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Everything beyond is refused at once, however many: memory stays bounded.
+    let started = Instant::now();
+    for n in 100..1100 {
+        let (status, retry, err) = post(&hook, n).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(retry.as_deref(), Some("5"));
+        assert!(matches!(err, Some(WebhookError::Overloaded)), "{err:?}");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "refused without waiting"
+    );
+    assert_eq!(
+        store.batches.lock().unwrap().len(),
+        1,
+        "nothing more reached the store"
+    );
+
+    store.gate(true);
+    let mut stored = 0;
+    for w in waiting {
+        let (n, status) = w.await.unwrap();
+        if status == StatusCode::NO_CONTENT {
+            assert!(
+                store.get(&sid(n)).await.unwrap().is_some(),
+                "{n}: 204 means stored"
+            );
+            stored += 1;
+        }
+    }
+    assert_eq!(stored, 9, "the queued callbacks were all written");
+    assert_eq!(
+        store
+            .inner
+            .list(&ListQuery::new().limit(1000))
+            .await
+            .unwrap()
+            .records
+            .len(),
+        9
+    );
+    // And the queue takes callbacks again.
+    assert_eq!(post(&hook, 2000).await.0, StatusCode::NO_CONTENT);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_slower_than_the_deadline_gets_503_within_it() {
+    let store = GatedStore::new();
+    let deadline = Duration::from_millis(300);
+    let hook = hook(store.clone(), 8, 4, deadline);
+    store.gate(false);
+    let started = Instant::now();
+    let (status, retry, err) = post(&hook, 1).await;
+    let took = started.elapsed();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(retry.as_deref(), Some("5"));
+    assert!(matches!(err, Some(WebhookError::Deadline(_))), "{err:?}");
+    assert!(
+        took >= deadline && took < deadline + Duration::from_secs(2),
+        "{took:?}"
+    );
+    store.gate(true);
+    // The store comes back: callbacks are answered again.
+    assert_eq!(post(&hook, 2).await.0, StatusCode::NO_CONTENT);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_batch_fails_exactly_its_callers() {
+    let store = GatedStore::new();
+    let hook = hook(store.clone(), 16, 8, Duration::from_secs(10));
+    *store.poison.lock().unwrap() = Some(sid(2));
+    store.gate(false);
+    let first = tokio::spawn({
+        let hook = hook.clone();
+        async move { post(&hook, 1).await.0 }
+    });
+    batches_started(&store, 1).await;
+    // 2 and 3 queue up behind 1 and go in one batch, which fails because of 2.
+    let second: Vec<_> = [2, 3]
+        .map(|n| {
+            let hook = hook.clone();
+            tokio::spawn(async move { post(&hook, n).await.0 })
+        })
+        .into_iter()
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    store.gate(true);
+    assert_eq!(first.await.unwrap(), StatusCode::NO_CONTENT);
+    for s in second {
+        assert_eq!(s.await.unwrap(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+    assert_eq!(
+        post(&hook, 4).await.0,
+        StatusCode::NO_CONTENT,
+        "the next batch is fine"
+    );
+    assert!(
+        store.get(&sid(3)).await.unwrap().is_none(),
+        "answered 503, not stored"
+    );
+    assert!(store.get(&sid(4)).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn callbacks_of_other_accounts_are_refused_when_an_account_is_configured() {
+    let other = format!("AC{:032x}", 99);
+    let store = Arc::new(MemoryStore::new());
+    let strict = StatusWebhook::builder(SignatureValidator::new(token()), store.clone())
+        .public_url(BASE)
+        .account_sid(AccountSid::new(ACCOUNT).unwrap())
+        .build()
+        .unwrap();
+    assert_eq!(
+        post_for(&strict, 1, ACCOUNT).await.0,
+        StatusCode::NO_CONTENT
+    );
+    let (status, _, err) = post_for(&strict, 2, &other).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(matches!(err, Some(WebhookError::Account)), "{err:?}");
+    assert!(store.get(&sid(2)).await.unwrap().is_none(), "untouched");
+
+    // Off by default without an account, and when turned off.
+    let open = StatusWebhook::builder(SignatureValidator::new(token()), store.clone())
+        .public_url(BASE)
+        .build()
+        .unwrap();
+    assert_eq!(post_for(&open, 3, &other).await.0, StatusCode::NO_CONTENT);
+    let off = StatusWebhook::builder(SignatureValidator::new(token()), store.clone())
+        .public_url(BASE)
+        .account_sid(AccountSid::new(ACCOUNT).unwrap())
+        .check_account_sid(false)
+        .build()
+        .unwrap();
+    assert_eq!(post_for(&off, 4, &other).await.0, StatusCode::NO_CONTENT);
+}
