@@ -835,7 +835,7 @@ mod sqlite {
             .fetch_all(again.pool())
             .await
             .unwrap();
-        assert_eq!(versions, vec![1, 2]);
+        assert_eq!(versions, vec![1, 2, 3]);
     }
 
     #[tokio::test]
@@ -968,7 +968,7 @@ mod pg {
                 let p = p.as_str();
                 self.exec(format!(
                     "DROP TABLE IF EXISTS {p}events, {p}messages, {p}migrations, {p}feed, {p}feed_head, \
-             {p}feed_cursors, {p}dead_letters, {p}leases CASCADE; \
+             {p}feed_cursors, {p}dead_letters, {p}leases, {p}opt_outs CASCADE; \
                      DROP FUNCTION IF EXISTS {p}boom();"
                 ))
                 .await;
@@ -1013,7 +1013,7 @@ mod pg {
         .fetch_all(store.pool())
         .await
         .unwrap();
-        assert_eq!(versions, vec![1, 2]);
+        assert_eq!(versions, vec![1, 2, 3]);
         db.cleanup().await;
     }
 

@@ -23,6 +23,7 @@ use crate::status::{Outcome, transition};
 pub struct MemoryStore {
     inner: Mutex<State>,
     wake: LocalWake,
+    opt_outs: crate::optout::MemoryOptOuts,
 }
 
 impl Default for MemoryStore {
@@ -30,6 +31,7 @@ impl Default for MemoryStore {
         Self {
             inner: Mutex::new(State::default()),
             wake: LocalWake::new(),
+            opt_outs: crate::optout::MemoryOptOuts::new(),
         }
     }
 }
@@ -383,5 +385,30 @@ impl FeedStore for MemoryStore {
 
     async fn wait_for_change(&self, after: u64, timeout: Duration) {
         self.wake.wait(after, timeout).await;
+    }
+}
+
+#[async_trait]
+impl crate::optout::OptOutList for MemoryStore {
+    async fn is_opted_out(&self, number: &str) -> Result<bool, crate::optout::OptOutError> {
+        self.opt_outs.is_opted_out(number).await
+    }
+
+    async fn opt_out(
+        &self,
+        number: &str,
+        source: crate::optout::OptOutSource,
+    ) -> Result<bool, crate::optout::OptOutError> {
+        self.opt_outs.opt_out(number, source).await
+    }
+
+    async fn opt_in(&self, number: &str) -> Result<bool, crate::optout::OptOutError> {
+        self.opt_outs.opt_in(number).await
+    }
+
+    async fn opt_outs(
+        &self,
+    ) -> Result<Vec<crate::optout::Suppression>, crate::optout::OptOutError> {
+        self.opt_outs.opt_outs().await
     }
 }

@@ -89,6 +89,11 @@ pub(crate) const SQLITE_MIGRATIONS: &[Migration] = &[
         name: "feed",
         ddl: include_str!("../../sql/sqlite/0002_feed.sql"),
     },
+    Migration {
+        version: 3,
+        name: "opt_outs",
+        ddl: include_str!("../../sql/sqlite/0003_opt_outs.sql"),
+    },
 ];
 
 /// The PostgreSQL schema steps, oldest first.
@@ -103,6 +108,11 @@ pub(crate) const POSTGRES_MIGRATIONS: &[Migration] = &[
         version: 2,
         name: "feed",
         ddl: include_str!("../../sql/postgres/0002_feed.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "opt_outs",
+        ddl: include_str!("../../sql/postgres/0003_opt_outs.sql"),
     },
 ];
 

@@ -23,6 +23,7 @@ use crate::status::MessageStatus;
 mod feed;
 mod lease;
 mod options;
+mod optout;
 mod write;
 
 use feed::PgWake;

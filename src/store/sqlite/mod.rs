@@ -25,6 +25,7 @@ use crate::status::MessageStatus;
 
 mod batch;
 mod feed;
+mod optout;
 mod writer;
 
 use writer::Writer;

@@ -1,0 +1,81 @@
+//! `PostgresStore` as an [`OptOutList`]: the `opt_outs` table, shared by every instance.
+
+use async_trait::async_trait;
+use sqlx::{AssertSqlSafe, Row as _};
+use time::OffsetDateTime;
+
+use super::PostgresStore;
+use crate::optout::{OptOutError, OptOutList, OptOutSource, Suppression};
+use crate::store::StoreError;
+use crate::store::sql::db_error;
+
+fn list_error(e: sqlx::Error) -> OptOutError {
+    OptOutError(Box::new(db_error(e)))
+}
+
+impl PostgresStore {
+    fn opt_out_table(&self) -> String {
+        format!("{}opt_outs", self.sql.prefix.as_str())
+    }
+}
+
+#[async_trait]
+impl OptOutList for PostgresStore {
+    async fn is_opted_out(&self, number: &str) -> Result<bool, OptOutError> {
+        let sql = format!("SELECT 1 FROM {} WHERE number = $1", self.opt_out_table());
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(number)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(list_error)?;
+        Ok(row.is_some())
+    }
+
+    async fn opt_out(&self, number: &str, source: OptOutSource) -> Result<bool, OptOutError> {
+        let sql = format!(
+            "INSERT INTO {} (number, source, since) VALUES ($1, $2, $3) ON CONFLICT (number) DO NOTHING",
+            self.opt_out_table()
+        );
+        let done = sqlx::query(AssertSqlSafe(sql))
+            .bind(number)
+            .bind(source.as_str())
+            .bind(OffsetDateTime::now_utc())
+            .execute(&self.pool)
+            .await
+            .map_err(list_error)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn opt_in(&self, number: &str) -> Result<bool, OptOutError> {
+        let sql = format!("DELETE FROM {} WHERE number = $1", self.opt_out_table());
+        let done = sqlx::query(AssertSqlSafe(sql))
+            .bind(number)
+            .execute(&self.pool)
+            .await
+            .map_err(list_error)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn opt_outs(&self) -> Result<Vec<Suppression>, OptOutError> {
+        let sql = format!(
+            "SELECT number, source, since FROM {} ORDER BY number",
+            self.opt_out_table()
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(list_error)?;
+        rows.iter()
+            .map(|row| {
+                let corrupt = |what: &str| {
+                    OptOutError(Box::new(StoreError::Corrupt(format!("opt_outs: {what}"))))
+                };
+                let number: String = row.try_get("number").map_err(|_| corrupt("number"))?;
+                let source: String = row.try_get("source").map_err(|_| corrupt("source"))?;
+                let since: OffsetDateTime = row.try_get("since").map_err(|_| corrupt("since"))?;
+                let source = OptOutSource::parse(&source).ok_or_else(|| corrupt("source"))?;
+                Ok(Suppression::new(number, source, since))
+            })
+            .collect()
+    }
+}
