@@ -265,6 +265,24 @@ impl InboundMessage {
         Self::from_pairs(form_urlencoded::parse(body).into_owned().collect())
     }
 
+    /// The message's record in a store: status `received`, `to` your number, `from` the
+    /// sender, the text and the SIDs ([`StatusStore::record_inbound`](crate::StatusStore::record_inbound)).
+    pub fn to_record(&self) -> crate::model::SentMessage {
+        let mut record = crate::model::SentMessage::new(
+            self.sid.clone(),
+            self.to.clone(),
+            crate::status::MessageStatus::Received,
+        );
+        record.account_sid.clone_from(&self.account_sid);
+        record.from = Some(self.from.clone());
+        record
+            .messaging_service_sid
+            .clone_from(&self.messaging_service_sid);
+        record.body = Some(self.body.clone());
+        record.num_segments = self.num_segments;
+        record
+    }
+
     /// What this message means for the sender's consent: Twilio's `OptOutType` when it sent
     /// one, else the default keywords read from the body.
     pub fn opt_out(&self) -> Option<OptOut> {

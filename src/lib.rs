@@ -74,6 +74,7 @@ pub mod feed;
 pub mod guard;
 pub mod ids;
 pub mod inbound;
+pub mod inbound_webhook;
 pub mod metrics;
 pub mod model;
 pub mod notify;

@@ -46,6 +46,7 @@ use super::shared::{
     body_error_response, guard_error, guard_response, read_limited, read_within, to_http,
 };
 use crate::guard::{ValidatedWebhook, WebhookGuard};
+use crate::inbound_webhook::{InboundResponse, InboundWebhook};
 use crate::webhook::{StatusWebhook, WebhookRequest};
 
 /// Registers the webhook on `path` for every method: `App::new().configure(configure(webhook,
@@ -190,4 +191,43 @@ impl actix_web::FromRequest for ValidatedWebhook {
             })
         })
     }
+}
+
+/// The incoming-message handler as a resource on `path` answering every method.
+pub fn inbound_resource(inbound: InboundWebhook, path: &str) -> Resource {
+    web::resource(path)
+        .app_data(web::Data::new(inbound))
+        .route(web::route().to(inbound_handler))
+}
+
+/// The incoming-message handler as an actix-web handler, with the [`InboundWebhook`]
+/// registered as `web::Data<InboundWebhook>`.
+pub async fn inbound_handler(
+    inbound: web::Data<InboundWebhook>,
+    request: HttpRequest,
+    body: web::Payload,
+) -> HttpResponse {
+    let method =
+        Method::from_bytes(request.method().as_str().as_bytes()).unwrap_or(Method::OPTIONS);
+    let headers = headers_to_http(request.headers());
+    let target = request.uri().path_and_query().map_or("", |pq| pq.as_str());
+    let guard = inbound.guard();
+    let limit = guard.body_limit();
+    let answer = match read_within(limit, guard.body_read_timeout(), &headers, body).await {
+        Ok(body) => inbound.handle(&method, target, &headers, &body).await,
+        Err(e) => InboundResponse::refused(&guard_error(e, limit)),
+    };
+    let status =
+        ActixStatus::from_u16(answer.status.as_u16()).unwrap_or(ActixStatus::INTERNAL_SERVER_ERROR);
+    let mut out = HttpResponse::build(status);
+    out.insert_header(("content-type", answer.content_type));
+    for (name, value) in &answer.headers {
+        if let (Ok(name), Ok(value)) = (
+            ActixName::from_bytes(name.as_str().as_bytes()),
+            ActixValue::from_bytes(value.as_bytes()),
+        ) {
+            out.append_header((name, value));
+        }
+    }
+    out.body(answer.body)
 }

@@ -48,6 +48,7 @@ use super::shared::{
     body_error_response, guard_error, guard_response, read_limited, read_within, to_http,
 };
 use crate::guard::{ValidatedWebhook, WebhookGuard};
+use crate::inbound_webhook::{InboundResponse, InboundWebhook};
 use crate::webhook::{StatusWebhook, WebhookRequest};
 
 /// A router answering every method on `path` with `webhook`; merge or nest it into the app's
@@ -161,4 +162,41 @@ where
                 guard_response(&e)
             })
     }
+}
+
+/// A router answering `path` with the incoming-message handler (every method reaches it, so
+/// other methods get its `405`).
+///
+/// # Panics
+/// As [`Router::route`] does, when `path` is not a valid axum path.
+pub fn inbound_router<S>(inbound: InboundWebhook, path: &str) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    Router::new()
+        .route(path, any(inbound_handler))
+        .with_state(inbound)
+}
+
+/// The incoming-message handler as an axum handler, for a state that gives an
+/// [`InboundWebhook`].
+pub async fn inbound_handler(State(inbound): State<InboundWebhook>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let uri = parts
+        .extensions
+        .get::<OriginalUri>()
+        .map_or(&parts.uri, |original| &original.0);
+    let target = uri.path_and_query().map_or("", |pq| pq.as_str());
+    let guard = inbound.guard();
+    let limit = guard.body_limit();
+    let stream = body.into_data_stream();
+    let answer = match read_within(limit, guard.body_read_timeout(), &parts.headers, stream).await {
+        Ok(body) => {
+            inbound
+                .handle(&parts.method, target, &parts.headers, &body)
+                .await
+        }
+        Err(e) => InboundResponse::refused(&guard_error(e, limit)),
+    };
+    answer.to_http().map(axum::body::Body::from)
 }

@@ -48,6 +48,7 @@ use super::shared::{
     body_error_response, guard_error, guard_response, read_limited, read_within, to_http,
 };
 use crate::guard::{GuardError, ValidatedWebhook, WebhookGuard};
+use crate::inbound_webhook::{InboundResponse, InboundWebhook};
 use crate::webhook::{StatusWebhook, WebhookRequest};
 
 /// The webhook on `path` (the rest of the path after any prefix filters), for every method.
@@ -200,4 +201,57 @@ pub async fn recover(rejection: Rejection) -> Result<Response, Rejection> {
         Some(Refused(error)) => Ok(guard_response(error)),
         None => Err(rejection),
     }
+}
+
+/// The incoming-message handler on `path` (the rest of the path after any prefix filters), for
+/// every method; other paths are rejected with warp's "not found".
+pub fn inbound_filter(
+    inbound: InboundWebhook,
+    path: &str,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
+    let path: Arc<str> = path.trim_start_matches('/').into();
+    let raw_query = warp::query::raw()
+        .map(Some)
+        .or(warp::any().map(|| None))
+        .unify();
+    warp::path::tail()
+        .and_then(move |tail: Tail| {
+            let matches = tail.as_str() == &*path;
+            async move {
+                if matches {
+                    Ok(())
+                } else {
+                    Err(warp::reject::not_found())
+                }
+            }
+        })
+        .untuple_one()
+        .and(warp::method())
+        .and(warp::path::full())
+        .and(raw_query)
+        .and(warp::header::headers_cloned())
+        .and(warp::body::stream())
+        .then(
+            move |method: Method,
+                  path: FullPath,
+                  query: Option<String>,
+                  headers: HeaderMap,
+                  body| {
+                let inbound = inbound.clone();
+                async move {
+                    let target = match query {
+                        Some(query) => format!("{}?{query}", path.as_str()),
+                        None => path.as_str().to_owned(),
+                    };
+                    let guard = inbound.guard();
+                    let limit = guard.body_limit();
+                    let answer =
+                        match read_within(limit, guard.body_read_timeout(), &headers, body).await {
+                            Ok(body) => inbound.handle(&method, &target, &headers, &body).await,
+                            Err(e) => InboundResponse::refused(&guard_error(e, limit)),
+                        };
+                    answer.to_http().map(Into::into)
+                }
+            },
+        )
 }

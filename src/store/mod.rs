@@ -313,6 +313,19 @@ pub trait StatusStore: fmt::Debug + Send + Sync + 'static {
     /// [`StoreError`] when the store cannot be read.
     async fn list(&self, query: &ListQuery) -> Result<Page, StoreError>;
 
+    /// Records an incoming message once per `MessageSid` (Twilio may deliver it again): the
+    /// first delivery creates its record with status `received` (a change, on the change feed),
+    /// a repeat changes nothing.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store cannot be written.
+    async fn record_inbound(
+        &self,
+        message: &crate::inbound::InboundMessage,
+    ) -> Result<Applied, StoreError> {
+        self.record_sent(&message.to_record()).await
+    }
+
     /// Tries to become the one holder of the reconciliation lock, so that of many app instances
     /// sharing this store only one polls Twilio at a time. `None`: another holder has it.
     /// The lock is released when the returned guard is dropped.
@@ -363,6 +376,12 @@ impl fmt::Debug for ReconcileLock {
 impl<S: StatusStore + ?Sized> StatusStore for Arc<S> {
     async fn record_sent(&self, sent: &SentMessage) -> Result<Applied, StoreError> {
         (**self).record_sent(sent).await
+    }
+    async fn record_inbound(
+        &self,
+        message: &crate::inbound::InboundMessage,
+    ) -> Result<Applied, StoreError> {
+        (**self).record_inbound(message).await
     }
     async fn apply(&self, event: &StatusEvent) -> Result<Applied, StoreError> {
         (**self).apply(event).await

@@ -1,0 +1,238 @@
+//! `InboundWebhook`: the framework-agnostic handler of Twilio's incoming-message webhook.
+//!
+//! For each request it checks the signature ([`WebhookGuard`]), parses the
+//! [`InboundMessage`], records it in the store once per `MessageSid` (a repeat delivery changes
+//! nothing and is not answered twice), applies STOP/START to the opt-out list, and answers with
+//! the TwiML your replier returns (`text/xml`; an empty `<Response/>` for "no reply"). Adapters
+//! mount it: `adapters::axum::inbound_router`, `adapters::actix_web::inbound_resource`,
+//! `adapters::warp::inbound_filter`.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use twilio_delivery::inbound_webhook::InboundWebhook;
+//! use twilio_delivery::twiml::{Message, MessagingResponse};
+//! use twilio_delivery::{AuthToken, MemoryStore, SignatureValidator, WebhookGuard};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let guard = WebhookGuard::builder(SignatureValidator::new(AuthToken::new("token")))
+//!     .public_url("https://app.example.com")
+//!     .build()?;
+//! let store = Arc::new(MemoryStore::new());
+//! let inbound = InboundWebhook::builder(guard, store.clone())
+//!     .opt_outs(store)
+//!     .reply(|message| async move {
+//!         MessagingResponse::new().message(Message::new(format!("got {} chars", message.body.len())))
+//!     })
+//!     .build();
+//! # let _ = inbound; Ok(()) }
+//! ```
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use http::{HeaderMap, Method, StatusCode};
+
+use crate::guard::{GuardError, WebhookGuard};
+use crate::inbound::{InboundMessage, OptOut};
+use crate::optout::OptOutList;
+use crate::store::StatusStore;
+use crate::twiml::{CONTENT_TYPE, MessagingResponse};
+
+type Replier = Arc<
+    dyn Fn(InboundMessage) -> Pin<Box<dyn Future<Output = MessagingResponse> + Send>> + Send + Sync,
+>;
+
+/// The incoming-message handler. Cheap to clone.
+#[derive(Clone)]
+pub struct InboundWebhook {
+    guard: WebhookGuard,
+    store: Arc<dyn StatusStore>,
+    opt_outs: Option<Arc<dyn OptOutList>>,
+    replier: Option<Replier>,
+}
+
+impl fmt::Debug for InboundWebhook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InboundWebhook")
+            .field("guard", &self.guard)
+            .field("store", &self.store)
+            .field("opt_outs", &self.opt_outs.is_some())
+            .field("replier", &self.replier.is_some())
+            .finish()
+    }
+}
+
+/// Builds an [`InboundWebhook`].
+#[must_use]
+pub struct InboundWebhookBuilder {
+    inner: InboundWebhook,
+}
+
+impl fmt::Debug for InboundWebhookBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+/// What the handler answered, for adapters to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundResponse {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The content type of [`body`](Self::body).
+    pub content_type: &'static str,
+    /// TwiML for a 200, a short reason otherwise.
+    pub body: String,
+    /// Extra headers (`WWW-Authenticate` with a 401, `Connection: close` after a slow body).
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+}
+
+impl InboundResponse {
+    fn twiml(reply: &MessagingResponse) -> Self {
+        Self {
+            status: StatusCode::OK,
+            content_type: CONTENT_TYPE,
+            body: reply.to_xml(),
+            headers: Vec::new(),
+        }
+    }
+
+    fn text(status: StatusCode, body: &'static str) -> Self {
+        Self {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            body: body.to_owned(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// The answer to a request the guard refused.
+    pub fn refused(error: &GuardError) -> Self {
+        Self {
+            headers: error.headers(),
+            ..Self::text(error.status_code(), error.body())
+        }
+    }
+
+    /// As an `http` response.
+    pub fn to_http(&self) -> http::Response<String> {
+        let mut response = http::Response::new(self.body.clone());
+        *response.status_mut() = self.status;
+        let headers = response.headers_mut();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static(self.content_type),
+        );
+        for (name, value) in &self.headers {
+            headers.append(name.clone(), value.clone());
+        }
+        response
+    }
+}
+
+impl InboundWebhook {
+    /// A handler that checks requests with `guard` and records messages in `store`.
+    pub fn builder(guard: WebhookGuard, store: Arc<dyn StatusStore>) -> InboundWebhookBuilder {
+        InboundWebhookBuilder {
+            inner: Self {
+                guard,
+                store,
+                opt_outs: None,
+                replier: None,
+            },
+        }
+    }
+
+    /// The guard (its body limit and deadline bound what adapters read).
+    pub fn guard(&self) -> &WebhookGuard {
+        &self.guard
+    }
+
+    /// Handles one request as received. Never panics on any input.
+    pub async fn handle(
+        &self,
+        method: &Method,
+        target: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> InboundResponse {
+        if method != Method::POST {
+            return InboundResponse::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+        }
+        let validated = match self.guard.check(method, target, headers, body) {
+            Ok(validated) => validated,
+            Err(error) => {
+                tracing::warn!(reason = %error, "incoming message refused");
+                return InboundResponse::refused(&error);
+            }
+        };
+        let message = match InboundMessage::from_pairs(validated.params) {
+            Ok(message) => message,
+            Err(error) => {
+                tracing::warn!(reason = %error, "incoming message refused: malformed");
+                return InboundResponse::text(
+                    StatusCode::BAD_REQUEST,
+                    "malformed incoming message\n",
+                );
+            }
+        };
+        let applied = match self.store.record_inbound(&message).await {
+            Ok(applied) => applied,
+            Err(error) => {
+                tracing::error!(error = %error, "incoming message not stored: store failed");
+                let mut response = InboundResponse::text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "temporarily unavailable\n",
+                );
+                response.headers.push((
+                    http::header::RETRY_AFTER,
+                    http::HeaderValue::from_static("5"),
+                ));
+                return response;
+            }
+        };
+        if let Some(list) = &self.opt_outs {
+            match list.apply_inbound(&message).await {
+                Ok(Some(OptOut::Stop)) => tracing::info!("incoming STOP: sender opted out"),
+                Ok(Some(OptOut::Start)) => tracing::info!("incoming START: sender opted in"),
+                Ok(_) => {}
+                Err(error) => tracing::error!(error = %error, "opt-out list not updated"),
+            }
+        }
+        // A repeat delivery of a message already recorded is not answered again.
+        if !applied.changed() {
+            return InboundResponse::twiml(&MessagingResponse::new());
+        }
+        let reply = match &self.replier {
+            Some(replier) => replier(message).await,
+            None => MessagingResponse::new(),
+        };
+        InboundResponse::twiml(&reply)
+    }
+}
+
+impl InboundWebhookBuilder {
+    /// Applies STOP/START (and Twilio's `OptOutType`) to `list`: use the same store.
+    pub fn opt_outs(mut self, list: Arc<dyn OptOutList>) -> Self {
+        self.inner.opt_outs = Some(list);
+        self
+    }
+
+    /// The reply to each new incoming message (not to repeat deliveries); without one, the
+    /// answer is an empty `<Response/>`. Keep it quick: Twilio waits for it.
+    pub fn reply<F, Fut>(mut self, replier: F) -> Self
+    where
+        F: Fn(InboundMessage) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = MessagingResponse> + Send + 'static,
+    {
+        self.inner.replier = Some(Arc::new(move |message| Box::pin(replier(message))));
+        self
+    }
+
+    /// The handler.
+    pub fn build(self) -> InboundWebhook {
+        self.inner
+    }
+}

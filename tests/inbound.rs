@@ -1,0 +1,197 @@
+//! Incoming messages end to end through the emulator, under each adapter: the emulator posts a
+//! signed incoming-message webhook, the app records it once (a redelivery changes nothing and
+//! publishes nothing), answers TwiML (which the emulator turns into a reply), and a STOP
+//! suppresses the sender so that the next send to it is refused without reaching Twilio.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use twilio_delivery::feed::FeedStore;
+use twilio_delivery::guard::WebhookGuard;
+use twilio_delivery::inbound_webhook::InboundWebhook;
+use twilio_delivery::optout::OptOutList;
+use twilio_delivery::twiml::{Message, MessagingResponse};
+use twilio_delivery::{
+    Client, Error, MemoryStore, MessageStatus, PublicEndpoint, SendMessage, SignatureValidator,
+    StatusStore, adapters,
+};
+use twilio_delivery_emulator::{Chaos, Emulator, EmulatorHandle, Inbound};
+
+const ALICE: &str = "+14155550123";
+const APP_NUMBER: &str = "+15005550006";
+
+#[derive(Debug, Clone, Copy)]
+enum Framework {
+    Axum,
+    ActixWeb,
+    Warp,
+}
+
+/// Serves the incoming-message handler at `/twilio/incoming` with `framework`.
+fn serve(framework: Framework, inbound: InboundWebhook, listener: std::net::TcpListener) {
+    std::thread::spawn(move || match framework {
+        Framework::ActixWeb => actix_web::rt::System::new().block_on(async move {
+            actix_web::HttpServer::new(move || {
+                actix_web::App::new().service(adapters::actix_web::inbound_resource(
+                    inbound.clone(),
+                    "/twilio/incoming",
+                ))
+            })
+            .workers(1)
+            .disable_signals()
+            .listen(listener)
+            .unwrap()
+            .run()
+            .await
+            .unwrap();
+        }),
+        other => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async move {
+                listener.set_nonblocking(true).unwrap();
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                if matches!(other, Framework::Axum) {
+                    let app: axum::Router =
+                        adapters::axum::inbound_router(inbound, "/twilio/incoming");
+                    axum::serve(listener, app).await.unwrap();
+                } else {
+                    let filter = adapters::warp::inbound_filter(inbound, "/twilio/incoming");
+                    warp::serve(filter).incoming(listener).run().await;
+                }
+            }),
+    });
+}
+
+async fn app(framework: Framework, emulator: &EmulatorHandle) -> (String, Arc<MemoryStore>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let endpoint = PublicEndpoint::new(&format!("http://{addr}"), "/twilio/incoming").unwrap();
+    let guard = WebhookGuard::builder(SignatureValidator::new(emulator.auth_token().clone()))
+        .endpoint(&endpoint)
+        .build()
+        .unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let list: Arc<dyn OptOutList> = store.clone();
+    let inbound = InboundWebhook::builder(guard, store.clone())
+        .opt_outs(list)
+        .reply(|message| async move {
+            if message.opt_out().is_some() {
+                return MessagingResponse::new();
+            }
+            MessagingResponse::new()
+                .message(Message::new(format!("Thanks, you said: {}", message.body)))
+        })
+        .build();
+    serve(framework, inbound, listener);
+    (endpoint.callback_url(), store)
+}
+
+async fn end_to_end(framework: Framework) {
+    let emulator = Emulator::builder()
+        .seed(5)
+        .chaos(Chaos::calm())
+        .start()
+        .await
+        .unwrap();
+    let (url, store) = app(framework, &emulator).await;
+
+    let first = emulator
+        .deliver_inbound(Inbound::new(&url, ALICE, APP_NUMBER, "Hello & <hi>"))
+        .await
+        .unwrap();
+    assert_eq!(first.status(), Some(200), "{framework:?}: {}", first.body);
+    assert!(
+        first
+            .content_type
+            .as_deref()
+            .is_some_and(|c| c.starts_with("text/xml"))
+    );
+    assert!(
+        first
+            .body
+            .contains("<Message>Thanks, you said: Hello &amp; &lt;hi&gt;</Message>"),
+        "{}",
+        first.body
+    );
+    assert_eq!(first.replies.len(), 1, "the emulator sent the TwiML reply");
+    assert_eq!(first.replies[0].to, ALICE);
+
+    // Twilio delivers again: the message stays recorded once and is not answered twice.
+    let again = emulator
+        .redeliver_inbound(&first.message_sid)
+        .await
+        .unwrap();
+    assert_eq!(again.status(), Some(200));
+    assert_eq!(
+        again.body,
+        r#"<?xml version="1.0" encoding="UTF-8"?><Response/>"#
+    );
+    let record = store.get(&first.message_sid).await.unwrap().unwrap();
+    assert_eq!(record.status, MessageStatus::Received);
+    assert_eq!(record.from.as_deref(), Some(ALICE));
+    assert_eq!(record.body.as_deref(), Some("Hello & <hi>"));
+    let changes = store.changes_after(0, 100).await.unwrap();
+    let mine: Vec<_> = changes
+        .iter()
+        .filter(|c| c.change.sid == first.message_sid)
+        .collect();
+    assert_eq!(mine.len(), 1, "{framework:?}: one change on the feed");
+
+    // STOP: suppressed; a send to Alice is refused before reaching the emulator.
+    let stop = emulator
+        .deliver_inbound(Inbound::new(&url, ALICE, APP_NUMBER, "STOP"))
+        .await
+        .unwrap();
+    assert_eq!(stop.status(), Some(200));
+    assert!(stop.replies.is_empty());
+    assert!(store.is_opted_out(ALICE).await.unwrap());
+    let client = Client::builder(
+        emulator.account_sid().clone(),
+        emulator.auth_token().clone(),
+    )
+    .base_url(emulator.base_url().parse().unwrap())
+    .opt_outs(store.clone())
+    .build()
+    .unwrap();
+    let before = emulator.truth().len();
+    let refused = client
+        .messages()
+        .create(&SendMessage::new(ALICE).from(APP_NUMBER).body("sale!"))
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, Error::OptedOut));
+    assert_eq!(
+        emulator.truth().len(),
+        before,
+        "nothing reached the emulator"
+    );
+
+    // A forged request is refused and records nothing.
+    let forged = reqwest::Client::new()
+        .post(url.split('#').next().unwrap())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-twilio-signature", "AAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+        .body("MessageSid=SM0123456789abcdef0123456789abcdef&From=%2B1&To=%2B2&Body=x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    emulator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_axum() {
+    end_to_end(Framework::Axum).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_actix_web() {
+    end_to_end(Framework::ActixWeb).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_warp() {
+    end_to_end(Framework::Warp).await;
+}
