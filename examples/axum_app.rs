@@ -2,12 +2,16 @@
 //!
 //! Two listeners:
 //! - **public** (`BIND_ADDR`, default `127.0.0.1:3000`; put it behind your tunnel or proxy):
-//!   only `POST /twilio/status`, the signed status webhook;
+//!   only Twilio's signed webhooks: `POST /twilio/status` (status callbacks) and
+//!   `POST /twilio/incoming` (incoming messages: set it as your number's messaging webhook);
 //! - **admin** (`ADMIN_ADDR`, default `127.0.0.1:3001`; keep it private): `POST /send` with
-//!   `{"to": "+15558675310", "body": "Hello"}`, `GET /messages/{sid}`, and `GET /status`, a live
-//!   page of recent messages.
+//!   `{"to": "+15558675310", "body": "Hello"}`, `GET /messages/{sid}`, `GET /status` (a live
+//!   page of recent messages) and `GET /metrics` (Prometheus).
 //!
-//! The reconciler polls Twilio for messages still not final after 15 minutes.
+//! Incoming messages are recorded once each and answered with TwiML; a STOP puts the sender on
+//! the store's opt-out list (START takes it off), and `/send` then refuses that recipient
+//! without calling Twilio. The reconciler polls Twilio for messages still not final after 15
+//! minutes.
 //!
 //! ```text
 //! TWILIO_ACCOUNT_SID=AC... TWILIO_AUTH_TOKEN=... TWILIO_FROM=+15017122661 \
@@ -34,12 +38,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 use shared::{AppError, Config, SendRequest, error, message_json, send_error};
+use twilio_delivery::inbound_webhook::InboundWebhook;
 use twilio_delivery::notify::Notifier;
+use twilio_delivery::optout::OptOutList;
 use twilio_delivery::reconcile::Reconciler;
 use twilio_delivery::store::StatusStore;
+use twilio_delivery::twiml::{Message, MessagingResponse};
 use twilio_delivery::webhook::StatusWebhook;
 use twilio_delivery::{
-    Client, MessageSid, PublicEndpoint, SendMessage, SignatureValidator, adapters, status_page,
+    Client, MessageSid, PublicEndpoint, SendMessage, SignatureValidator, WebhookGuard, adapters,
+    status_page,
 };
 
 /// What the admin routes share. Cheap to clone.
@@ -65,7 +73,11 @@ async fn main() -> ExitCode {
 
 async fn run() -> Result<(), Box<dyn Error>> {
     let config = Config::from_env()?;
-    let store = shared::open_store(&config.database_url).await?;
+    // The crate's metrics, rendered for Prometheus at the admin listener's /metrics.
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
+    let shared_store = shared::open_store(&config.database_url).await?;
+    let store: Arc<dyn StatusStore> = shared_store.clone();
+    let opt_outs: Arc<dyn OptOutList> = shared_store;
 
     // One endpoint: the StatusCallback URL sent to Twilio and the URL the webhook validates,
     // byte for byte. The recommended overrides make Twilio retry 5xx answers and timeouts.
@@ -82,7 +94,28 @@ async fn run() -> Result<(), Box<dyn Error>> {
     .account_sid(config.account_sid.clone())
     .build()?;
 
-    let mut client = Client::builder(config.account_sid.clone(), config.auth_token.clone());
+    // Incoming messages: recorded once, STOP/START applied, answered with TwiML.
+    let incoming = PublicEndpoint::new(&config.public_base_url, "/twilio/incoming")?;
+    let guard = WebhookGuard::builder(SignatureValidator::new(config.auth_token.clone()))
+        .endpoint(&incoming)
+        .build()?;
+    let inbound = InboundWebhook::builder(guard, store.clone())
+        .opt_outs(opt_outs.clone())
+        .reply(|message| async move {
+            match message.opt_out() {
+                // Twilio's Advanced Opt-Out answers these keywords itself.
+                Some(_) => MessagingResponse::new(),
+                None => MessagingResponse::new().message(Message::new(
+                    "Thanks, we got your message. Reply STOP to opt out.",
+                )),
+            }
+        })
+        .build();
+
+    // The client refuses recipients on the opt-out list, and adds those Twilio says (21610)
+    // unsubscribed.
+    let mut client =
+        Client::builder(config.account_sid.clone(), config.auth_token.clone()).opt_outs(opt_outs);
     if let Some(base) = &config.api_base {
         client = client.base_url(base.clone());
     }
@@ -94,7 +127,8 @@ async fn run() -> Result<(), Box<dyn Error>> {
         .build()?
         .spawn();
 
-    let public = adapters::axum::router(webhook, endpoint.path());
+    let public = adapters::axum::router(webhook, endpoint.path())
+        .merge(adapters::axum::inbound_router(inbound, incoming.path()));
     let state = AppState {
         client,
         store: store.clone(),
@@ -105,6 +139,10 @@ async fn run() -> Result<(), Box<dyn Error>> {
         .route("/send", post(send_route))
         .route("/messages/{sid}", get(message_route))
         .with_state(state)
+        .route(
+            "/metrics",
+            get(move || std::future::ready(metrics.render())),
+        )
         .nest("/status", status_page::router(store, notifier));
 
     let public_listener = tokio::net::TcpListener::bind(config.bind_addr).await?;

@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use twilio_delivery::model::{HistoryEntry, MessageRecord};
+use twilio_delivery::optout::OptOutList;
 use twilio_delivery::store::StatusStore;
 use twilio_delivery::{AccountSid, AuthToken};
 use url::Url;
@@ -96,9 +97,15 @@ pub(crate) fn init_tracing() {
     tracing_subscriber::fmt().with_env_filter(filter).init();
 }
 
+/// What the examples need of a store: message records and the opt-out list. Every store of
+/// the crate is both.
+pub(crate) trait Store: StatusStore + OptOutList {}
+
+impl<S: StatusStore + OptOutList> Store for S {}
+
 /// Opens the store `DATABASE_URL` names (`sqlite:...`, or `postgres://...` with the `postgres`
 /// feature) and creates its tables if needed.
-pub(crate) async fn open_store(database_url: &str) -> Result<Arc<dyn StatusStore>, Box<dyn Error>> {
+pub(crate) async fn open_store(database_url: &str) -> Result<Arc<dyn Store>, Box<dyn Error>> {
     if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
         #[cfg(feature = "postgres")]
         {
@@ -139,11 +146,13 @@ pub(crate) fn error(status: u16, message: impl std::fmt::Display) -> AppError {
     }
 }
 
-/// The answer to a failed send: 400 for a request refused locally, 422 when Twilio refused
-/// the message, 502 when Twilio could not be reached.
+/// The answer to a failed send: 400 for a request refused locally, 409 for a recipient who
+/// opted out, 422 when Twilio refused the message, 502 when Twilio could not be reached.
 pub(crate) fn send_error(e: twilio_delivery::Error) -> AppError {
     if matches!(e, twilio_delivery::Error::InvalidRequest { .. }) {
         error(400, e)
+    } else if matches!(e, twilio_delivery::Error::OptedOut) {
+        error(409, "the recipient opted out (STOP); nothing was sent")
     } else if e.http_status().is_some_and(|s| s < 500) {
         error(422, format_args!("twilio refused the message: {e}"))
     } else {

@@ -20,7 +20,7 @@ pub(crate) struct RowState {
     pub(crate) to: Option<String>,
     pub(crate) from: Option<String>,
     pub(crate) service: Option<String>,
-    /// The creation time, used only when the plan inserts the row.
+    /// The creation time: the stored one for an existing row, the time to store for a new one.
     pub(crate) created_at: OffsetDateTime,
 }
 

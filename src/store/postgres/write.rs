@@ -41,7 +41,7 @@ impl Writes {
         Self {
             lock_rows: format!(
                 "SELECT sid, status, error_code, error_message, account_sid, to_addr, from_addr, \
-                 messaging_service_sid FROM {p}messages WHERE sid = ANY($1) ORDER BY sid FOR UPDATE"
+                 messaging_service_sid, created_at FROM {p}messages WHERE sid = ANY($1) ORDER BY sid FOR UPDATE"
             ),
             batch: format!(
                 "WITH ins AS ( \
@@ -311,7 +311,7 @@ fn row_state(row: &PgRow) -> Result<RowState, sqlx::Error> {
         to: row.try_get("to_addr")?,
         from: row.try_get("from_addr")?,
         service: row.try_get("messaging_service_sid")?,
-        created_at: OffsetDateTime::UNIX_EPOCH,
+        created_at: row.try_get("created_at")?,
     })
 }
 

@@ -53,7 +53,10 @@ pub(super) async fn apply(
                         to: row.try_get("to_addr")?,
                         from: row.try_get("from_addr")?,
                         service: row.try_get("messaging_service_sid")?,
-                        created_at: OffsetDateTime::UNIX_EPOCH,
+                        created_at: OffsetDateTime::from_unix_timestamp_nanos(
+                            i128::from(row.try_get::<i64, _>("created_at")?) * 1000,
+                        )
+                        .unwrap_or(OffsetDateTime::UNIX_EPOCH),
                     },
                 ))
             })()
