@@ -47,6 +47,11 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<bool, Box<dyn Error>> {
+    // The crate's metrics, kept in memory for the summary at the end (an app would install a
+    // Prometheus or OpenTelemetry recorder instead).
+    let recorder = metrics_util::debugging::DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    recorder.install()?;
     // 1. A local Twilio, misbehaving the way the real one can: callbacks late, out of order,
     //    repeated, or never sent at all.
     let emulator = Emulator::builder()
@@ -165,16 +170,56 @@ async fn run() -> Result<bool, Box<dyn Error>> {
         started.elapsed().as_secs_f64(),
         db.display()
     );
+    print_metrics(&snapshotter);
     println!(
         "\nTo use real Twilio: set TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, TWILIO_FROM and \
          PUBLIC_BASE_URL (a URL Twilio can reach, e.g. a tunnel to this machine) and run\n  \
-         cargo run --example axum_app --features axum"
+         cargo run --example axum_app --features axum,sqlite,status-page"
     );
 
     reconciler.shutdown().await;
     server.abort();
     emulator.shutdown().await;
     Ok(converged == sent.len())
+}
+
+/// A few lines from the crate's metrics: callbacks by answer, real status changes by source,
+/// reconciler repairs and the median time from send to a final status.
+fn print_metrics(snapshotter: &metrics_util::debugging::Snapshotter) {
+    use metrics_util::debugging::DebugValue;
+    use twilio_delivery::metrics as names;
+    let mut callbacks = BTreeMap::new();
+    let mut changes = BTreeMap::new();
+    let mut repairs = 0;
+    let mut to_final = Vec::new();
+    for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+        let key = key.key();
+        let label = |name: &str| {
+            key.labels()
+                .find(|l| l.key() == name)
+                .map(|l| l.value().to_owned())
+                .unwrap_or_default()
+        };
+        match (key.name(), value) {
+            (names::CALLBACKS, DebugValue::Counter(n)) => {
+                *callbacks.entry(label("status")).or_insert(0) += n;
+            }
+            (names::TRANSITIONS, DebugValue::Counter(n)) => {
+                *changes.entry(label("source")).or_insert(0) += n;
+            }
+            (names::REPAIRS, DebugValue::Counter(n)) => repairs += n,
+            (names::SEND_TO_FINAL, DebugValue::Histogram(v)) => {
+                to_final.extend(v.into_iter().map(|x| x.into_inner()));
+            }
+            _ => {}
+        }
+    }
+    to_final.sort_by(f64::total_cmp);
+    let median = to_final.get(to_final.len() / 2).copied().unwrap_or(0.0);
+    println!(
+        "\nMetrics: callbacks answered {callbacks:?}; status changes by source {changes:?}; \
+         reconciler repairs {repairs}; median send-to-final {median:.1}s"
+    );
 }
 
 /// How many sent messages already match the emulator's truth, and a count per current status.

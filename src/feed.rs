@@ -372,9 +372,6 @@ impl Consumer {
                 crate::metrics::feed_lag(&self.name, 0);
                 return Ok(handled);
             };
-            if let Ok(head) = feed.head().await {
-                crate::metrics::feed_lag(&self.name, head.saturating_sub(at));
-            }
             let full = page.len() >= self.page as usize;
             for entry in page {
                 let position = entry.position;
@@ -395,6 +392,9 @@ impl Consumer {
                 handled += 1;
             }
             feed.advance(&self.name, last).await?;
+            if let Ok(head) = feed.head().await {
+                crate::metrics::feed_lag(&self.name, head.saturating_sub(last));
+            }
             if !full {
                 return Ok(handled);
             }
