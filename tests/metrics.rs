@@ -209,7 +209,7 @@ async fn every_documented_metric_moves_and_no_label_identifies_anyone() {
     assert_eq!(gauge(&seen, names::FEED_LAG), Some(0.0));
 
     // Bounded labels: no number, SID or URL anywhere.
-    for ((name, labels), _) in &seen {
+    for (name, labels) in seen.keys() {
         for (key, value) in labels {
             let identifying = value.contains('+')
                 || value.contains("://")
