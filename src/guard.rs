@@ -16,7 +16,9 @@ use base64::Engine as _;
 use http::{HeaderMap, Method, StatusCode, header};
 use subtle::ConstantTimeEq as _;
 
+use crate::accounts::KeyResolver;
 use crate::endpoint::PublicEndpoint;
+use crate::ids::AccountSid;
 use crate::signature::{
     PublicUrl, PublicUrlError, SignatureError, SignatureValidator, TrustedProxy, Verified,
 };
@@ -29,7 +31,7 @@ pub struct WebhookGuard {
 }
 
 struct Inner {
-    validator: SignatureValidator,
+    keys: Keys,
     public_url: PublicUrl,
     fragment: Option<String>,
     body_limit: usize,
@@ -40,7 +42,7 @@ struct Inner {
 impl fmt::Debug for WebhookGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebhookGuard")
-            .field("validator", &self.inner.validator)
+            .field("keys", &self.inner.keys)
             .field("public_url", &self.inner.public_url)
             .field("body_limit", &self.inner.body_limit)
             .field("body_read_timeout", &self.inner.body_read_timeout)
@@ -111,6 +113,9 @@ pub enum GuardError {
     /// The signature is missing or wrong (403).
     #[error("signature rejected")]
     Signature(#[source] SignatureError),
+    /// Keys are per account and the request names no account the app serves (403).
+    #[error("unknown account")]
+    UnknownAccount,
     /// The body is larger than the limit (413).
     #[error("body larger than {limit} bytes")]
     PayloadTooLarge {
@@ -130,7 +135,7 @@ impl GuardError {
     pub fn status_code(&self) -> StatusCode {
         match self {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::PublicUrl(_) | Self::Signature(_) => StatusCode::FORBIDDEN,
+            Self::PublicUrl(_) | Self::Signature(_) | Self::UnknownAccount => StatusCode::FORBIDDEN,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::BodyRead => StatusCode::BAD_REQUEST,
@@ -141,7 +146,7 @@ impl GuardError {
     pub fn body(&self) -> &'static str {
         match self {
             Self::Unauthorized => "unauthorized\n",
-            Self::PublicUrl(_) | Self::Signature(_) => "forbidden\n",
+            Self::PublicUrl(_) | Self::Signature(_) | Self::UnknownAccount => "forbidden\n",
             Self::PayloadTooLarge { .. } => "payload too large\n",
             Self::BodyTimeout => "request body not received in time\n",
             Self::BodyRead => "could not read request body\n",
@@ -179,7 +184,7 @@ impl WebhookGuard {
     /// Starts building a guard that checks signatures with `validator`.
     pub fn builder(validator: SignatureValidator) -> WebhookGuardBuilder {
         WebhookGuardBuilder {
-            validator,
+            keys: Keys::One(validator),
             public_url: None,
             fragment: None,
             body_limit: DEFAULT_BODY_LIMIT,
@@ -204,7 +209,7 @@ impl WebhookGuard {
     ///
     /// # Errors
     /// [`GuardError`] saying why the request is refused.
-    pub fn check(
+    pub async fn check(
         &self,
         method: &Method,
         target: &str,
@@ -223,20 +228,23 @@ impl WebhookGuard {
                 return Err(GuardError::Unauthorized);
             }
         }
+        let request = Request {
+            method,
+            target,
+            headers,
+            body,
+        };
         let verified = verify(
-            &inner.validator,
+            &inner.keys,
             &inner.public_url,
             inner.fragment.as_deref(),
-            Request {
-                method,
-                target,
-                headers,
-                body,
-            },
+            request,
         )
+        .await
         .map_err(|e| match e {
             Refusal::PublicUrl(e) => GuardError::PublicUrl(e),
             Refusal::Signature(e) => GuardError::Signature(e),
+            Refusal::UnknownAccount => GuardError::UnknownAccount,
         })?;
         let params = if is_form(headers) {
             form_urlencoded::parse(body).into_owned().collect()
@@ -259,18 +267,59 @@ pub(crate) struct Request<'a> {
 pub(crate) enum Refusal {
     PublicUrl(PublicUrlError),
     Signature(SignatureError),
+    /// Keys are per account and the request names none the app serves.
+    UnknownAccount,
+}
+
+/// Which keys check a request: one validator for all, or the keys of the account it names.
+#[derive(Debug, Clone)]
+pub(crate) enum Keys {
+    One(SignatureValidator),
+    PerAccount(Arc<dyn KeyResolver>),
+}
+
+impl Keys {
+    /// The validator for `request`.
+    async fn validator(&self, request: &Request<'_>) -> Result<SignatureValidator, Refusal> {
+        match self {
+            Keys::One(validator) => Ok(validator.clone()),
+            Keys::PerAccount(resolver) => {
+                let account = claimed_account(request).ok_or(Refusal::UnknownAccount)?;
+                resolver
+                    .validator(&account)
+                    .await
+                    .ok_or(Refusal::UnknownAccount)
+            }
+        }
+    }
+}
+
+/// The `AccountSid` a request names: in its form body, else in its query string.
+fn claimed_account(request: &Request<'_>) -> Option<AccountSid> {
+    let first = |pairs: form_urlencoded::Parse<'_>| {
+        pairs
+            .into_iter()
+            .find(|(k, _)| k == "AccountSid")
+            .and_then(|(_, v)| AccountSid::new(v.as_ref()).ok())
+    };
+    if is_form(request.headers) {
+        return first(form_urlencoded::parse(request.body));
+    }
+    let query = request.target.split_once('?').map(|(_, q)| q)?;
+    first(form_urlencoded::parse(query.as_bytes()))
 }
 
 /// Resolves the public URL of `request` and validates its signature there, then, when that
 /// fails and the endpoint has a connection-override fragment, with the fragment appended
 /// (Twilio does not document whether it signs it). Shared by [`WebhookGuard`] and the status
 /// webhook.
-pub(crate) fn verify(
-    validator: &SignatureValidator,
+pub(crate) async fn verify(
+    keys: &Keys,
     public_url: &PublicUrl,
     fragment: Option<&str>,
     request: Request<'_>,
 ) -> Result<Verified, Refusal> {
+    let validator = keys.validator(&request).await?;
     let Request {
         method,
         target,
@@ -309,7 +358,7 @@ pub(crate) fn is_form(headers: &HeaderMap) -> bool {
 #[derive(Debug)]
 #[must_use]
 pub struct WebhookGuardBuilder {
-    validator: SignatureValidator,
+    keys: Keys,
     public_url: Option<Result<PublicUrl, WebhookConfigError>>,
     fragment: Option<String>,
     body_limit: usize,
@@ -356,6 +405,14 @@ impl WebhookGuardBuilder {
         self
     }
 
+    /// Checks each request with the keys of the account it names (`AccountSid`), found by
+    /// `resolver` ([`AccountKeys`](crate::accounts::AccountKeys) or your own), instead of the
+    /// builder's validator: one endpoint for many accounts. Unknown accounts get 403.
+    pub fn accounts(mut self, resolver: Arc<dyn KeyResolver>) -> Self {
+        self.keys = Keys::PerAccount(resolver);
+        self
+    }
+
     /// Also require these HTTP Basic credentials (sent by Twilio when a Webhook Setting tells
     /// it to authenticate to the endpoint); missing or wrong ones are answered 401.
     pub fn basic_auth(mut self, credentials: BasicCredentials) -> Self {
@@ -378,7 +435,7 @@ impl WebhookGuardBuilder {
         }
         Ok(WebhookGuard {
             inner: Arc::new(Inner {
-                validator: self.validator,
+                keys: self.keys,
                 public_url,
                 fragment: self.fragment,
                 body_limit: self.body_limit,

@@ -161,7 +161,7 @@ impl InboundWebhook {
         if method != Method::POST {
             return InboundResponse::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
         }
-        let validated = match self.guard.check(method, target, headers, body) {
+        let validated = match self.guard.check(method, target, headers, body).await {
             Ok(validated) => validated,
             Err(error) => {
                 tracing::warn!(reason = %error, "incoming message refused");

@@ -64,6 +64,7 @@
 //! | `status-page` | `status_page`: a live HTML page of messages (axum) | no |
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod accounts;
 pub mod adapters;
 pub mod callback;
 pub mod client;

@@ -30,9 +30,10 @@ use std::time::Duration;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 
+use crate::accounts::KeyResolver;
 use crate::callback::{CallbackError, StatusCallback};
 use crate::endpoint::PublicEndpoint;
-use crate::guard::{Refusal, verify};
+use crate::guard::{Keys, Refusal, verify};
 use crate::ids::{AccountSid, MessageSid};
 use crate::model::{Applied, EventSource};
 use crate::notify::{Notifier, StatusChange};
@@ -260,7 +261,7 @@ pub struct StatusWebhook {
 }
 
 struct Inner {
-    validator: SignatureValidator,
+    keys: Keys,
     store: Arc<dyn StatusStore>,
     public_url: PublicUrl,
     /// The connection-override fragment of the endpoint's callback URL, tried second.
@@ -317,7 +318,7 @@ impl WriteSettings {
 impl fmt::Debug for StatusWebhook {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StatusWebhook")
-            .field("validator", &self.inner.validator)
+            .field("keys", &self.inner.keys)
             .field("store", &self.inner.store)
             .field("public_url", &self.inner.public_url)
             .field("body_limit", &self.inner.body_limit)
@@ -332,7 +333,7 @@ impl fmt::Debug for StatusWebhook {
 #[derive(Debug)]
 #[must_use]
 pub struct StatusWebhookBuilder {
-    validator: SignatureValidator,
+    keys: Keys,
     store: Arc<dyn StatusStore>,
     public_url: Option<Result<PublicUrl, WebhookConfigError>>,
     fragment: Option<String>,
@@ -349,7 +350,7 @@ impl StatusWebhook {
         store: Arc<dyn StatusStore>,
     ) -> StatusWebhookBuilder {
         StatusWebhookBuilder {
-            validator,
+            keys: Keys::One(validator),
             store,
             public_url: None,
             fragment: None,
@@ -441,14 +442,16 @@ impl StatusWebhook {
             body: req.body,
         };
         verify(
-            &inner.validator,
+            &inner.keys,
             &inner.public_url,
             inner.fragment.as_deref(),
             request,
         )
+        .await
         .map_err(|e| match e {
             Refusal::PublicUrl(e) => WebhookError::PublicUrl(e),
             Refusal::Signature(e) => WebhookError::Signature(e),
+            Refusal::UnknownAccount => WebhookError::Account,
         })?;
         let token = req
             .headers
@@ -525,6 +528,15 @@ impl StatusWebhookBuilder {
         self
     }
 
+    /// Checks each callback with the keys of the account it names (`AccountSid`), found by
+    /// `resolver` ([`AccountKeys`](crate::accounts::AccountKeys) or your own), instead of the
+    /// builder's validator: one endpoint serves many accounts and subaccounts, each with its own
+    /// token(s). A callback naming an account the resolver does not know is refused (403).
+    pub fn accounts(mut self, resolver: Arc<dyn KeyResolver>) -> Self {
+        self.keys = Keys::PerAccount(resolver);
+        self
+    }
+
     /// Any [`PublicUrl`]: e.g. [`PublicUrl::Fixed`] for one full URL, query included.
     pub fn public_url_with(mut self, public_url: PublicUrl) -> Self {
         self.public_url = Some(match &public_url {
@@ -576,7 +588,7 @@ impl StatusWebhookBuilder {
         }
         Ok(StatusWebhook {
             inner: Arc::new(Inner {
-                validator: self.validator,
+                keys: self.keys,
                 write: self.write.build(self.store.clone()),
                 store: self.store,
                 public_url,

@@ -185,10 +185,13 @@ impl actix_web::FromRequest for ValidatedWebhook {
             let body = read_within(limit, guard.body_read_timeout(), &headers, payload)
                 .await
                 .map_err(|e| refuse(guard_response(&guard_error(e, limit))))?;
-            guard.check(&method, target, &headers, &body).map_err(|e| {
-                tracing::warn!(reason = %e, "twilio webhook refused");
-                refuse(guard_response(&e))
-            })
+            guard
+                .check(&method, target, &headers, &body)
+                .await
+                .map_err(|e| {
+                    tracing::warn!(reason = %e, "twilio webhook refused");
+                    refuse(guard_response(&e))
+                })
         })
     }
 }

@@ -156,6 +156,7 @@ where
             .map_err(|e| guard_response(&guard_error(e, limit)))?;
         guard
             .check(&parts.method, target, &parts.headers, &body)
+            .await
             .map(TwilioForm)
             .map_err(|e| {
                 tracing::warn!(reason = %e, "twilio webhook refused");

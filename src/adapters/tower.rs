@@ -110,11 +110,13 @@ where
             let frames = body.into_data_stream();
             let read = read_within(limit, guard.body_read_timeout(), &parts.headers, frames).await;
             let target = parts.uri.path_and_query().map_or("", |pq| pq.as_str());
-            let checked = read.map_err(|e| guard_error(e, limit)).and_then(|body| {
-                guard
+            let checked = match read {
+                Ok(body) => guard
                     .check(&parts.method, target, &parts.headers, &body)
-                    .map(|validated| (validated, body))
-            });
+                    .await
+                    .map(|validated| (validated, body)),
+                Err(e) => Err(guard_error(e, limit)),
+            };
             let (validated, body) = match checked {
                 Ok(ok) => ok,
                 Err(error) => {

@@ -182,10 +182,13 @@ pub fn validated(
                     let body = read_within(limit, guard.body_read_timeout(), &headers, body)
                         .await
                         .map_err(|e| refused(guard_error(e, limit)))?;
-                    guard.check(&method, &target, &headers, &body).map_err(|e| {
-                        tracing::warn!(reason = %e, "twilio webhook refused");
-                        refused(e)
-                    })
+                    guard
+                        .check(&method, &target, &headers, &body)
+                        .await
+                        .map_err(|e| {
+                            tracing::warn!(reason = %e, "twilio webhook refused");
+                            refused(e)
+                        })
                 }
             },
         )
