@@ -78,6 +78,10 @@ struct MessageView {
     status: String,
     is_final: bool,
     error_code: Option<u32>,
+    /// `30003 (Unreachable destination handset)`: the code with Twilio's description.
+    error: Option<String>,
+    /// What to do about the error (`retry_later`, `opted_out`, ...).
+    error_class: Option<&'static str>,
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
     timeline: Vec<EventView>,
@@ -102,12 +106,15 @@ struct ChangeView {
 }
 
 fn view(record: MessageRecord, history: Vec<HistoryEntry>) -> MessageView {
+    let error = record.error();
     MessageView {
         sid: record.sid.to_string(),
         to: record.to,
         is_final: record.status.is_final(),
         status: record.status.to_string(),
         error_code: record.error_code,
+        error: error.map(|code| code.to_string()),
+        error_class: error.map(|code| code.class().as_str()),
         created_at: record.created_at,
         timeline: history
             .into_iter()
