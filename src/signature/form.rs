@@ -8,7 +8,7 @@ use std::cmp::Ordering;
 const KEEP_BYTES: usize = 64 * 1024;
 
 thread_local! {
-    static SCRATCH: RefCell<Form> = const { RefCell::new(Form::new()) };
+    static SCRATCH: RefCell<Form> = RefCell::default();
 }
 
 /// A form body decoded as `form_urlencoded::parse` decodes it (tested): split at `&` (empty
@@ -19,33 +19,25 @@ pub(crate) struct Form {
     /// lengthens a string); then, for a body that is not UTF-8 once decoded, each pair as
     /// `form_urlencoded` decodes it, and 16 zero bytes.
     bytes: Vec<u8>,
-    /// Each pair's key and value (start and end in `bytes`), in body order.
-    pairs: Vec<[usize; 4]>,
-    /// Each key's first 16 bytes, zero-padded, big-endian, in body order: where two differ,
-    /// they order the keys as their bytes do.
-    prefixes: Vec<u128>,
+    /// In body order, each key's first 16 bytes, zero-padded, as a big-endian number (where two
+    /// differ, they order the keys as the keys' bytes do), and where the key and the value are
+    /// in `bytes` (start, end, start, end).
+    pairs: Vec<(u128, [usize; 4])>,
     /// Indices of the distinct pairs, sorted.
     order: Vec<usize>,
+    /// The key prefixes that `order` sorts, when they were all different. A kind of callback
+    /// sends the same keys in the same order every time, and the same distinct prefixes sort
+    /// alike, so the next body with them keeps `order`.
+    sorted_for: Vec<u128>,
     /// The keys and values of the sorted pairs end to end: the string-to-sign after the URL.
     signed: Vec<u8>,
-    /// The `prefixes` that `order` sorts when they were all different, else empty. A kind of
-    /// callback sends the same keys in the same order every time, and the same distinct
-    /// prefixes sort alike, so the next body with them keeps `order`.
-    sorted_for: Vec<u128>,
 }
 
-impl Form {
-    const fn new() -> Self {
-        Self {
-            bytes: Vec::new(),
-            pairs: Vec::new(),
-            prefixes: Vec::new(),
-            order: Vec::new(),
-            signed: Vec::new(),
-            sorted_for: Vec::new(),
-        }
-    }
+/// A piece of the body being split: where it starts, its first `=`, whether its key and its
+/// value hold an escape (`%` or `+`).
+type Piece = (usize, Option<usize>, [bool; 2]);
 
+impl Form {
     /// Runs `f` once on `body` decoded in the thread's scratch space (request bytes only:
     /// nothing derived from a key is kept there).
     pub(crate) fn with<R>(body: &[u8], mut f: impl FnMut(&mut Form) -> R) -> R {
@@ -56,27 +48,25 @@ impl Form {
         let shared = SCRATCH.try_with(|cell| {
             let mut form = cell.try_borrow_mut().ok()?;
             let result = run(&mut form);
-            if form.bytes.capacity() + form.signed.capacity() > KEEP_BYTES
-                || form.order.capacity() > KEEP_BYTES / 64
-            {
-                *form = Form::new();
+            if form.bytes.capacity() + form.signed.capacity() + form.order.capacity() > KEEP_BYTES {
+                *form = Form::default();
             }
             Some(result)
         });
-        match shared {
-            Ok(Some(result)) => result,
-            // The thread's space is gone (thread exit) or in use: a fresh one.
-            _ => run(&mut Form::new()),
-        }
+        // The thread's space is gone (thread exit) or in use: a fresh one.
+        shared
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| run(&mut Form::default()))
     }
 
-    /// Decodes `body` and sorts its pairs by bytes.
+    /// Decodes `body`, sorts its pairs by bytes and lays them out.
     fn decode(&mut self, body: &[u8]) {
         self.bytes.clear();
         self.bytes.extend_from_slice(body);
         self.bytes.extend_from_slice(&[0; 16]);
         if std::str::from_utf8(body).is_err() || self.split(body).is_none() {
-            (self.pairs.clear(), self.prefixes.clear());
+            self.pairs.clear();
             for (key, value) in form_urlencoded::parse(body) {
                 let start = self.bytes.len();
                 self.bytes.extend_from_slice(key.as_bytes());
@@ -87,57 +77,49 @@ impl Form {
                 self.add([start, middle, middle, end]);
             }
         }
-        if self.prefixes.is_empty() || self.sorted_for != self.prefixes {
+        let prefixes = self.pairs.iter().map(|(prefix, _)| prefix);
+        if self.pairs.is_empty() || !prefixes.eq(&self.sorted_for) {
             self.sort();
         }
         self.lay_out();
     }
 
-    /// Splits a UTF-8 body, visiting its `&`, `=`, `%` and `+` found eight bytes at a time;
+    /// Splits a UTF-8 body, visiting its `&`, `=`, `%` and `+`, found eight bytes at a time;
     /// `None` when a decoded string is not UTF-8.
     fn split(&mut self, body: &[u8]) -> Option<()> {
-        (self.pairs.clear(), self.prefixes.clear());
+        self.pairs.clear();
         let (words, tail) = body.as_chunks::<8>();
         let mut last = [0u8; 8];
         last.get_mut(..tail.len())?.copy_from_slice(tail);
-        // The current piece: where it starts, its first `=`, whether its key and its value
-        // hold an escape (`%` or `+`).
-        let (mut start, mut eq, mut escaped) = (0, None, [false; 2]);
+        let mut piece: Piece = (0, None, [false; 2]);
         for (i, word) in words.iter().chain([&last]).enumerate() {
             let mut found = specials(u64::from_le_bytes(*word));
             while found != 0 {
                 let at = 8 * i + found.trailing_zeros() as usize / 8;
                 found &= found - 1;
-                match word.get(at % 8) {
-                    Some(b'&') => {
-                        self.piece(start, eq, escaped, at)?;
-                        (start, eq, escaped) = (at + 1, None, [false; 2]);
+                match (word.get(at % 8), &mut piece) {
+                    (Some(b'&'), _) => {
+                        self.piece(piece, at)?;
+                        piece = (at + 1, None, [false; 2]);
                     }
-                    Some(b'=') if eq.is_none() => eq = Some(at),
-                    Some(b'=') => {}
-                    _ => escaped[usize::from(eq.is_some())] = true,
+                    (Some(b'='), (_, eq @ None, _)) => *eq = Some(at),
+                    (Some(b'='), _) => {}
+                    (_, (_, eq, escaped)) => escaped[usize::from(eq.is_some())] = true,
                 }
             }
         }
-        self.piece(start, eq, escaped, body.len())
+        self.piece(piece, body.len())
     }
 
-    /// Records the piece `start..end` (its first `=` at `eq`) unless it is empty, decoding its
-    /// escaped key and value in place; `None` when one is not UTF-8 once decoded.
+    /// Records the piece ending at `end` unless it is empty, decoding its escaped key and
+    /// value in place; `None` when one is not UTF-8 once decoded.
     #[inline]
-    fn piece(
-        &mut self,
-        start: usize,
-        eq: Option<usize>,
-        escaped: [bool; 2],
-        end: usize,
-    ) -> Option<()> {
+    fn piece(&mut self, (start, eq, escaped): Piece, end: usize) -> Option<()> {
         if start == end {
             return Some(());
         }
         let key_end = eq.unwrap_or(end);
-        let value_start = (key_end + 1).min(end);
-        let mut pair = [start, key_end, value_start, end];
+        let mut pair = [start, key_end, (key_end + 1).min(end), end];
         for (at, escaped) in [1, 3].into_iter().zip(escaped) {
             if escaped {
                 let string = self.bytes.get_mut(pair[at - 1]..pair[at])?;
@@ -148,44 +130,38 @@ impl Form {
         Some(())
     }
 
-    /// Records a pair and its key's prefix (the 16 bytes from the key's start, which
-    /// `bytes` always has, cut to the key).
+    /// Records a pair and its key's prefix (from the 16 bytes at the key's start, which
+    /// `bytes` always has, the key's own).
     #[inline]
     fn add(&mut self, pair: [usize; 4]) {
         let [key, key_end, ..] = pair;
         let first = self.bytes.get(key..).and_then(<[u8]>::first_chunk::<16>);
         let len = u32::try_from(key_end.saturating_sub(key).min(16)).unwrap_or(16);
         let kept = !u128::MAX.checked_shr(8 * len).unwrap_or(0);
-        self.prefixes
-            .push(u128::from_be_bytes(first.copied().unwrap_or_default()) & kept);
-        self.pairs.push(pair);
+        let prefix = u128::from_be_bytes(first.copied().unwrap_or_default()) & kept;
+        self.pairs.push((prefix, pair));
     }
 
     /// Sorts the pairs by key prefix, then (only where two prefixes are equal) by key and
     /// value, and drops exact duplicates.
     fn sort(&mut self) {
-        let Self {
-            bytes,
-            pairs,
-            prefixes,
-            order,
-            sorted_for,
-            ..
-        } = self;
-        order.clear();
-        order.extend(0..pairs.len());
-        order.sort_unstable_by_key(|&i| prefixes.get(i));
-        sorted_for.clear();
-        if order
+        let prefix = |i: &usize| self.pairs.get(*i).map(|(prefix, _)| *prefix);
+        self.order.clear();
+        self.order.extend(0..self.pairs.len());
+        self.order.sort_unstable_by_key(prefix);
+        self.sorted_for.clear();
+        if self
+            .order
             .windows(2)
-            .all(|w| matches!(w, [a, b] if prefixes.get(*a) != prefixes.get(*b)))
+            .all(|w| matches!(w, [a, b] if prefix(a) != prefix(b)))
         {
-            sorted_for.extend_from_slice(prefixes);
+            self.sorted_for
+                .extend(self.pairs.iter().map(|(prefix, _)| prefix));
             return;
         }
-        let pair = |i: &usize| strings(bytes, pairs.get(*i));
-        order.sort_unstable_by(|a, b| pair(a).cmp(&pair(b)));
-        order.dedup_by(|a, b| pair(a) == pair(b));
+        let pair = |i: &usize| strings(&self.bytes, self.pairs.get(*i));
+        self.order.sort_unstable_by(|a, b| pair(a).cmp(&pair(b)));
+        self.order.dedup_by(|a, b| pair(a) == pair(b));
     }
 
     /// Lays out the keys and values of the sorted pairs end to end.
@@ -207,37 +183,29 @@ impl Form {
     /// that is code points (twilio-python); `false` when that changes nothing. The two orders
     /// differ only where a character above U+FFFF meets one from U+E000 to U+FFFF.
     pub(crate) fn sort_by_utf16(&mut self) -> bool {
-        let Self {
-            bytes,
-            pairs,
-            order,
-            ..
-        } = self;
-        let pair = |i: &usize| strings(bytes, pairs.get(*i));
+        let pair = |i: &usize| strings(&self.bytes, self.pairs.get(*i));
         let cmp = |a: &usize, b: &usize| {
             let ((a_key, a_value), (b_key, b_value)) = (pair(a), pair(b));
             utf16_cmp(a_key, b_key).then_with(|| utf16_cmp(a_value, b_value))
         };
-        if order.is_sorted_by(|a, b| cmp(a, b).is_le()) {
+        if self.signed.is_ascii() || self.order.is_sorted_by(|a, b| cmp(a, b).is_le()) {
             return false;
         }
-        order.sort_unstable_by(cmp);
+        self.order.sort_unstable_by(cmp);
         self.sorted_for.clear();
         self.lay_out();
         true
     }
 }
 
-/// Decodes an escaped string in place: its decoded length, `None` when the decoded bytes are not
-/// UTF-8.
+/// Decodes an escaped string in place: its decoded length, `None` when the decoded bytes are
+/// not UTF-8.
 fn unescape(string: &mut [u8]) -> Option<usize> {
     let (mut read, mut write, mut high) = (0, 0, 0);
     loop {
         let rest = string.get(read..)?;
-        let plain = rest
-            .iter()
-            .position(|b| matches!(b, b'%' | b'+'))
-            .unwrap_or(rest.len());
+        let plain = rest.iter().position(|b| matches!(b, b'%' | b'+'));
+        let plain = plain.unwrap_or(rest.len());
         string.copy_within(read..read + plain, write);
         (read, write) = (read + plain, write + plain);
         let hex = |at: usize| string.get(at).and_then(|d| char::from(*d).to_digit(16));
@@ -258,8 +226,8 @@ fn unescape(string: &mut [u8]) -> Option<usize> {
 }
 
 /// The key and the value of a pair.
-fn strings<'a>(bytes: &'a [u8], pair: Option<&[usize; 4]>) -> (&'a [u8], &'a [u8]) {
-    let [key, key_end, value, value_end] = pair.copied().unwrap_or_default();
+fn strings<'a>(bytes: &'a [u8], pair: Option<&(u128, [usize; 4])>) -> (&'a [u8], &'a [u8]) {
+    let [key, key_end, value, value_end] = pair.map(|(_, at)| *at).unwrap_or_default();
     let part = |from: usize, to: usize| bytes.get(from..to).unwrap_or_default();
     (part(key, key_end), part(value, value_end))
 }
@@ -278,8 +246,7 @@ fn specials(word: u64) -> u64 {
 /// 4-byte sequence (above U+FFFF: a surrogate, `D800`..`DFFF`, in UTF-16) and of a 3-byte one
 /// from U+E000 (`EE`, `EF`): UTF-16 puts the surrogate first.
 fn utf16_cmp(a: &[u8], b: &[u8]) -> Ordering {
-    let first_difference = a.iter().zip(b).find(|(x, y)| x != y);
-    match first_difference {
+    match a.iter().zip(b).find(|(x, y)| x != y) {
         Some((&x, &y)) if x >= 0xF0 && (0xEE..0xF0).contains(&y) => Ordering::Less,
         Some((&x, &y)) if y >= 0xF0 && (0xEE..0xF0).contains(&x) => Ordering::Greater,
         _ => a.cmp(b),

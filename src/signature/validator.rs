@@ -14,9 +14,6 @@ use super::{Algorithm, ConfigError, SETTINGS_HEADER, SIGNATURE_HEADER, Signature
 use super::{UrlCandidate, body_sha256_hex, settings};
 use crate::secret::AuthToken;
 
-const SIGNATURE: HeaderName = HeaderName::from_static(SIGNATURE_HEADER);
-const SETTINGS: HeaderName = HeaderName::from_static(SETTINGS_HEADER);
-
 /// Which part of the request the signature covers, chosen from the method and the content type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -35,17 +32,12 @@ pub enum SigningMode {
 impl SigningMode {
     /// The mode for a request; never decided by whether the URL contains `bodySHA256`.
     pub fn of(method: &Method, content_type: Option<&[u8]>, body: &[u8]) -> Self {
-        if *method == Method::GET || *method == Method::HEAD {
-            return if body.is_empty() {
-                Self::UrlOnly
-            } else {
-                Self::BodyHash
-            };
-        }
-        match content_type {
-            Some(value) if is_form(value) => Self::Form,
+        let bodiless = *method == Method::GET || *method == Method::HEAD;
+        match (bodiless, content_type, body.is_empty()) {
+            (true, _, true) => Self::UrlOnly,
+            (false, Some(value), _) if is_form(value) => Self::Form,
             // Nothing to cover: the official libraries check it as a form without parameters.
-            None if body.is_empty() => Self::Form,
+            (false, None, true) => Self::Form,
             _ => Self::BodyHash,
         }
     }
@@ -54,14 +46,11 @@ impl SigningMode {
 /// `application/x-www-form-urlencoded`, any case, parameters (`; charset=utf-8`) ignored.
 fn is_form(content_type: &[u8]) -> bool {
     const FORM: &[u8] = b"application/x-www-form-urlencoded";
-    if content_type == FORM {
-        return true;
-    }
     let essence = content_type
         .split(|b| *b == b';')
         .next()
         .unwrap_or_default();
-    essence.trim_ascii().eq_ignore_ascii_case(FORM)
+    content_type == FORM || essence.trim_ascii().eq_ignore_ascii_case(FORM)
 }
 
 /// A request to validate, described by its parts (use
@@ -115,9 +104,7 @@ impl<'a> SignedRequest<'a> {
 
 impl fmt::Debug for SignedRequest<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fn text(v: Option<&[u8]>) -> Option<Cow<'_, str>> {
-            v.map(String::from_utf8_lossy)
-        }
+        let text = |v: Option<&[u8]>| v.map(|v| String::from_utf8_lossy(v).into_owned());
         f.debug_struct("SignedRequest")
             .field("method", self.method)
             .field("url", &self.url)
@@ -164,19 +151,10 @@ impl Verified {
 ///
 /// Cheap to clone (the keys are shared); `Debug` shows key ids and algorithms, never key bytes.
 /// See the [module documentation](super) for what is checked.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct SignatureValidator {
     keys: Arc<[Key]>,
     variants: Stripped,
-}
-
-impl fmt::Debug for SignatureValidator {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SignatureValidator")
-            .field("keys", &self.keys)
-            .field("variants", &self.variants)
-            .finish()
-    }
 }
 
 /// The id given to the key of [`SignatureValidator::new`].
@@ -193,10 +171,12 @@ impl SignatureValidator {
             tracing::warn!("empty auth token: every webhook signature will be rejected");
         }
         let mac = KeyedMac::new(Algorithm::HmacSha1, token).filter(|_| !token.is_empty());
-        let id = Arc::from(PRIMARY_KEY_ID);
-        let keys = mac.map(|mac| Key { id, mac }).into_iter().collect();
+        let key = mac.map(|mac| Key {
+            id: Arc::from(PRIMARY_KEY_ID),
+            mac,
+        });
         Self {
-            keys,
+            keys: key.into_iter().collect(),
             variants: Stripped::NONE,
         }
     }
@@ -225,24 +205,23 @@ impl SignatureValidator {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<Verified, SignatureError> {
+        const SIGNATURE: HeaderName = HeaderName::from_static(SIGNATURE_HEADER);
+        const SETTINGS: HeaderName = HeaderName::from_static(SETTINGS_HEADER);
         let mut request = SignedRequest::new(method, url, body);
         // One pass over the headers (cheaper than three hashed lookups for a webhook's dozen).
         for (name, value) in headers {
-            let (slot, header) = if *name == http::header::CONTENT_TYPE {
-                (&mut request.content_type, "content-type")
-            } else if *name == SIGNATURE {
-                (&mut request.signature, SIGNATURE_HEADER)
-            } else if *name == SETTINGS {
-                (&mut request.settings, SETTINGS_HEADER)
-            } else {
-                continue;
-            };
-            match slot {
-                Some(seen) if *seen != value.as_bytes() => {
-                    return Err(SignatureError::AmbiguousHeaders { header });
+            let (slot, header) = match name {
+                _ if *name == http::header::CONTENT_TYPE => {
+                    (&mut request.content_type, "content-type")
                 }
-                _ => *slot = Some(value.as_bytes()),
+                _ if *name == SIGNATURE => (&mut request.signature, SIGNATURE_HEADER),
+                _ if *name == SETTINGS => (&mut request.settings, SETTINGS_HEADER),
+                _ => continue,
+            };
+            if slot.is_some_and(|seen| seen != value.as_bytes()) {
+                return Err(SignatureError::AmbiguousHeaders { header });
             }
+            *slot = Some(value.as_bytes());
         }
         self.validate(&request)
     }
@@ -268,20 +247,16 @@ impl SignatureValidator {
         let tag = decode_signature(header, algorithm, &mut buf)?;
         let keys = self.select(algorithm, named.map(|(id, _)| id))?;
         let mode = SigningMode::of(request.method, request.content_type, request.body);
-        let url = request.url;
+        let find = |params: &[u8]| self.find(keys, algorithm, request.url, params, tag);
         let found = match mode {
+            SigningMode::UrlOnly => find(&[]),
+            // Only where the UTF-16 order differs from the bytes': a second string-to-sign.
             SigningMode::Form => Form::with(request.body, |form| {
-                let found = self.find(keys, algorithm, url, form.signed(), tag);
-                // Only when the UTF-16 order differs: a second string-to-sign.
-                found.or_else(|| match form.sort_by_utf16() {
-                    true => self.find(keys, algorithm, url, form.signed(), tag),
-                    false => None,
-                })
+                find(form.signed()).or_else(|| form.sort_by_utf16().then(|| find(form.signed()))?)
             }),
-            SigningMode::UrlOnly => self.find(keys, algorithm, url, &[], tag),
             SigningMode::BodyHash => {
-                let expected = body_sha256(url).ok_or(SignatureError::BodyHashMissing)?;
-                let found = self.find(keys, algorithm, url, &[], tag);
+                let expected = body_sha256(request.url).ok_or(SignatureError::BodyHashMissing)?;
+                let found = find(&[]);
                 if found.is_some() && expected.as_bytes() != body_sha256_hex(request.body) {
                     return Err(SignatureError::BodyHashMismatch);
                 }
@@ -305,9 +280,7 @@ impl SignatureValidator {
         if !self.keys.iter().any(|k| k.mac.algorithm() == algorithm) {
             return Err(SignatureError::NoKeyForAlgorithm(algorithm));
         }
-        let Some(id) = id else {
-            return Ok(&self.keys);
-        };
+        let Some(id) = id else { return Ok(&self.keys) };
         let named = self
             .keys
             .iter()
@@ -345,47 +318,33 @@ fn decode_signature<'b>(
     algorithm: Algorithm,
     buf: &'b mut [u8; 48],
 ) -> Result<&'b [u8], SignatureError> {
-    let malformed = |reason| SignatureError::Malformed { reason };
-    if header.is_empty() {
-        return Err(malformed("empty"));
-    }
-    if header.len() > 44 {
-        return Err(malformed("wrong length"));
-    }
-    let engine = base64::engine::general_purpose::STANDARD;
-    let len = engine
-        .decode_slice(header, buf)
-        .map_err(|_| malformed("not base64"))?;
-    let tag = buf.get(..len).unwrap_or_default();
-    if len == algorithm.output_len() {
-        Ok(tag)
-    } else {
-        Err(malformed("wrong length for the algorithm"))
+    let malformed = |reason| Err(SignatureError::Malformed { reason });
+    let decoded = base64::engine::general_purpose::STANDARD.decode_slice(header, buf);
+    match decoded.map(|len| buf.get(..len)) {
+        _ if header.is_empty() => malformed("empty"),
+        _ if header.len() > 44 => malformed("wrong length"),
+        Ok(Some(tag)) if tag.len() == algorithm.output_len() => Ok(tag),
+        Ok(_) => malformed("wrong length for the algorithm"),
+        Err(_) => malformed("not base64"),
     }
 }
 
-/// The `bodySHA256` query value as the official libraries read it: the first one, decoded
-/// (as `form_urlencoded` decodes; URL-encoded query pairs are split the same way).
+/// The `bodySHA256` query value as the official libraries read it: the first one, decoded as
+/// `form_urlencoded` decodes (`+` as a space, `%XX` as a byte, invalid UTF-8 replaced).
 fn body_sha256(url: &str) -> Option<Cow<'_, str>> {
-    let before_fragment = url.split('#').next().unwrap_or_default();
-    let (_, query) = before_fragment.split_once('?')?;
+    fn decode(text: &str) -> Cow<'_, str> {
+        if !text.as_bytes().contains(&b'%') && !text.as_bytes().contains(&b'+') {
+            return Cow::Borrowed(text);
+        }
+        let spaced = text.replace('+', " ");
+        let decoded = percent_encoding::percent_decode_str(&spaced).decode_utf8_lossy();
+        Cow::Owned(decoded.into_owned())
+    }
+    let (_, query) = url.split('#').next()?.split_once('?')?;
     query.split('&').find_map(|pair| {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         (decode(name) == "bodySHA256").then(|| decode(value))
     })
-}
-
-/// A query name or value decoded: `+` as a space, `%XX` as a byte, invalid UTF-8 replaced.
-fn decode(text: &str) -> Cow<'_, str> {
-    if !text.contains(['%', '+']) {
-        return Cow::Borrowed(text);
-    }
-    let spaced = text.replace('+', " ");
-    Cow::Owned(
-        percent_encoding::percent_decode_str(&spaced)
-            .decode_utf8_lossy()
-            .into_owned(),
-    )
 }
 
 /// Builds a [`SignatureValidator`] with several keys and opt-in URL variants.
@@ -453,19 +412,21 @@ impl SignatureValidatorBuilder {
         }
         let mut keys: Vec<Key> = Vec::with_capacity(self.keys.len());
         for (id, algorithm, secret) in self.keys {
-            if id.is_empty() {
-                return Err(ConfigError::EmptyKeyId);
-            }
-            if keys.iter().any(|k| *k.id == *id) {
-                return Err(ConfigError::DuplicateKeyId(id));
-            }
             let mac =
                 KeyedMac::new(algorithm, secret.bytes()).filter(|_| !secret.bytes().is_empty());
-            let mac = mac.ok_or_else(|| ConfigError::EmptySecret(id.clone()))?;
-            keys.push(Key { id: id.into(), mac });
+            match mac {
+                _ if id.is_empty() => return Err(ConfigError::EmptyKeyId),
+                _ if keys.iter().any(|k| *k.id == *id) => {
+                    return Err(ConfigError::DuplicateKeyId(id));
+                }
+                None => return Err(ConfigError::EmptySecret(id)),
+                Some(mac) => keys.push(Key { id: id.into(), mac }),
+            }
         }
-        let (keys, variants) = (keys.into(), self.variants);
-        Ok(SignatureValidator { keys, variants })
+        Ok(SignatureValidator {
+            keys: keys.into(),
+            variants: self.variants,
+        })
     }
 }
 
