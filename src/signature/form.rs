@@ -294,6 +294,59 @@ mod tests {
         }
     }
 
+    /// What `signed` should be: the reference pairs end to end.
+    fn reference_signed(body: &[u8]) -> Vec<u8> {
+        let pairs = reference(body).into_iter().flat_map(|(k, v)| [k, v]);
+        pairs.flatten().collect()
+    }
+
+    #[test]
+    fn keys_sharing_sixteen_bytes_or_ending_in_nul_sort_by_bytes() {
+        for body in [
+            &b"SharedPrefix0123Zulu=1&SharedPrefix0123Alpha=2&SharedPrefix0123=3&A=4"[..],
+            b"ab%00=1&ab=2&ab%00%00=3&ab=1&ab%00=1",
+            b"MessageStatus=b&MessageSid=a&MessageS=c&MessageS%00=d&MessageS=%00",
+        ] {
+            assert_eq!(
+                signed(body),
+                reference_signed(body),
+                "{:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn the_sorted_order_is_kept_only_for_the_same_distinct_key_prefixes() {
+        let mut form = Form::default();
+        let mut check = |body: &str| {
+            form.decode(body.as_bytes());
+            assert_eq!(form.signed(), reference_signed(body.as_bytes()), "{body:?}");
+            !form.sorted_for.is_empty()
+        };
+        let callback =
+            "MessageSid=SM1&SmsSid=SM1&From=%2B1&To=%2B2&MessageStatus=sent&ApiVersion=v";
+        assert!(check(callback));
+        // Same keys in the same order, other values: the kept order.
+        assert!(check(
+            "MessageSid=SM9&SmsSid=SM8&From=7&To=6&MessageStatus=x&ApiVersion="
+        ));
+        // Other orders, one key fewer or more, duplicates, shared prefixes, nothing.
+        assert!(check(
+            "To=%2B2&From=%2B1&ApiVersion=v&MessageStatus=sent&SmsSid=SM1&MessageSid=SM1"
+        ));
+        assert!(check(
+            "To=%2B2&From=%2B1&ApiVersion=v&MessageStatus=sent&SmsSid=SM1"
+        ));
+        assert!(check(&format!("{callback}&Body=hi")));
+        assert!(!check("b=2&a=1&b=1&a=1"));
+        assert!(!check("b=2&a=1&b=1&a=1"));
+        assert!(check("b=2&a=1"));
+        assert!(!check("SharedPrefix0123Zulu=1&SharedPrefix0123Alpha=2"));
+        assert!(!check(""));
+        assert!(check("b=2&a=1"));
+    }
+
     #[test]
     fn scratch_in_use_falls_back_to_a_fresh_one() {
         let (outer, inner) = Form::with(b"b=2&a=1", |form| {
@@ -357,6 +410,31 @@ mod tests {
         )) {
             let want: Vec<u8> = reference(&body).into_iter().flat_map(|(k, v)| [k, v]).flatten().collect();
             proptest::prop_assert_eq!(signed(&body), want);
+        }
+
+        #[test]
+        fn a_reused_scratch_space_matches_form_urlencoded(bodies in proptest::collection::vec(
+            proptest::collection::vec(
+                (
+                    proptest::sample::select(vec![
+                        "MessageSid", "MessageStatus", "SmsSid", "To", "", "a%00",
+                        "SharedPrefix0123", "SharedPrefix0123X", "SharedPrefix0123Y",
+                    ]),
+                    proptest::sample::select(vec!["", "1", "2", "+1415", "a b"]),
+                ),
+                0..8,
+            ),
+            1..8,
+        )) {
+            let mut form = Form::default();
+            for pairs in &bodies {
+                let body = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
+                // Twice in a row: the second decoding may keep the first one's order.
+                for _ in 0..2 {
+                    form.decode(body.as_bytes());
+                    proptest::prop_assert_eq!(form.signed(), reference_signed(body.as_bytes()));
+                }
+            }
         }
 
         #[test]
