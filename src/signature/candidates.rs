@@ -92,10 +92,13 @@ pub(crate) fn after_as_given(
     let parts = parse(url);
     // The variants that change this URL (stripping something absent would repeat a candidate).
     let usable = parts.map_or(0, |p| {
-        let applicable = u8::from(!p[1].is_empty()) * CREDENTIALS
-            | u8::from(p[4] == "/") * TRAILING_SLASH
-            | u8::from(!p[6].is_empty()) * FRAGMENT;
-        variants.bits & applicable
+        let applicable = [
+            (!p[1].is_empty(), CREDENTIALS),
+            (p[4] == "/", TRAILING_SLASH),
+            (!p[6].is_empty(), FRAGMENT),
+        ];
+        let bits = applicable.iter().filter(|(on, _)| *on);
+        bits.fold(0, |all, (_, bit)| all | bit) & variants.bits
     });
     let masks = VARIANT_ORDER.into_iter().filter(move |m| usable & m == *m);
     let steps = std::iter::once((0, true)).chain(masks.flat_map(|m| [(m, false), (m, true)]));

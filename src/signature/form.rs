@@ -202,18 +202,15 @@ impl Form {
 /// not UTF-8.
 fn unescape(string: &mut [u8]) -> Option<usize> {
     let (mut read, mut write, mut high) = (0, 0, 0);
-    loop {
-        let rest = string.get(read..)?;
-        let plain = rest.iter().position(|b| matches!(b, b'%' | b'+'));
-        let plain = plain.unwrap_or(rest.len());
-        string.copy_within(read..read + plain, write);
-        (read, write) = (read + plain, write + plain);
+    while let Some(&byte) = string.get(read) {
         let hex = |at: usize| string.get(at).and_then(|d| char::from(*d).to_digit(16));
-        let (byte, len) = match (string.get(read), hex(read + 1), hex(read + 2)) {
-            (None, ..) => break,
-            (Some(b'+'), ..) => (b' ', 1),
-            (Some(b'%'), Some(hi), Some(lo)) => (u8::try_from(hi << 4 | lo).ok()?, 3),
-            (Some(other), ..) => (*other, 1),
+        let (byte, len) = match byte {
+            b'+' => (b' ', 1),
+            b'%' => match (hex(read + 1), hex(read + 2)) {
+                (Some(hi), Some(lo)) => (u8::try_from(hi << 4 | lo).ok()?, 3),
+                _ => (b'%', 1),
+            },
+            _ => (byte, 1),
         };
         *string.get_mut(write)? = byte;
         (read, write, high) = (read + len, write + 1, high | byte);
@@ -235,9 +232,10 @@ fn strings<'a>(bytes: &'a [u8], pair: Option<&(u128, [usize; 4])>) -> (&'a [u8],
 /// Bit 7 of each byte of `word` that is `&`, `=`, `%` or `+`, no other bit.
 fn specials(word: u64) -> u64 {
     const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const LOW7: u64 = ONES * 0x7F;
     // Bit 7 of a byte is set exactly where the byte of `x` is zero (no carry crosses bytes).
-    let zero = |x: u64| !((x & 0x7F * ONES).wrapping_add(0x7F * ONES) | x | 0x7F * ONES);
-    let found = [b'&', b'=', b'%', b'+'].map(|b| zero(word ^ u64::from(b) * ONES));
+    let zero = |x: u64| !((x & LOW7).wrapping_add(LOW7) | x | LOW7);
+    let found = [b'&', b'=', b'%', b'+'].map(|b| zero(word ^ (ONES * u64::from(b))));
     found.iter().fold(0, |all, one| all | one)
 }
 

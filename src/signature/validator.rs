@@ -437,42 +437,23 @@ mod tests {
     #[test]
     fn modes() {
         let form: &[u8] = b"Application/X-WWW-Form-URLEncoded ; charset=UTF-8";
-        let cases: [(Method, Option<&[u8]>, &[u8], SigningMode); 10] = [
-            (Method::POST, Some(form), b"a=1", SigningMode::Form),
-            (Method::POST, Some(form), b"", SigningMode::Form),
-            (Method::GET, None, b"", SigningMode::UrlOnly),
-            (Method::HEAD, Some(form), b"", SigningMode::UrlOnly),
-            (Method::GET, Some(form), b"a=1", SigningMode::BodyHash),
-            (
-                Method::POST,
-                Some(b"application/json"),
-                b"{}",
-                SigningMode::BodyHash,
-            ),
-            (Method::POST, None, b"a=1", SigningMode::BodyHash),
-            (
-                Method::POST,
-                Some(b"application/x-www-form-urlencodedx"),
-                b"",
-                SigningMode::BodyHash,
-            ),
-            // No content type and no body: a form without parameters, as the official
-            // libraries check it (it was `BodyHash` before).
-            (Method::POST, None, b"", SigningMode::Form),
-            (
-                Method::POST,
-                Some(b"application/json"),
-                b"",
-                SigningMode::BodyHash,
-            ),
-        ];
-        for (method, content_type, body, want) in cases {
-            assert_eq!(
-                SigningMode::of(&method, content_type, body),
-                want,
-                "{method} {content_type:?}"
-            );
-        }
+        let json: &[u8] = b"application/json";
+        let (get, post) = (&Method::GET, &Method::POST);
+        let of = SigningMode::of;
+        assert_eq!(of(post, Some(form), b"a=1"), SigningMode::Form);
+        assert_eq!(of(post, Some(form), b""), SigningMode::Form);
+        assert_eq!(of(get, None, b""), SigningMode::UrlOnly);
+        assert_eq!(of(&Method::HEAD, Some(form), b""), SigningMode::UrlOnly);
+        assert_eq!(of(get, Some(form), b"a=1"), SigningMode::BodyHash);
+        assert_eq!(of(post, Some(json), b"{}"), SigningMode::BodyHash);
+        assert_eq!(of(post, Some(json), b""), SigningMode::BodyHash);
+        assert_eq!(of(post, None, b"a=1"), SigningMode::BodyHash);
+        let almost: &[u8] = b"application/x-www-form-urlencodedx";
+        assert_eq!(of(post, Some(almost), b""), SigningMode::BodyHash);
+        // No content type and no body: a form without parameters, as the official libraries
+        // check it (it was `BodyHash` before issue 13).
+        assert_eq!(of(post, None, b""), SigningMode::Form);
+        assert_eq!(of(&Method::PUT, None, b""), SigningMode::Form);
     }
 
     #[test]
