@@ -595,74 +595,94 @@ fn hmac_sha256_round_trip_with_settings_header() {
         .sha256_key("KS-2026", shared)
         .build()
         .unwrap();
-    let mut h = headers(Some(FORM), Some(&sig));
-    h.insert(
-        "x-twilio-webhooks-signature-settings",
-        HeaderValue::from_static("key=KS-2026,algorithm=HMAC_SHA256"),
-    );
-    let got = v
-        .validate_http(&Method::POST, URL, &h, body.as_bytes())
-        .unwrap();
+    let with_settings = |v: &SignatureValidator, settings: &'static str| {
+        let mut h = headers(Some(FORM), Some(&sig));
+        h.insert(
+            "x-twilio-webhooks-signature-settings",
+            HeaderValue::from_static(settings),
+        );
+        v.validate_http(&Method::POST, URL, &h, body.as_bytes())
+    };
+    let got = with_settings(&v, "key=KS-2026,algorithm=HMAC_SHA256").unwrap();
     assert_eq!(got.algorithm(), Algorithm::HmacSha256);
     assert_eq!(got.key_id(), "KS-2026");
-    // Without the header the signature's length selects the algorithm.
-    let got = post_form(&v, URL, &body, &sig).unwrap();
-    assert_eq!(got.algorithm(), Algorithm::HmacSha256);
-    // An unknown key id in the header falls back to every key of the algorithm.
-    h.insert(
-        "x-twilio-webhooks-signature-settings",
-        HeaderValue::from_static("key=other,algorithm=hmac-sha256"),
-    );
-    assert!(
-        v.validate_http(&Method::POST, URL, &h, body.as_bytes())
-            .is_ok()
-    );
-    // A header announcing SHA-1 with a SHA-256-sized signature.
-    h.insert(
-        "x-twilio-webhooks-signature-settings",
-        HeaderValue::from_static("algorithm=HMAC_SHA1"),
-    );
+    assert_eq!(got.candidate(), UrlCandidate::AsGiven);
+    // Changed (issue 13): without the header the signature is HMAC-SHA1, whatever its length
+    // (the algorithm used to be guessed from it).
     assert!(matches!(
-        v.validate_http(&Method::POST, URL, &h, body.as_bytes()),
+        post_form(&v, URL, &body, &sig),
         Err(SignatureError::Malformed { .. })
     ));
-    h.insert(
-        "x-twilio-webhooks-signature-settings",
-        HeaderValue::from_static("algorithm=HMAC_SHA512"),
+    // Changed (issue 13): an id that no SHA-256 key has is a rejection (it used to fall back to
+    // every key of the algorithm), and only Twilio's spelling of the algorithm is read.
+    assert_eq!(
+        with_settings(&v, "key=other,algorithm=HMAC_SHA256"),
+        Err(SignatureError::UnknownKey)
     );
     assert_eq!(
-        v.validate_http(&Method::POST, URL, &h, body.as_bytes()),
-        Err(SignatureError::UnsupportedAlgorithm)
+        with_settings(&v, "key=primary,algorithm=HMAC_SHA256"),
+        Err(SignatureError::UnknownKey)
     );
-    // The same bytes as an HMAC-SHA1 key do not validate a SHA-256 signature, and a validator
-    // without SHA-256 keys says so.
+    for other in [
+        "key=KS-2026,algorithm=hmac-sha256",
+        "key=KS-2026,algorithm=HMAC_SHA1",
+        "key=KS-2026,algorithm=HMAC_SHA512",
+    ] {
+        assert_eq!(
+            with_settings(&v, other),
+            Err(SignatureError::UnsupportedAlgorithm),
+            "{other}"
+        );
+    }
+    for other in [
+        "algorithm=HMAC_SHA256",
+        "algorithm=HMAC_SHA256,key=KS-2026",
+        "",
+    ] {
+        assert!(
+            matches!(
+                with_settings(&v, other),
+                Err(SignatureError::InvalidSettings { .. })
+            ),
+            "{other}"
+        );
+    }
+    // A validator without SHA-256 keys says so when the header announces one.
     assert_eq!(
-        post_form(&validator(), URL, &body, &sig),
+        with_settings(&validator(), "key=KS-2026,algorithm=HMAC_SHA256"),
         Err(SignatureError::NoKeyForAlgorithm(Algorithm::HmacSha256))
     );
-    // The header naming a key narrows the keys tried to that one.
+    // The header naming a key selects that one.
     let two = SignatureValidator::builder()
         .sha256_key("a", shared)
         .sha256_key("b", b"another-secret".as_slice())
         .build()
         .unwrap();
-    h.insert(
-        "x-twilio-webhooks-signature-settings",
-        HeaderValue::from_static("key=b,algorithm=HMAC_SHA256"),
-    );
     assert_eq!(
-        two.validate_http(&Method::POST, URL, &h, body.as_bytes()),
+        with_settings(&two, "key=b,algorithm=HMAC_SHA256"),
         Err(SignatureError::Mismatch)
     );
-    h.insert(
-        "x-twilio-webhooks-signature-settings",
-        HeaderValue::from_static("key=a,algorithm=HMAC_SHA256"),
-    );
     assert_eq!(
-        two.validate_http(&Method::POST, URL, &h, body.as_bytes())
+        with_settings(&two, "key=a,algorithm=HMAC_SHA256")
             .unwrap()
             .key_id(),
         "a"
+    );
+    // An HMAC-SHA1 signature with the header is the wrong length for the announced algorithm.
+    let sha1_sig = sign(&AuthToken::new(TOKEN), URL, &pairs);
+    let mut h = headers(Some(FORM), Some(&sha1_sig));
+    h.insert(
+        "x-twilio-webhooks-signature-settings",
+        HeaderValue::from_static("key=KS-2026,algorithm=HMAC_SHA256"),
+    );
+    assert!(matches!(
+        v.validate_http(&Method::POST, URL, &h, body.as_bytes()),
+        Err(SignatureError::Malformed { .. })
+    ));
+    // A validator of SHA-256 keys only has no key for a request without the header.
+    assert_eq!(
+        post_form(&two, URL, &body, &sha1_sig),
+        Err(SignatureError::NoKeyForAlgorithm(Algorithm::HmacSha1))
     );
 }
 

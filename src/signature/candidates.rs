@@ -1,8 +1,8 @@
-//! URL candidates: the URL as given, its port toggled, and the opt-in variants, by string surgery.
+//! URL candidates: the port toggled and the opt-in variants, cut from the URL as given.
 //!
-//! Nothing here parses the URL into a model: the URL is cut into borrowed pieces around its
-//! authority and candidates are sequences of those pieces, so the host's case, the path and the
-//! query's encoding and order stay exactly as given.
+//! Nothing here parses the URL into a model: it is cut into borrowed pieces around its
+//! authority and a candidate is a sequence of those pieces, so the host's case, the path and
+//! the query's encoding and order stay exactly as given.
 
 /// How a candidate's port differs from the URL given to the validator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -22,46 +22,24 @@ pub struct Stripped {
     bits: u8,
 }
 
-const CREDENTIALS: u8 = 1;
-const TRAILING_SLASH: u8 = 2;
-const FRAGMENT: u8 = 4;
+pub(crate) const CREDENTIALS: u8 = 1;
+pub(crate) const TRAILING_SLASH: u8 = 2;
+pub(crate) const FRAGMENT: u8 = 4;
 
 /// Variant combinations, fewest changes first.
-const VARIANT_ORDER: [u8; 7] = [
-    CREDENTIALS,
-    TRAILING_SLASH,
-    FRAGMENT,
-    CREDENTIALS | TRAILING_SLASH,
-    CREDENTIALS | FRAGMENT,
-    TRAILING_SLASH | FRAGMENT,
-    CREDENTIALS | TRAILING_SLASH | FRAGMENT,
-];
+const VARIANT_ORDER: [u8; 7] = [1, 2, 4, 1 | 2, 1 | 4, 2 | 4, 1 | 2 | 4];
 
 impl Stripped {
     pub(crate) const NONE: Self = Self { bits: 0 };
 
+    /// With `bit` set or cleared.
     pub(crate) fn with(self, bit: u8, on: bool) -> Self {
-        if on {
-            Self {
-                bits: self.bits | bit,
-            }
+        let bits = if on {
+            self.bits | bit
         } else {
-            Self {
-                bits: self.bits & !bit,
-            }
-        }
-    }
-
-    pub(crate) fn with_credentials(self, on: bool) -> Self {
-        self.with(CREDENTIALS, on)
-    }
-
-    pub(crate) fn with_trailing_slash(self, on: bool) -> Self {
-        self.with(TRAILING_SLASH, on)
-    }
-
-    pub(crate) fn with_fragment(self, on: bool) -> Self {
-        self.with(FRAGMENT, on)
+            self.bits & !bit
+        };
+        Self { bits }
     }
 
     /// `user:pass@` was removed from the authority.
@@ -78,10 +56,6 @@ impl Stripped {
     pub fn fragment(self) -> bool {
         self.bits & FRAGMENT != 0
     }
-
-    fn contains(self, other: u8) -> bool {
-        self.bits & other == other
-    }
 }
 
 /// Which form of the URL produced the matching signature.
@@ -90,7 +64,8 @@ impl Stripped {
 pub enum UrlCandidate {
     /// The URL exactly as given.
     AsGiven,
-    /// The URL with the scheme's default port added (`:443` for https, `:80` for http).
+    /// The URL with the scheme's default port added (`:443` for https and wss, `:80` for http
+    /// and ws, `:21` for ftp).
     PortAdded,
     /// The URL with its port removed (a non-standard port too).
     PortRemoved,
@@ -103,112 +78,97 @@ pub enum UrlCandidate {
     },
 }
 
-/// A URL cut around its authority; every piece is a slice of the original string.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct UrlParts<'a> {
-    /// `https://`, the separator included.
-    scheme: &'a str,
-    /// `user:pass@`, the `@` included, or empty.
-    userinfo: &'a str,
-    /// `example.com` or `[::1]`.
-    host: &'a str,
-    /// `:8443`, the `:` included, or empty.
-    port: &'a str,
-    /// `/path`, or empty.
-    path: &'a str,
-    /// `?a=1`, the `?` included, or empty.
-    query: &'a str,
-    /// `#f`, the `#` included, or empty.
-    fragment: &'a str,
-}
+/// A candidate URL as consecutive pieces: scheme with `://`, `user:pass@`, host, `:port`, path,
+/// `?query`, `#fragment` (any of them empty).
+pub(crate) type Pieces<'a> = [&'a str; 7];
 
-impl<'a> UrlParts<'a> {
-    /// Splits `url`; `None` when it has no recognisable `scheme://authority` (then only the URL
-    /// as given is a candidate).
-    pub(crate) fn parse(url: &'a str) -> Option<Self> {
-        // Byte scans: every delimiter is ASCII, so each index found is a char boundary.
-        let bytes = url.as_bytes();
-        let scheme_len = bytes
-            .iter()
-            .position(|&b| !(b.is_ascii_alphanumeric() || b == b'+' || b == b'-' || b == b'.'))?;
-        let starts_alpha = bytes.first().is_some_and(u8::is_ascii_alphabetic);
-        if !starts_alpha || bytes.get(scheme_len..scheme_len + 3) != Some(b"://") {
-            return None;
-        }
-        let (scheme, rest) = url.split_at_checked(scheme_len + 3)?;
-        let auth_end = position(rest, |b| matches!(b, b'/' | b'?' | b'#')).unwrap_or(rest.len());
-        let (authority, after) = rest.split_at_checked(auth_end)?;
-        let (before_fragment, fragment) =
-            after.split_at_checked(position(after, |b| b == b'#').unwrap_or(after.len()))?;
-        let (path, query) = before_fragment.split_at_checked(
-            position(before_fragment, |b| b == b'?').unwrap_or(before_fragment.len()),
-        )?;
-        let (userinfo, host_port) = match authority.bytes().rposition(|b| b == b'@') {
-            Some(at) => authority.split_at_checked(at + 1)?,
-            None => ("", authority),
-        };
-        let (host, port) = split_host_port(host_port)?;
-        Some(Self {
-            scheme,
-            userinfo,
-            host,
-            port,
-            path,
-            query,
-            fragment,
-        })
-    }
-
-    /// `:443` or `:80` for the scheme, compared without regard to case.
-    fn default_port(&self) -> Option<&'static str> {
-        let name = self.scheme.strip_suffix("://").unwrap_or(self.scheme);
-        if name.eq_ignore_ascii_case("https") {
-            Some(":443")
-        } else if name.eq_ignore_ascii_case("http") {
-            Some(":80")
-        } else {
-            None
-        }
-    }
-
-    /// Whether a variant can change this URL (stripping something absent would repeat a candidate).
-    fn applicable(&self) -> Stripped {
-        Stripped::NONE
-            .with_credentials(!self.userinfo.is_empty())
-            .with_trailing_slash(self.path == "/")
-            .with_fragment(!self.fragment.is_empty())
-    }
-
-    /// The pieces of this URL with `stripped` removed and its port toggled or not.
-    fn pieces(&self, stripped: Stripped, toggle: bool) -> Option<(Pieces<'a>, PortChange)> {
-        let (port, change) = match (toggle, self.port.is_empty()) {
-            (false, _) => (self.port, PortChange::Unchanged),
-            (true, false) => ("", PortChange::Removed),
-            (true, true) => (self.default_port()?, PortChange::Added),
-        };
-        let keep = |piece: &'a str, bit: u8| if stripped.contains(bit) { "" } else { piece };
-        let pieces = [
-            self.scheme,
-            keep(self.userinfo, CREDENTIALS),
-            self.host,
-            port,
-            keep(self.path, TRAILING_SLASH),
-            self.query,
-            keep(self.fragment, FRAGMENT),
+/// The candidates after the URL as given, in the order they are tried: the port toggled, then
+/// each enabled variant that changes this URL, with its port as given and toggled. None when
+/// the URL has no recognisable `scheme://authority`.
+pub(crate) fn after_as_given(
+    url: &str,
+    variants: Stripped,
+) -> impl Iterator<Item = (Pieces<'_>, UrlCandidate)> {
+    let parts = parse(url);
+    // The variants that change this URL (stripping something absent would repeat a candidate).
+    let usable = parts.map_or(0, |p| {
+        let applicable = [
+            (!p[1].is_empty(), CREDENTIALS),
+            (p[4] == "/", TRAILING_SLASH),
+            (!p[6].is_empty(), FRAGMENT),
         ];
-        Some((Pieces(pieces), change))
-    }
+        let bits = applicable.iter().filter(|(on, _)| *on);
+        bits.fold(0, |all, (_, bit)| all | bit) & variants.bits
+    });
+    let masks = VARIANT_ORDER.into_iter().filter(move |m| usable & m == *m);
+    let steps = std::iter::once((0, true)).chain(masks.flat_map(|m| [(m, false), (m, true)]));
+    steps.filter_map(move |(mask, toggle)| {
+        let mut pieces = parts?;
+        let port = match (toggle, pieces[3].is_empty()) {
+            (false, _) => PortChange::Unchanged,
+            (true, false) => PortChange::Removed,
+            (true, true) => PortChange::Added,
+        };
+        pieces[3] = match port {
+            PortChange::Unchanged => pieces[3],
+            PortChange::Removed => "",
+            PortChange::Added => default_port(pieces[0])?,
+        };
+        for (at, bit) in [(1, CREDENTIALS), (4, TRAILING_SLASH), (6, FRAGMENT)] {
+            if mask & bit != 0 {
+                pieces[at] = "";
+            }
+        }
+        let candidate = match (mask, port) {
+            (0, PortChange::Added) => UrlCandidate::PortAdded,
+            (0, _) => UrlCandidate::PortRemoved,
+            (bits, port) => UrlCandidate::Variant {
+                stripped: Stripped { bits },
+                port,
+            },
+        };
+        Some((pieces, candidate))
+    })
 }
 
-/// Splits `host[:port]` or `[v6][:port]`; the port keeps its `:` and must be digits.
-fn split_host_port(host_port: &str) -> Option<(&str, &str)> {
-    let split = if host_port.starts_with('[') {
-        position(host_port, |b| b == b']')? + 1
-    } else {
-        host_port
-            .bytes()
-            .rposition(|b| b == b':')
-            .unwrap_or(host_port.len())
+/// The documented default port of a scheme Twilio can call, compared without regard to case:
+/// the ports RFC 9110 (http, https), RFC 6455 (ws, wss) and RFC 1738 (ftp) give, which the URL
+/// types of twilio-ruby and twilio-csharp use when they add the port.
+fn default_port(scheme: &str) -> Option<&'static str> {
+    const PORTS: [(&str, &str); 5] = [
+        ("https://", ":443"),
+        ("http://", ":80"),
+        ("wss://", ":443"),
+        ("ws://", ":80"),
+        ("ftp://", ":21"),
+    ];
+    let known = PORTS
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(scheme));
+    known.map(|(_, port)| *port)
+}
+
+/// Cuts `url` into its pieces; `None` when it has no recognisable `scheme://authority` (then
+/// the URL as given is the only candidate).
+fn parse(url: &str) -> Option<Pieces<'_>> {
+    let find = |s: &str, set: &[u8]| s.bytes().position(|b| set.contains(&b)).unwrap_or(s.len());
+    let scheme_len = url.find("://")?;
+    let (name, _) = url.split_at_checked(scheme_len)?;
+    let mut chars = name.bytes();
+    let scheme_ok = chars.next().is_some_and(|b| b.is_ascii_alphabetic())
+        && chars.all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
+    if !scheme_ok {
+        return None;
+    }
+    let (scheme, rest) = url.split_at_checked(scheme_len + 3)?;
+    let (authority, rest) = rest.split_at_checked(find(rest, b"/?#"))?;
+    let (path, rest) = rest.split_at_checked(find(rest, b"?#"))?;
+    let (query, fragment) = rest.split_at_checked(find(rest, b"#"))?;
+    let at = authority.rfind('@').map_or(0, |at| at + 1);
+    let (userinfo, host_port) = authority.split_at_checked(at)?;
+    let split = match host_port.strip_prefix('[') {
+        Some(v6) => v6.find(']')? + 2,
+        None => host_port.rfind(':').unwrap_or(host_port.len()),
     };
     let (host, port) = host_port.split_at_checked(split)?;
     let port_ok = match port.strip_prefix(':') {
@@ -216,103 +176,7 @@ fn split_host_port(host_port: &str) -> Option<(&str, &str)> {
         None => port.is_empty(),
     };
     let host_ok = !host.is_empty() && (host.starts_with('[') || !host.contains(':'));
-    (port_ok && host_ok).then_some((host, port))
-}
-
-/// The index of the first byte of `s` matching `pred`.
-fn position(s: &str, pred: impl Fn(u8) -> bool) -> Option<usize> {
-    s.bytes().position(pred)
-}
-
-/// A candidate URL as up to seven consecutive pieces (empty pieces are skipped when hashing).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Pieces<'a>([&'a str; 7]);
-
-impl<'a> Pieces<'a> {
-    fn whole(url: &'a str) -> Self {
-        Self([url, "", "", "", "", "", ""])
-    }
-
-    /// The non-empty pieces, in order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &'a str> + Clone + '_ {
-        self.0.iter().copied().filter(|p| !p.is_empty())
-    }
-
-    /// The candidate as one string (tests and diagnostics only; validation never builds it).
-    #[cfg(test)]
-    pub(crate) fn to_url(self) -> String {
-        self.0.concat()
-    }
-}
-
-/// The candidates for one URL in the order they are tried; each is computed only when asked for.
-#[derive(Debug, Clone)]
-pub(crate) struct Candidates<'a> {
-    url: &'a str,
-    variants: Stripped,
-    /// `None` until the URL as given has been tried; then the parsed URL, if it parses.
-    parts: Option<Option<UrlParts<'a>>>,
-    step: usize,
-}
-
-impl<'a> Candidates<'a> {
-    /// Candidates for `url` with the opt-in `variants` enabled.
-    pub(crate) fn new(url: &'a str, variants: Stripped) -> Self {
-        Self {
-            url,
-            variants,
-            parts: None,
-            step: 0,
-        }
-    }
-}
-
-impl<'a> Iterator for Candidates<'a> {
-    type Item = (Pieces<'a>, UrlCandidate);
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.step == 0 {
-            self.step = 1;
-            return Some((Pieces::whole(self.url), UrlCandidate::AsGiven));
-        }
-        if self.step > 1 && self.variants == Stripped::NONE {
-            return None;
-        }
-        let url = self.url;
-        let parts = self
-            .parts
-            .get_or_insert_with(|| UrlParts::parse(url))
-            .as_ref()?;
-        // Step 1 is the port toggle; then two steps (port as is, toggled) per variant mask.
-        while self.step < 2 + 2 * VARIANT_ORDER.len() {
-            let step = self.step;
-            self.step += 1;
-            if step == 1 {
-                if let Some((pieces, change)) = parts.pieces(Stripped::NONE, true) {
-                    let kind = match change {
-                        PortChange::Added => UrlCandidate::PortAdded,
-                        _ => UrlCandidate::PortRemoved,
-                    };
-                    return Some((pieces, kind));
-                }
-                continue;
-            }
-            let Some(&mask) = VARIANT_ORDER.get((step - 2) / 2) else {
-                break;
-            };
-            let usable = Stripped {
-                bits: self.variants.bits & parts.applicable().bits,
-            };
-            if !usable.contains(mask) {
-                continue;
-            }
-            let stripped = Stripped { bits: mask };
-            if let Some((pieces, port)) = parts.pieces(stripped, step % 2 == 1) {
-                return Some((pieces, UrlCandidate::Variant { stripped, port }));
-            }
-        }
-        None
-    }
+    (port_ok && host_ok).then_some([scheme, userinfo, host, port, path, query, fragment])
 }
 
 #[cfg(test)]
@@ -320,8 +184,8 @@ mod tests {
     use super::*;
 
     fn all(url: &str, variants: Stripped) -> Vec<(String, UrlCandidate)> {
-        Candidates::new(url, variants)
-            .map(|(p, k)| (p.to_url(), k))
+        std::iter::once((url.to_owned(), UrlCandidate::AsGiven))
+            .chain(after_as_given(url, variants).map(|(p, k)| (p.concat(), k)))
             .collect()
     }
 
@@ -353,6 +217,20 @@ mod tests {
     fn http_without_port_gets_80_and_scheme_case_is_ignored() {
         assert_eq!(urls("http://h/x"), ["http://h/x", "http://h:80/x"]);
         assert_eq!(urls("HTTPS://h"), ["HTTPS://h", "HTTPS://h:443"]);
+    }
+
+    #[test]
+    fn documented_default_ports_of_other_schemes() {
+        assert_eq!(
+            urls("wss://h/media"),
+            ["wss://h/media", "wss://h:443/media"]
+        );
+        assert_eq!(urls("WS://h/media"), ["WS://h/media", "WS://h:80/media"]);
+        assert_eq!(urls("ftp://h/x"), ["ftp://h/x", "ftp://h:21/x"]);
+        assert_eq!(urls("ftp://h:21/x"), ["ftp://h:21/x", "ftp://h/x"]);
+        // No documented default: nothing added, an explicit port still removed.
+        assert_eq!(urls("gopher://h/x"), ["gopher://h/x"]);
+        assert_eq!(urls("gopher://h:70/x"), ["gopher://h:70/x", "gopher://h/x"]);
     }
 
     #[test]
@@ -425,15 +303,10 @@ mod tests {
             "https:///x",
             "https://[::1/x",
             "https://[::1]x/",
+            "a b://h/x",
         ] {
             assert_eq!(urls(url), [url], "{url}");
         }
-    }
-
-    #[test]
-    fn unknown_scheme_gets_no_default_port_but_loses_an_explicit_one() {
-        assert_eq!(urls("ftp://h/x"), ["ftp://h/x"]);
-        assert_eq!(urls("ftp://h:21/x"), ["ftp://h:21/x", "ftp://h/x"]);
     }
 
     #[test]
@@ -444,9 +317,9 @@ mod tests {
     #[test]
     fn variants_are_off_by_default_and_only_where_they_apply() {
         let every = Stripped::NONE
-            .with_credentials(true)
-            .with_trailing_slash(true)
-            .with_fragment(true);
+            .with(CREDENTIALS, true)
+            .with(TRAILING_SLASH, true)
+            .with(FRAGMENT, true);
         // Nothing to strip: only the two default candidates.
         assert_eq!(all("https://h/x", every).len(), 2);
         let got = all("https://u:p@h/#ct=1", every);
@@ -475,12 +348,12 @@ mod tests {
         assert_eq!(
             got[5].1,
             UrlCandidate::Variant {
-                stripped: Stripped::NONE.with_trailing_slash(true),
+                stripped: Stripped::NONE.with(TRAILING_SLASH, true),
                 port: PortChange::Added
             }
         );
         // Only the enabled variant.
-        let only_fragment = Stripped::NONE.with_fragment(true);
+        let only_fragment = Stripped::NONE.with(FRAGMENT, true);
         let strings: Vec<String> = all("https://u:p@h:8443/#x", only_fragment)
             .into_iter()
             .map(|(u, _)| u)
@@ -494,22 +367,26 @@ mod tests {
                 "https://u:p@h/"
             ]
         );
+        // An unknown scheme without a port: the variants, never a port added.
+        assert_eq!(
+            urls_with("gopher://h/#f", only_fragment),
+            ["gopher://h/#f", "gopher://h/"]
+        );
+        assert_eq!(
+            Stripped::NONE.with(FRAGMENT, true).with(FRAGMENT, false),
+            Stripped::NONE
+        );
+    }
+
+    fn urls_with(url: &str, variants: Stripped) -> Vec<String> {
+        all(url, variants).into_iter().map(|(u, _)| u).collect()
     }
 
     #[test]
     fn trailing_slash_only_for_a_bare_host() {
-        let slash = Stripped::NONE.with_trailing_slash(true);
+        let slash = Stripped::NONE.with(TRAILING_SLASH, true);
         assert_eq!(all("https://h/a/", slash).len(), 2);
         let got = all("https://h/?q=1", slash);
         assert_eq!(got[2].0, "https://h?q=1");
-    }
-
-    #[test]
-    fn first_candidate_does_not_parse() {
-        let mut c = Candidates::new("https://h/x", Stripped::NONE);
-        let _ = c.next();
-        assert!(c.parts.is_none());
-        let _ = c.next();
-        assert!(c.parts.is_some());
     }
 }
