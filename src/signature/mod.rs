@@ -50,10 +50,11 @@
 //!
 //! On the README's benchmark (this shared 2-core machine, ratios within one criterion run, to
 //! one HMAC-SHA1 keyed once and cloned, over the same 251-byte string-to-sign, with base64 and a
-//! compare) an 8-parameter status callback takes 1.7–1.9×, a rejection 2.6–3.2×, a 1 KiB JSON
-//! body 2.7–3.5× (mostly the body's SHA-256): about 200 ns more than the bare MAC for a callback,
-//! next to a store write of a hundred microseconds or more. The previous implementation, with an
-//! SSE2 scan and a per-thread cache of key-derived HMAC states, took about 1.1×.
+//! compare) an 8-parameter status callback takes 1.7–1.95×, a rejection 2.9–4×, a 1 KiB JSON
+//! body 3.1–3.7× (its SHA-256 alone is about 2.2×): about 200 ns more than the bare MAC for a
+//! callback, next to a store write of a hundred microseconds or more. The previous
+//! implementation, with an SSE2 scan and a per-thread cache of key-derived HMAC states, took
+//! about 1.1× for a callback.
 //!
 //! # Example
 //!

@@ -332,6 +332,7 @@ fn decode_signature<'b>(
 /// The `bodySHA256` query value as the official libraries read it: the first one, decoded as
 /// `form_urlencoded` decodes (`+` as a space, `%XX` as a byte, invalid UTF-8 replaced).
 fn body_sha256(url: &str) -> Option<Cow<'_, str>> {
+    /// A query name or value decoded (borrowed when it holds no escape).
     fn decode(text: &str) -> Cow<'_, str> {
         if !text.as_bytes().contains(&b'%') && !text.as_bytes().contains(&b'+') {
             return Cow::Borrowed(text);
