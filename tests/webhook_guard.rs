@@ -271,3 +271,61 @@ async fn basic_credentials_are_required_when_configured() {
     assert_eq!(send(addr, Some(SIGNATURE), BODY.into(), good).await, 200);
     assert_eq!(seen.calls.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test]
+async fn sharedkey_signed_requests_pass_the_layer_with_the_key_the_settings_header_names() {
+    use twilio_delivery::signature::{Algorithm, sign_with};
+    let validator = SignatureValidator::builder()
+        .key("primary", AuthToken::new("12345"))
+        .sha256_key("KSshared", b"shared-secret".to_vec())
+        .build()
+        .unwrap();
+    let guard = WebhookGuard::builder(validator)
+        .public_url(BASE)
+        .build()
+        .unwrap();
+    let app = axum::Router::new()
+        .route(
+            "/myapp.php",
+            axum::routing::post(|hook: ValidatedWebhook| async move {
+                hook.verified.key_id().to_owned()
+            }),
+        )
+        .layer(TwilioSignatureLayer::new(guard));
+    let (listener, addr) = listen().await;
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(BODY.as_bytes())
+        .into_owned()
+        .collect();
+    let url = format!("{BASE}{TARGET}");
+    let signature = sign_with(Algorithm::HmacSha256, b"shared-secret", &url, &pairs);
+    let post = |settings: &'static str, signature: String| {
+        reqwest::Client::new()
+            .post(format!("http://{addr}{TARGET}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-twilio-signature", signature)
+            .header("x-twilio-webhooks-signature-settings", settings)
+            .body(BODY)
+            .send()
+    };
+    let ok = post("key=KSshared,algorithm=HMAC_SHA256", signature.clone())
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.text().await.unwrap(), "KSshared");
+    // The header names another key, or an unknown one: refused.
+    let other = post("key=KSother,algorithm=HMAC_SHA256", signature.clone())
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 403);
+    // Without the settings header, a SHA-256 signature is not guessed from its length.
+    let bare = reqwest::Client::new()
+        .post(format!("http://{addr}{TARGET}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-twilio-signature", signature)
+        .body(BODY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bare.status(), 403);
+}
