@@ -147,16 +147,16 @@ impl ApiError {
         }
     }
 
-    /// Twilio's code as an [`ErrorCode`](crate::ErrorCode): its description and what to do.
-    pub fn error_code(&self) -> Option<crate::ErrorCode> {
-        self.code.map(crate::ErrorCode::new)
+    /// Twilio's code as an [`ErrorCode`](crate::error_code::ErrorCode): its description and what to do.
+    pub fn error_code(&self) -> Option<crate::error_code::ErrorCode> {
+        self.code.map(crate::error_code::ErrorCode::new)
     }
 
-    /// What to do about this error ([`ErrorClass`](crate::ErrorClass)); `Unknown` without a
+    /// What to do about this error ([`ErrorClass`](crate::error_code::ErrorClass)); `Unknown` without a
     /// code or for codes the crate does not know.
-    pub fn class(&self) -> crate::ErrorClass {
+    pub fn class(&self) -> crate::error_code::ErrorClass {
         self.error_code()
-            .map_or(crate::ErrorClass::Unknown, crate::ErrorCode::class)
+            .map_or(crate::error_code::ErrorClass::Unknown, crate::error_code::ErrorCode::class)
     }
 
     /// Whether Twilio said "too many requests": HTTP 429 or code 20429. Such a request was not

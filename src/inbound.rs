@@ -266,7 +266,7 @@ impl InboundMessage {
     }
 
     /// The message's record in a store: status `received`, `to` your number, `from` the
-    /// sender, the text and the SIDs ([`StatusStore::record_inbound`](crate::StatusStore::record_inbound)).
+    /// sender, the text and the SIDs ([`StatusStore::record_inbound`](crate::store::StatusStore::record_inbound)).
     pub fn to_record(&self) -> crate::model::SentMessage {
         let mut record = crate::model::SentMessage::new(
             self.sid.clone(),

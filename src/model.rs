@@ -270,9 +270,9 @@ impl std::fmt::Debug for MessageRecord {
 
 impl MessageRecord {
     /// The error code of the event that set the current status, as an
-    /// [`ErrorCode`](crate::ErrorCode): its description and what to do about it.
-    pub fn error(&self) -> Option<crate::ErrorCode> {
-        self.error_code.map(crate::ErrorCode::new)
+    /// [`ErrorCode`](crate::error_code::ErrorCode): its description and what to do about it.
+    pub fn error(&self) -> Option<crate::error_code::ErrorCode> {
+        self.error_code.map(crate::error_code::ErrorCode::new)
     }
 
     /// A record with only its SID, status and creation time known, for stores implemented

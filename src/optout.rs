@@ -6,9 +6,9 @@
 //! numbers. It is fed by incoming messages (`OptOutType` STOP/START, or the default keywords:
 //! [`OptOutList::apply_inbound`]) and by 21610 answers, and the client consults it before every
 //! send when given one (`ClientBuilder::opt_outs`), refusing a suppressed recipient with
-//! [`Error::OptedOut`](crate::Error::OptedOut) without calling Twilio.
+//! [`Error::OptedOut`](crate::error::Error::OptedOut) without calling Twilio.
 //!
-//! Every store implements it ([`MemoryStore`](crate::MemoryStore), and the SQL stores), so the
+//! Every store implements it ([`MemoryStore`](crate::store::MemoryStore), and the SQL stores), so the
 //! list lives beside the message records; [`MemoryOptOuts`] is a standalone in-memory list.
 
 use std::collections::BTreeMap;

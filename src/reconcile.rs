@@ -183,7 +183,7 @@ enum Fetched {
 }
 
 impl Reconciler {
-    /// A reconciler that polls with `clients` (one [`Client`](crate::Client), or
+    /// A reconciler that polls with `clients` (one [`Client`](crate::client::Client), or
     /// [`Clients`] for several accounts: each message is fetched through its own account's
     /// client) and repairs `store`.
     pub fn builder(clients: impl Into<Clients>, store: Arc<dyn StatusStore>) -> ReconcilerBuilder {

@@ -59,7 +59,7 @@ impl ClientBuilder {
     /// Consults `list` before every send: a recipient on it is refused with
     /// [`Error::OptedOut`] without a request to Twilio, and a recipient Twilio refuses with
     /// error 21610 (unsubscribed) is added to it. Any store works
-    /// ([`MemoryStore`](crate::MemoryStore), `SqliteStore`, `PostgresStore`).
+    /// ([`MemoryStore`](crate::store::MemoryStore), `SqliteStore`, `PostgresStore`).
     pub fn opt_outs(mut self, list: Arc<dyn OptOutList>) -> Self {
         self.opt_outs = Some(list);
         self

@@ -41,13 +41,13 @@ impl<'a> Messages<'a> {
     /// failure or a 429), never after a 5xx or a timeout, so it never sends twice.
     ///
     /// # Errors
-    /// [`Error::InvalidRequest`](crate::Error::InvalidRequest) from local validation;
-    /// [`Error::Api`](crate::Error::Api) when Twilio refuses (e.g. code 21211 for a bad `To`);
-    /// [`Error::Timeout`](crate::Error::Timeout), [`Error::Connect`](crate::Error::Connect),
-    /// [`Error::Transport`](crate::Error::Transport) for transport failures (after a timeout
+    /// [`Error::InvalidRequest`](crate::error::Error::InvalidRequest) from local validation;
+    /// [`Error::Api`](crate::error::Error::Api) when Twilio refuses (e.g. code 21211 for a bad `To`);
+    /// [`Error::Timeout`](crate::error::Error::Timeout), [`Error::Connect`](crate::error::Error::Connect),
+    /// [`Error::Transport`](crate::error::Error::Transport) for transport failures (after a timeout
     /// the message may have been sent: check before resending);
-    /// [`Error::Decode`](crate::Error::Decode) for an unreadable answer;
-    /// [`Error::OptedOut`](crate::Error::OptedOut) when the client has an opt-out list
+    /// [`Error::Decode`](crate::error::Error::Decode) for an unreadable answer;
+    /// [`Error::OptedOut`](crate::error::Error::OptedOut) when the client has an opt-out list
     /// ([`ClientBuilder::opt_outs`](super::ClientBuilder::opt_outs)) and the recipient is on it.
     pub async fn create(&self, message: &SendMessage) -> Result<Message> {
         message.validate()?;
@@ -82,7 +82,7 @@ impl<'a> Messages<'a> {
     /// Fetches one message: `GET /Accounts/{AccountSid}/Messages/{Sid}.json`.
     ///
     /// # Errors
-    /// [`Error::Api`](crate::Error::Api) (404/20404 for an unknown SID), transport and decode
+    /// [`Error::Api`](crate::error::Error::Api) (404/20404 for an unknown SID), transport and decode
     /// errors as for [`create`](Self::create); reads are also retried on 5xx and timeouts.
     pub async fn fetch(&self, sid: &MessageSid) -> Result<Message> {
         let req = ApiRequest {
@@ -97,7 +97,7 @@ impl<'a> Messages<'a> {
     /// Cancels a scheduled message: `POST .../Messages/{Sid}.json` with `Status=canceled`.
     ///
     /// # Errors
-    /// [`Error::Api`](crate::Error::Api) with code 30409 when the message is no longer
+    /// [`Error::Api`](crate::error::Error::Api) with code 30409 when the message is no longer
     /// scheduled; other errors as for [`create`](Self::create) (same retry rule).
     pub async fn cancel(&self, sid: &MessageSid) -> Result<Message> {
         self.update(sid, "Status=canceled").await
@@ -124,7 +124,7 @@ impl<'a> Messages<'a> {
     /// Deletes a message: `DELETE .../Messages/{Sid}.json` (Twilio answers 204).
     ///
     /// # Errors
-    /// [`Error::Api`](crate::Error::Api) with code 20009 when the message is not finished yet,
+    /// [`Error::Api`](crate::error::Error::Api) with code 20009 when the message is not finished yet,
     /// 20404 when unknown; transport errors as for [`fetch`](Self::fetch).
     pub async fn delete(&self, sid: &MessageSid) -> Result<()> {
         let req = ApiRequest {
@@ -139,7 +139,7 @@ impl<'a> Messages<'a> {
     /// The first page of messages matching `filter`.
     ///
     /// # Errors
-    /// [`Error::InvalidRequest`](crate::Error::InvalidRequest) for a page size outside
+    /// [`Error::InvalidRequest`](crate::error::Error::InvalidRequest) for a page size outside
     /// 1..=1000 (no request made); otherwise as for [`fetch`](Self::fetch).
     pub async fn list_page(&self, filter: &ListFilter) -> Result<MessagePage> {
         first_page(self.inner(), filter).await
@@ -148,7 +148,7 @@ impl<'a> Messages<'a> {
     /// The page after `page`, following its `next_page_uri`; `None` on the last page.
     ///
     /// # Errors
-    /// [`Error::Decode`](crate::Error::Decode) when `next_page_uri` points off the API host;
+    /// [`Error::Decode`](crate::error::Error::Decode) when `next_page_uri` points off the API host;
     /// otherwise as for [`fetch`](Self::fetch).
     pub async fn next_page(&self, page: &MessagePage) -> Result<Option<MessagePage>> {
         match page.next_page_uri.as_deref() {
@@ -187,7 +187,7 @@ impl<'a> Messages<'a> {
                 let page = match next {
                     Next::First(filter) => first_page(&inner, &filter).await?,
                     Next::Uri(uri) => get_page(&inner, &uri).await?,
-                    Next::Done => return Ok::<_, crate::Error>(None),
+                    Next::Done => return Ok::<_, crate::error::Error>(None),
                 };
                 let following = match page.next_page_uri.as_deref() {
                     // A page pointing at itself would loop forever.
@@ -196,7 +196,7 @@ impl<'a> Messages<'a> {
                     }
                     _ => Next::Done,
                 };
-                let items = stream::iter(page.messages.into_iter().map(Ok::<_, crate::Error>));
+                let items = stream::iter(page.messages.into_iter().map(Ok::<_, crate::error::Error>));
                 Ok(Some((items, (inner, following))))
             },
         )

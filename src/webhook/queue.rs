@@ -209,7 +209,7 @@ impl std::error::Error for Shared {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::MemoryStore;
+    use crate::store::MemoryStore;
     use crate::ids::MessageSid;
     use crate::model::EventSource;
     use crate::status::MessageStatus;
