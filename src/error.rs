@@ -155,8 +155,10 @@ impl ApiError {
     /// What to do about this error ([`ErrorClass`](crate::error_code::ErrorClass)); `Unknown` without a
     /// code or for codes the crate does not know.
     pub fn class(&self) -> crate::error_code::ErrorClass {
-        self.error_code()
-            .map_or(crate::error_code::ErrorClass::Unknown, crate::error_code::ErrorCode::class)
+        self.error_code().map_or(
+            crate::error_code::ErrorClass::Unknown,
+            crate::error_code::ErrorCode::class,
+        )
     }
 
     /// Whether Twilio said "too many requests": HTTP 429 or code 20429. Such a request was not

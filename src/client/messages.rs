@@ -196,7 +196,8 @@ impl<'a> Messages<'a> {
                     }
                     _ => Next::Done,
                 };
-                let items = stream::iter(page.messages.into_iter().map(Ok::<_, crate::error::Error>));
+                let items =
+                    stream::iter(page.messages.into_iter().map(Ok::<_, crate::error::Error>));
                 Ok(Some((items, (inner, following))))
             },
         )

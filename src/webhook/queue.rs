@@ -209,10 +209,10 @@ impl std::error::Error for Shared {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::MemoryStore;
     use crate::ids::MessageSid;
     use crate::model::EventSource;
     use crate::status::MessageStatus;
+    use crate::store::MemoryStore;
     use std::time::Duration;
 
     fn event(n: u32) -> StatusEvent {
