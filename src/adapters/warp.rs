@@ -57,6 +57,25 @@ pub fn filter(
     webhook: StatusWebhook,
     path: &str,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
+    at(path).and(handler(webhook))
+}
+
+/// The webhook at any path: extracts the method, the full path and raw query, the headers
+/// and the body, and replies with the webhook's response. It rejects only when a filter before
+/// it already took the body.
+pub fn handler(
+    webhook: StatusWebhook,
+) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    request().and(warp::body::stream()).then(
+        move |method: Method, target: String, headers: HeaderMap, body| {
+            let webhook = webhook.clone();
+            async move { handle(&webhook, &method, &target, &headers, body).await }
+        },
+    )
+}
+
+/// Passes requests whose rest of the path is `path`; rejects others with "not found".
+fn at(path: &str) -> impl Filter<Extract = (), Error = Rejection> + Clone + use<> {
     let path: Arc<str> = path.trim_start_matches('/').into();
     warp::path::tail()
         .and_then(move |tail: Tail| {
@@ -70,15 +89,12 @@ pub fn filter(
             }
         })
         .untuple_one()
-        .and(handler(webhook))
 }
 
-/// The webhook at any path: extracts the method, the full path and raw query, the headers
-/// and the body, and replies with the webhook's response. It rejects only when a filter before
-/// it already took the body.
-pub fn handler(
-    webhook: StatusWebhook,
-) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+/// The method, the raw request target (full path and raw query, exactly as received) and the
+/// headers of a request.
+fn request()
+-> impl Filter<Extract = (Method, String, HeaderMap), Error = std::convert::Infallible> + Clone {
     let raw_query = warp::query::raw()
         .map(Some)
         .or(warp::any().map(|| None))
@@ -86,25 +102,21 @@ pub fn handler(
     warp::method()
         .and(warp::path::full())
         .and(raw_query)
+        .map(|method: Method, path: FullPath, query: Option<String>| {
+            let target = match query {
+                Some(query) => format!("{}?{query}", path.as_str()),
+                None => path.as_str().to_owned(),
+            };
+            (method, target)
+        })
+        .untuple_one()
         .and(warp::header::headers_cloned())
-        .and(warp::body::stream())
-        .then(
-            move |method: Method,
-                  path: FullPath,
-                  query: Option<String>,
-                  headers: HeaderMap,
-                  body| {
-                let webhook = webhook.clone();
-                async move { handle(&webhook, &method, &path, query, &headers, body).await }
-            },
-        )
 }
 
 async fn handle<S, B>(
     webhook: &StatusWebhook,
     method: &Method,
-    path: &FullPath,
-    query: Option<String>,
+    target: &str,
     headers: &HeaderMap,
     body: S,
 ) -> Response
@@ -112,14 +124,10 @@ where
     S: Stream<Item = Result<B, warp::Error>>,
     B: Buf,
 {
-    let target = match query {
-        Some(query) => format!("{}?{query}", path.as_str()),
-        None => path.as_str().to_owned(),
-    };
     match read_limited(webhook, headers, body).await {
         Ok(body) => {
             let response = webhook
-                .handle(WebhookRequest::new(method, &target, headers, &body))
+                .handle(WebhookRequest::new(method, target, headers, &body))
                 .await;
             to_http(&response)
         }
@@ -156,42 +164,25 @@ impl warp::reject::Reject for Refused {}
 pub fn validated(
     guard: WebhookGuard,
 ) -> impl Filter<Extract = (ValidatedWebhook,), Error = Rejection> + Clone {
-    let raw_query = warp::query::raw()
-        .map(Some)
-        .or(warp::any().map(|| None))
-        .unify();
-    warp::method()
-        .and(warp::path::full())
-        .and(raw_query)
-        .and(warp::header::headers_cloned())
-        .and(warp::body::stream())
-        .and_then(
-            move |method: Method,
-                  path: FullPath,
-                  query: Option<String>,
-                  headers: HeaderMap,
-                  body| {
-                let guard = guard.clone();
-                async move {
-                    let target = match query {
-                        Some(query) => format!("{}?{query}", path.as_str()),
-                        None => path.as_str().to_owned(),
-                    };
-                    let limit = guard.body_limit();
-                    let refused = |e| warp::reject::custom(Refused(e));
-                    let body = read_within(limit, guard.body_read_timeout(), &headers, body)
-                        .await
-                        .map_err(|e| refused(guard_error(e, limit)))?;
-                    guard
-                        .check(&method, &target, &headers, &body)
-                        .await
-                        .map_err(|e| {
-                            tracing::warn!(reason = %e, "twilio webhook refused");
-                            refused(e)
-                        })
-                }
-            },
-        )
+    request().and(warp::body::stream()).and_then(
+        move |method: Method, target: String, headers: HeaderMap, body| {
+            let guard = guard.clone();
+            async move {
+                let limit = guard.body_limit();
+                let refused = |e| warp::reject::custom(Refused(e));
+                let body = read_within(limit, guard.body_read_timeout(), &headers, body)
+                    .await
+                    .map_err(|e| refused(guard_error(e, limit)))?;
+                guard
+                    .check(&method, &target, &headers, &body)
+                    .await
+                    .map_err(|e| {
+                        tracing::warn!(reason = %e, "twilio webhook refused");
+                        refused(e)
+                    })
+            }
+        },
+    )
 }
 
 /// Answers a [`Refused`] rejection with its status, headers and short text; passes any other
@@ -212,49 +203,19 @@ pub fn inbound_filter(
     inbound: InboundWebhook,
     path: &str,
 ) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone + use<> {
-    let path: Arc<str> = path.trim_start_matches('/').into();
-    let raw_query = warp::query::raw()
-        .map(Some)
-        .or(warp::any().map(|| None))
-        .unify();
-    warp::path::tail()
-        .and_then(move |tail: Tail| {
-            let matches = tail.as_str() == &*path;
+    at(path).and(request()).and(warp::body::stream()).then(
+        move |method: Method, target: String, headers: HeaderMap, body| {
+            let inbound = inbound.clone();
             async move {
-                if matches {
-                    Ok(())
-                } else {
-                    Err(warp::reject::not_found())
-                }
-            }
-        })
-        .untuple_one()
-        .and(warp::method())
-        .and(warp::path::full())
-        .and(raw_query)
-        .and(warp::header::headers_cloned())
-        .and(warp::body::stream())
-        .then(
-            move |method: Method,
-                  path: FullPath,
-                  query: Option<String>,
-                  headers: HeaderMap,
-                  body| {
-                let inbound = inbound.clone();
-                async move {
-                    let target = match query {
-                        Some(query) => format!("{}?{query}", path.as_str()),
-                        None => path.as_str().to_owned(),
+                let guard = inbound.guard();
+                let limit = guard.body_limit();
+                let answer =
+                    match read_within(limit, guard.body_read_timeout(), &headers, body).await {
+                        Ok(body) => inbound.handle(&method, &target, &headers, &body).await,
+                        Err(e) => InboundResponse::refused(&guard_error(e, limit)),
                     };
-                    let guard = inbound.guard();
-                    let limit = guard.body_limit();
-                    let answer =
-                        match read_within(limit, guard.body_read_timeout(), &headers, body).await {
-                            Ok(body) => inbound.handle(&method, &target, &headers, &body).await,
-                            Err(e) => InboundResponse::refused(&guard_error(e, limit)),
-                        };
-                    answer.to_http().map(Into::into)
-                }
-            },
-        )
+                answer.to_http().map(Into::into)
+            }
+        },
+    )
 }
