@@ -76,11 +76,7 @@ pub async fn handler(State(webhook): State<StatusWebhook>, request: Request) -> 
 /// webhook's response.
 pub async fn handle(webhook: &StatusWebhook, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let uri = parts
-        .extensions
-        .get::<OriginalUri>()
-        .map_or(&parts.uri, |original| &original.0);
-    let target = uri.path_and_query().map_or("", |pq| pq.as_str());
+    let target = raw_target(&parts);
     let body = match read_limited(webhook, &parts.headers, body.into_data_stream()).await {
         Ok(body) => body,
         Err(error) => return body_error_response(webhook, error),
@@ -144,11 +140,7 @@ where
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         let guard = WebhookGuard::from_ref(state);
         let (parts, body) = request.into_parts();
-        let uri = parts
-            .extensions
-            .get::<OriginalUri>()
-            .map_or(&parts.uri, |original| &original.0);
-        let target = uri.path_and_query().map_or("", |pq| pq.as_str());
+        let target = raw_target(&parts);
         let limit = guard.body_limit();
         let stream = body.into_data_stream();
         let body = read_within(limit, guard.body_read_timeout(), &parts.headers, stream)
@@ -183,11 +175,7 @@ where
 /// [`InboundWebhook`].
 pub async fn inbound_handler(State(inbound): State<InboundWebhook>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let uri = parts
-        .extensions
-        .get::<OriginalUri>()
-        .map_or(&parts.uri, |original| &original.0);
-    let target = uri.path_and_query().map_or("", |pq| pq.as_str());
+    let target = raw_target(&parts);
     let guard = inbound.guard();
     let limit = guard.body_limit();
     let stream = body.into_data_stream();
@@ -200,4 +188,15 @@ pub async fn inbound_handler(State(inbound): State<InboundWebhook>, request: Req
         Err(e) => InboundResponse::refused(&guard_error(e, limit)),
     };
     answer.to_http().map(axum::body::Body::from)
+}
+
+/// The raw request target (path and query as received), from [`OriginalUri`] so that a router
+/// nested under a prefix still sees the whole path Twilio called.
+fn raw_target(parts: &Parts) -> &str {
+    parts
+        .extensions
+        .get::<OriginalUri>()
+        .map_or(&parts.uri, |original| &original.0)
+        .path_and_query()
+        .map_or("", |pq| pq.as_str())
 }
