@@ -23,33 +23,20 @@ mod shared;
 
 use std::error::Error;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::{App, HttpResponse, HttpServer, web};
-use serde_json::{Value, json};
-use shared::{AppError, Config, SendRequest, error, message_json, send_error};
+use serde_json::Value;
+use shared::{AppError, AppState, Config, SendRequest, message, send};
 use twilio_delivery::notify::Notifier;
 use twilio_delivery::reconcile::Reconciler;
-use twilio_delivery::store::StatusStore;
 use twilio_delivery::webhook::StatusWebhook;
-use twilio_delivery::{
-    Client, MessageSid, PublicEndpoint, SendMessage, SignatureValidator, adapters,
-};
+use twilio_delivery::{Client, PublicEndpoint, SignatureValidator, adapters};
 
 /// How long a client may take to send its request head, and to start the next request on a
 /// keep-alive connection (actix answers 408 and closes the connection after it).
 const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// What the admin routes share. Cheap to clone.
-#[derive(Clone)]
-struct AppState {
-    client: Client,
-    store: Arc<dyn StatusStore>,
-    endpoint: PublicEndpoint,
-    from: String,
-}
 
 fn main() -> ExitCode {
     shared::init_tracing();
@@ -143,41 +130,6 @@ async fn send_route(state: web::Data<AppState>, request: web::Json<SendRequest>)
 
 async fn message_route(state: web::Data<AppState>, sid: web::Path<String>) -> HttpResponse {
     reply(StatusCode::OK, message(&state, &sid).await)
-}
-
-/// `POST /send`: sends the message with the endpoint's status callback, then records it.
-async fn send(state: &AppState, request: SendRequest) -> Result<Value, AppError> {
-    let message = SendMessage::new(request.to)
-        .from(state.from.as_str())
-        .body(request.body)
-        .status_callback(&state.endpoint);
-    let sent = state
-        .client
-        .messages()
-        .create(&message)
-        .await
-        .map_err(send_error)?;
-    // A callback may already have created the record: record_sent merges into it.
-    state
-        .store
-        .record_sent(&sent.to_sent_message(true))
-        .await
-        .map_err(|e| {
-            error(
-                503,
-                format_args!("sent as {}, but not recorded: {e}", sent.sid),
-            )
-        })?;
-    Ok(json!({ "sid": sent.sid, "status": sent.status.to_string() }))
-}
-
-/// `GET /messages/{sid}`: the message's current status and every status received.
-async fn message(state: &AppState, sid: &str) -> Result<Value, AppError> {
-    let sid = MessageSid::new(sid).map_err(|e| error(400, e))?;
-    let record = state.store.get(&sid).await.map_err(|e| error(503, e))?;
-    let record = record.ok_or_else(|| error(404, "no such message"))?;
-    let history = state.store.history(&sid).await.map_err(|e| error(503, e))?;
-    Ok(message_json(&record, &history))
 }
 
 fn reply(ok: StatusCode, result: Result<Value, AppError>) -> HttpResponse {

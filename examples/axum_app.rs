@@ -36,8 +36,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde_json::{Value, json};
-use shared::{AppError, Config, SendRequest, error, message_json, send_error};
+use serde_json::Value;
+use shared::{AppError, AppState, Config, SendRequest, message, send};
 use twilio_delivery::inbound_webhook::InboundWebhook;
 use twilio_delivery::notify::Notifier;
 use twilio_delivery::optout::OptOutList;
@@ -46,18 +46,8 @@ use twilio_delivery::store::StatusStore;
 use twilio_delivery::twiml::{Message, MessagingResponse};
 use twilio_delivery::webhook::StatusWebhook;
 use twilio_delivery::{
-    Client, MessageSid, PublicEndpoint, SendMessage, SignatureValidator, WebhookGuard, adapters,
-    status_page,
+    Client, PublicEndpoint, SignatureValidator, WebhookGuard, adapters, status_page,
 };
-
-/// What the admin routes share. Cheap to clone.
-#[derive(Clone)]
-struct AppState {
-    client: Client,
-    store: Arc<dyn StatusStore>,
-    endpoint: PublicEndpoint,
-    from: String,
-}
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -175,41 +165,6 @@ async fn send_route(State(state): State<AppState>, Json(request): Json<SendReque
 
 async fn message_route(State(state): State<AppState>, Path(sid): Path<String>) -> Response {
     reply(StatusCode::OK, message(&state, &sid).await)
-}
-
-/// `POST /send`: sends the message with the endpoint's status callback, then records it.
-async fn send(state: &AppState, request: SendRequest) -> Result<Value, AppError> {
-    let message = SendMessage::new(request.to)
-        .from(state.from.as_str())
-        .body(request.body)
-        .status_callback(&state.endpoint);
-    let sent = state
-        .client
-        .messages()
-        .create(&message)
-        .await
-        .map_err(send_error)?;
-    // A callback may already have created the record: record_sent merges into it.
-    state
-        .store
-        .record_sent(&sent.to_sent_message(true))
-        .await
-        .map_err(|e| {
-            error(
-                503,
-                format_args!("sent as {}, but not recorded: {e}", sent.sid),
-            )
-        })?;
-    Ok(json!({ "sid": sent.sid, "status": sent.status.to_string() }))
-}
-
-/// `GET /messages/{sid}`: the message's current status and every status received.
-async fn message(state: &AppState, sid: &str) -> Result<Value, AppError> {
-    let sid = MessageSid::new(sid).map_err(|e| error(400, e))?;
-    let record = state.store.get(&sid).await.map_err(|e| error(503, e))?;
-    let record = record.ok_or_else(|| error(404, "no such message"))?;
-    let history = state.store.history(&sid).await.map_err(|e| error(503, e))?;
-    Ok(message_json(&record, &history))
 }
 
 fn reply(ok: StatusCode, result: Result<Value, AppError>) -> Response {

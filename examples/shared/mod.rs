@@ -1,6 +1,8 @@
-//! What `axum_app`, `actix_app` and `warp_app` share that is not this crate's business:
-//! configuration from the environment, logging, the JSON shapes of the admin routes, and
-//! shutdown. Every call into `twilio_delivery` is in the example files themselves.
+//! What `axum_app`, `actix_app` and `warp_app` share: configuration from the environment,
+//! logging, the store, shutdown, and the two admin actions (send a message with the endpoint's
+//! status callback and record it; show a message and its history). Setting up the crate
+//! (endpoint, webhooks, client, reconciler) is in each example file, around its framework's
+//! routing.
 
 #![allow(dead_code)] // each example uses its own subset
 
@@ -18,7 +20,7 @@ use time::format_description::well_known::Rfc3339;
 use twilio_delivery::model::{HistoryEntry, MessageRecord};
 use twilio_delivery::optout::OptOutList;
 use twilio_delivery::store::StatusStore;
-use twilio_delivery::{AccountSid, AuthToken};
+use twilio_delivery::{AccountSid, AuthToken, Client, MessageSid, PublicEndpoint, SendMessage};
 use url::Url;
 
 /// The app's configuration, from environment variables.
@@ -158,6 +160,54 @@ pub(crate) fn send_error(e: twilio_delivery::Error) -> AppError {
     } else {
         error(502, format_args!("twilio request failed: {e}"))
     }
+}
+
+/// What the admin routes share. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    /// The Twilio client.
+    pub(crate) client: Client,
+    /// Where records live.
+    pub(crate) store: Arc<dyn StatusStore>,
+    /// The status callback sent with every message.
+    pub(crate) endpoint: PublicEndpoint,
+    /// The sender.
+    pub(crate) from: String,
+}
+
+/// `POST /send`: sends the message with the endpoint's status callback, then records it.
+pub(crate) async fn send(state: &AppState, request: SendRequest) -> Result<Value, AppError> {
+    let message = SendMessage::new(request.to)
+        .from(state.from.as_str())
+        .body(request.body)
+        .status_callback(&state.endpoint);
+    let sent = state
+        .client
+        .messages()
+        .create(&message)
+        .await
+        .map_err(send_error)?;
+    // A callback may already have created the record: record_sent merges into it.
+    state
+        .store
+        .record_sent(&sent.to_sent_message(true))
+        .await
+        .map_err(|e| {
+            error(
+                503,
+                format_args!("sent as {}, but not recorded: {e}", sent.sid),
+            )
+        })?;
+    Ok(json!({ "sid": sent.sid, "status": sent.status.to_string() }))
+}
+
+/// `GET /messages/{sid}`: the message's current status and every status received.
+pub(crate) async fn message(state: &AppState, sid: &str) -> Result<Value, AppError> {
+    let sid = MessageSid::new(sid).map_err(|e| error(400, e))?;
+    let record = state.store.get(&sid).await.map_err(|e| error(503, e))?;
+    let record = record.ok_or_else(|| error(404, "no such message"))?;
+    let history = state.store.history(&sid).await.map_err(|e| error(503, e))?;
+    Ok(message_json(&record, &history))
 }
 
 /// `GET /messages/{sid}`'s JSON: the record and every status received.
