@@ -7,7 +7,10 @@
 # The server is stopped when the sourcing shell exits (an EXIT trap, chained after any trap
 # already set), or earlier with `td_postgres_stop`. Sourcing it again while the server runs
 # does nothing. Options, from the environment:
-#     TD_PG_PORT   first port to try (default 54329; the next free one is used)
+#     TD_PG_PORT     first port to try (default 54329; the next free one is used)
+#     TD_PG_DURABLE  1: keep PostgreSQL's durable defaults (fsync, synchronous_commit and
+#                    full_page_writes on), as a production server has them: for the load
+#                    benchmark. By default they are off, which only makes the tests faster.
 #
 # Runs as root on a fresh Debian machine: installs Debian's `postgresql` package when no
 # initdb/pg_ctl is found, and runs the server as the `postgres` system user (initdb refuses
@@ -117,9 +120,12 @@ td_postgres_start() {
         td_postgres_stop
         return 1
     fi
+    local fast="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    if [ "${TD_PG_DURABLE:-0}" = 1 ]; then
+        fast=""
+    fi
     if ! td_postgres_as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir/sock -c fsync=off \
-            -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir/sock $fast -c max_connections=200" \
         start >/dev/null; then
         td_postgres_log "the server did not start:"
         cat "$dir/server.log" >&2

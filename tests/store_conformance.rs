@@ -835,7 +835,7 @@ mod sqlite {
             .fetch_all(again.pool())
             .await
             .unwrap();
-        assert_eq!(versions, vec![1, 2, 3]);
+        assert_eq!(versions, vec![1, 2, 3, 4]);
     }
 
     #[tokio::test]
@@ -968,12 +968,61 @@ mod pg {
                 let p = p.as_str();
                 self.exec(format!(
                     "DROP TABLE IF EXISTS {p}events, {p}messages, {p}migrations, {p}feed, {p}feed_head, \
-             {p}feed_cursors, {p}dead_letters, {p}leases, {p}opt_outs CASCADE; \
+             {p}feed_cursors, {p}dead_letters, {p}leases, {p}opt_outs, {p}pending CASCADE; \
                      DROP FUNCTION IF EXISTS {p}boom();"
                 ))
                 .await;
             }
         }
+    }
+
+    /// Schema version 4 lists the messages not final in a table of their own instead of a
+    /// partial index: a database written under version 3 keeps them listed, and only them.
+    #[tokio::test]
+    async fn version_4_keeps_the_pending_messages_of_version_3() {
+        let Some(db) = TestDb::open().await else {
+            return;
+        };
+        let store = db.store().await;
+        // Back to version 3: no pending table, the partial and the status index.
+        let p = store.prefix().as_str();
+        db.exec(format!(
+            "DROP TABLE {p}pending; ALTER TABLE {p}messages RESET (fillfactor); \
+             CREATE INDEX {p}messages_pending_idx ON {p}messages (created_at, sid) \
+             WHERE status_rank < 7; \
+             CREATE INDEX {p}messages_status_idx ON {p}messages (status, created_at DESC, sid DESC); \
+             DELETE FROM {p}migrations WHERE version = 4"
+        ))
+        .await;
+        // Written as version 3 wrote: no pending rows.
+        db.exec(format!(
+            "INSERT INTO {p}messages (sid, status, status_rank, created_at, updated_at) VALUES \
+             ('{}', 'queued', 2, now() - interval '1 hour', now()), \
+             ('{}', 'delivered', 7, now() - interval '1 hour', now()), \
+             ('{}', 'sent', 3, now() - interval '2 hours', now())",
+            super::sid(1),
+            super::sid(2),
+            super::sid(3)
+        ))
+        .await;
+        store.migrate().await.unwrap();
+        let pending = store
+            .pending(time::OffsetDateTime::now_utc(), 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.sid)
+            .collect::<Vec<_>>();
+        assert_eq!(pending, vec![super::sid(3), super::sid(1)]);
+        // And the write path keeps the table in step from there.
+        store.apply(&super::event(3, "delivered", 1)).await.unwrap();
+        let pending = store
+            .pending(time::OffsetDateTime::now_utc(), 10)
+            .await
+            .unwrap();
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].sid, super::sid(1));
+        db.cleanup().await;
     }
 
     #[tokio::test]
@@ -1013,7 +1062,7 @@ mod pg {
         .fetch_all(store.pool())
         .await
         .unwrap();
-        assert_eq!(versions, vec![1, 2, 3]);
+        assert_eq!(versions, vec![1, 2, 3, 4]);
         db.cleanup().await;
     }
 

@@ -29,6 +29,10 @@ pub(crate) struct RowState {
 pub(crate) struct RowWrite {
     pub(crate) sid: String,
     pub(crate) row: RowState,
+    /// For an update: whether an event filled in a detail (account, recipient, sender,
+    /// service) that the row lacked. Most updates change only the status columns, which a
+    /// store can write without touching the indexes on the details.
+    pub(crate) details: bool,
 }
 
 /// What a batch does.
@@ -64,6 +68,7 @@ impl Plan {
     ) -> Self {
         let mut created: HashMap<String, RowState> = HashMap::new();
         let mut touched: HashSet<String> = HashSet::new();
+        let mut filled: HashSet<String> = HashSet::new();
         let mut seen: HashSet<(&str, &str)> = HashSet::new();
         let mut applied = Vec::with_capacity(events.len());
         let mut history = Vec::new();
@@ -99,13 +104,13 @@ impl Plan {
                 },
             };
             let outcome = transition(previous.as_ref(), &event.status);
-            let mut changed = outcome.changed();
+            let changed = outcome.changed();
             if changed {
                 row.status = event.status.clone();
                 row.error_code = event.error_code.map(i64::from);
                 row.error_message.clone_from(&event.error_message);
             }
-            changed |= fill(
+            let details = fill(
                 &mut row.account_sid,
                 event.account_sid.as_ref().map(|a| a.as_str()),
             ) | fill(&mut row.to, event.to.as_deref())
@@ -114,8 +119,11 @@ impl Plan {
                     &mut row.service,
                     event.messaging_service_sid.as_ref().map(|s| s.as_str()),
                 );
-            if changed && previous.is_some() {
+            if (changed || details) && previous.is_some() && !touched.contains(sid) {
                 touched.insert(sid.to_owned());
+            }
+            if details && previous.is_some() && !filled.contains(sid) {
+                filled.insert(sid.to_owned());
             }
             let a = Applied::new(outcome, previous, row.status.clone(), false)
                 .created_at(row.created_at);
@@ -129,13 +137,21 @@ impl Plan {
         }
         let mut inserts: Vec<RowWrite> = created
             .into_iter()
-            .map(|(sid, row)| RowWrite { sid, row })
+            .map(|(sid, row)| RowWrite {
+                sid,
+                row,
+                details: true,
+            })
             .collect();
         inserts.sort_by(|a, b| a.sid.cmp(&b.sid));
         let mut updates: Vec<RowWrite> = existing
             .into_iter()
             .filter(|(sid, _)| touched.contains(sid))
-            .map(|(sid, row)| RowWrite { sid, row })
+            .map(|(sid, row)| RowWrite {
+                details: filled.contains(&sid),
+                sid,
+                row,
+            })
             .collect();
         updates.sort_by(|a, b| a.sid.cmp(&b.sid));
         Self {

@@ -94,6 +94,11 @@ pub(crate) const SQLITE_MIGRATIONS: &[Migration] = &[
         name: "opt_outs",
         ddl: include_str!("../../sql/sqlite/0003_opt_outs.sql"),
     },
+    Migration {
+        version: 4,
+        name: "write_path",
+        ddl: include_str!("../../sql/sqlite/0004_write_path.sql"),
+    },
 ];
 
 /// The PostgreSQL schema steps, oldest first.
@@ -114,11 +119,17 @@ pub(crate) const POSTGRES_MIGRATIONS: &[Migration] = &[
         name: "opt_outs",
         ddl: include_str!("../../sql/postgres/0003_opt_outs.sql"),
     },
+    Migration {
+        version: 4,
+        name: "write_path",
+        ddl: include_str!("../../sql/postgres/0004_write_path.sql"),
+    },
 ];
 
 /// The lowest precedence of a final status. Every non-final status ranks below it (a law of
 /// [`MessageStatus::precedence`], tested there), so "not final" is `status_rank < FINAL_RANK`
-/// in SQL, which the partial pending index in the DDL spells out as a literal.
+/// in SQL, which the DDL spells out as a literal (SQLite's partial pending index, the backfill
+/// of PostgreSQL's pending table).
 pub(crate) const FINAL_RANK: u8 = 7;
 
 /// The most distinct statuses one [`super::ListQuery`] may filter on in a SQL store.
@@ -316,10 +327,19 @@ impl Statements {
                  FROM {p}events WHERE message_sid = $1 ORDER BY received_at, id"
             )
             .into(),
-            pending: format!(
-                "SELECT {RECORD_COLUMNS} FROM {p}messages WHERE status_rank < {FINAL_RANK} \
-                 AND created_at < $1 AND created_at >= $3 ORDER BY created_at, sid LIMIT $2"
-            )
+            pending: match dialect {
+                // The partial index of messages not final.
+                Dialect::Sqlite => format!(
+                    "SELECT {RECORD_COLUMNS} FROM {p}messages WHERE status_rank < {FINAL_RANK} \
+                     AND created_at < $1 AND created_at >= $3 ORDER BY created_at, sid LIMIT $2"
+                ),
+                // The pending table (schema version 4) holds exactly the messages not final.
+                Dialect::Postgres => format!(
+                    "SELECT {RECORD_COLUMNS} FROM {p}messages WHERE sid IN (SELECT sid \
+                     FROM {p}pending WHERE created_at < $1 AND created_at >= $3 \
+                     ORDER BY created_at, sid LIMIT $2) ORDER BY created_at, sid"
+                ),
+            }
             .into(),
             list_head: format!("SELECT {RECORD_COLUMNS} FROM {p}messages WHERE TRUE"),
             create_migrations,

@@ -1,5 +1,10 @@
-//! The writes of a `PostgresStore`: a batch of events in one transaction of three statements
-//! (lock the rows in SID order, write everything with `unnest`, commit), and `record_sent`.
+//! The writes of a `PostgresStore`: a batch of events in one transaction of three round trips
+//! (begin and lock the rows in SID order, write everything with `unnest`, commit), and
+//! `record_sent`.
+//!
+//! A status change touches no index of `messages` (schema version 4), so PostgreSQL updates
+//! the row in place (HOT); the `pending` table, which lists the messages not final, loses the
+//! row of a message that became final in the same statement.
 //!
 //! Rows are locked in SID order and created in SID order, and the feed counter is locked
 //! last, so two transactions never wait for each other in a cycle: any number of instances
@@ -9,12 +14,14 @@
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
+use sqlx::Postgres;
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnection, PgRow};
 use sqlx::{AssertSqlSafe, Connection as _, Row};
 use time::OffsetDateTime;
 
 use super::super::batch::{Plan, RowState};
-use super::super::sql::{Statements, floor_time, rank, raw_json};
+use super::super::sql::{FINAL_RANK, Statements, floor_time, rank, raw_json};
 use super::{clean, clean_status, lock_status, settle};
 use crate::model::{Applied, EventSource, SentMessage, StatusEvent};
 use crate::notify::StatusChange;
@@ -23,13 +30,16 @@ use crate::status::{MessageStatus, transition};
 /// The PostgreSQL-only write statements, rendered for a prefix.
 #[derive(Debug)]
 pub(super) struct Writes {
-    /// `$1` SIDs → their rows, locked, in SID order.
+    /// The locking `SELECT` of a batch's rows, up to its SID list (see [`begin_and_lock`]).
     lock_rows: String,
     /// The whole batch; see [`Writes::new`].
     batch: String,
     /// `$1` sid, `$2` previous, `$3` current, `$4` error code, `$5` source, `$6` at,
     /// `$7` channel → the position of one change.
     feed_one: String,
+    /// `$1` sid, `$2` created_at, `$3` whether the message is pending (not final): puts the
+    /// message in the pending table or takes it out.
+    set_pending: String,
     /// The `NOTIFY` channel of the feed.
     pub(super) channel: String,
 }
@@ -41,7 +51,9 @@ impl Writes {
         Self {
             lock_rows: format!(
                 "SELECT sid, status, error_code, error_message, account_sid, to_addr, from_addr, \
-                 messaging_service_sid, created_at FROM {p}messages WHERE sid = ANY($1) ORDER BY sid FOR UPDATE"
+                 messaging_service_sid, \
+                 (EXTRACT(EPOCH FROM created_at) * 1000000)::int8 AS created_us \
+                 FROM {p}messages WHERE sid IN "
             ),
             batch: format!(
                 "WITH ins AS ( \
@@ -55,7 +67,11 @@ impl Writes {
                      WITH ORDINALITY AS u(sid, account_sid, to_addr, from_addr, service, status, \
                      rank, error_code, error_message, created_at, ord) \
                    ORDER BY u.ord \
-                   ON CONFLICT (sid) DO NOTHING RETURNING 1), \
+                   ON CONFLICT (sid) DO NOTHING RETURNING sid, created_at, status_rank), \
+                 pend_ins AS ( \
+                   INSERT INTO {p}pending (sid, created_at) \
+                   SELECT sid, created_at FROM ins WHERE status_rank < {FINAL_RANK} \
+                   ON CONFLICT (sid) DO NOTHING), \
                  upd AS ( \
                    UPDATE {p}messages AS m SET status = u.status, status_rank = u.rank, \
                      error_code = u.error_code, error_message = u.error_message, \
@@ -65,7 +81,10 @@ impl Writes {
                      $16::text[], $17::text[], $18::text[], $19::text[]) \
                      AS u(sid, status, rank, error_code, error_message, account_sid, to_addr, \
                      from_addr, service) \
-                   WHERE m.sid = u.sid RETURNING 1), \
+                   WHERE m.sid = u.sid RETURNING m.sid, m.status_rank), \
+                 pend_del AS ( \
+                   DELETE FROM {p}pending WHERE sid = ANY(ARRAY( \
+                     SELECT sid FROM upd WHERE status_rank >= {FINAL_RANK}))), \
                  ev AS ( \
                    INSERT INTO {p}events (message_sid, status, error_code, received_at, source, \
                      idempotency_token, raw) \
@@ -99,6 +118,11 @@ impl Writes {
                    source, at) SELECT position, $1, $2, $3, $4, $5, $6 FROM head \
                    RETURNING position) \
                  SELECT ins.position FROM ins, (SELECT pg_notify($7, '') AS n) AS wake"
+            ),
+            set_pending: format!(
+                "WITH out AS (DELETE FROM {p}pending WHERE sid = $1 AND NOT $3) \
+                 INSERT INTO {p}pending (sid, created_at) SELECT $1, $2 WHERE $3 \
+                 ON CONFLICT (sid) DO UPDATE SET created_at = excluded.created_at"
             ),
             channel,
         }
@@ -135,7 +159,7 @@ pub(super) type BatchOutcome = Option<(Vec<Applied>, Option<u64>)>;
 pub(super) async fn apply_batch(
     w: &Writes,
     begin: &str,
-    conn: &mut PgConnection,
+    conn: &mut PoolConnection<Postgres>,
     events: &[StatusEvent],
 ) -> Result<BatchOutcome, sqlx::Error> {
     let cleaned: Vec<Cow<'_, StatusEvent>> = events.iter().map(cleaned).collect();
@@ -145,11 +169,7 @@ pub(super) async fn apply_batch(
     sids.dedup();
     let now = floor_time(OffsetDateTime::now_utc());
 
-    let mut tx = conn.begin_with(AssertSqlSafe(begin.to_owned())).await?;
-    let rows = sqlx::query(AssertSqlSafe(w.lock_rows.clone()))
-        .bind(&sids)
-        .fetch_all(&mut *tx)
-        .await?;
+    let (mut tx, rows) = begin_and_lock(conn, begin, &w.lock_rows, &sids).await?;
     let mut existing = HashMap::with_capacity(rows.len());
     for row in &rows {
         existing.insert(row.try_get::<String, _>("sid")?, row_state(row)?);
@@ -284,22 +304,85 @@ pub(super) async fn apply_batch(
         .bind(i64::try_from(ch.len()).unwrap_or(i64::MAX))
         .bind(now)
         .bind(w.channel.as_str())
-        .fetch_one(&mut *tx)
+        .fetch_one(tx.conn())
         .await?;
     let inserted: i64 = row.try_get("inserted")?;
     if usize::try_from(inserted).ok() != Some(ins.len()) {
         // Another transaction created one of "our" new messages after we looked: our plan
         // is void. Roll back and plan again on the rows as they are now.
-        tx.rollback().await?;
+        tx.finish("ROLLBACK").await?;
         return Ok(None);
     }
     let head: Option<i64> = row.try_get("head")?;
     let kept_sids: Vec<String> = row.try_get("kept_sids")?;
     let kept_statuses: Vec<String> = row.try_get("kept_statuses")?;
-    tx.commit().await?;
+    tx.finish("COMMIT").await?;
     let kept: HashSet<(String, String)> = kept_sids.into_iter().zip(kept_statuses).collect();
     let head = head.and_then(|h| u64::try_from(h).ok());
     Ok(Some((plan.answers(&refs, &kept), head)))
+}
+
+/// A transaction begun by hand (see [`begin_and_lock`]). [`finish`](Self::finish) ends it;
+/// dropped unfinished (an error, a cancelled write), it closes its connection, which ends the
+/// transaction on the server, instead of returning the connection to the pool inside it.
+struct HandTx<'c> {
+    conn: &'c mut PoolConnection<Postgres>,
+    open: bool,
+}
+
+impl HandTx<'_> {
+    /// The connection, for the statements of the transaction.
+    fn conn(&mut self) -> &mut PgConnection {
+        self.conn
+    }
+
+    /// Ends the transaction with `COMMIT` or `ROLLBACK`.
+    async fn finish(mut self, end: &'static str) -> Result<(), sqlx::Error> {
+        sqlx::raw_sql(AssertSqlSafe(end))
+            .execute(self.conn())
+            .await?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+impl Drop for HandTx<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
+/// Opens the write transaction and locks the batch's existing rows, in SID order, in one
+/// round trip: `begin` (with its timeouts) and the locking `SELECT` sent as one simple query.
+/// A simple query takes no binds, so the SIDs are written into it as literals: they are
+/// validated SIDs (two letters and 32 hex digits), which is checked again here.
+async fn begin_and_lock<'c>(
+    conn: &'c mut PoolConnection<Postgres>,
+    begin: &str,
+    lock_rows: &str,
+    sids: &[String],
+) -> Result<(HandTx<'c>, Vec<PgRow>), sqlx::Error> {
+    if sids.is_empty()
+        || !sids
+            .iter()
+            .all(|s| s.bytes().all(|b| b.is_ascii_alphanumeric()))
+    {
+        return Err(sqlx::Error::Protocol("a batch without valid SIDs".into()));
+    }
+    let mut sql = format!("{begin}; {lock_rows}(");
+    for (i, sid) in sids.iter().enumerate() {
+        sql.push_str(if i == 0 { "'" } else { ", '" });
+        sql.push_str(sid);
+        sql.push('\'');
+    }
+    sql.push_str(") ORDER BY sid FOR UPDATE");
+    let mut tx = HandTx { conn, open: true };
+    let rows = sqlx::raw_sql(AssertSqlSafe(sql))
+        .fetch_all(tx.conn())
+        .await?;
+    Ok((tx, rows))
 }
 
 fn row_state(row: &PgRow) -> Result<RowState, sqlx::Error> {
@@ -311,7 +394,14 @@ fn row_state(row: &PgRow) -> Result<RowState, sqlx::Error> {
         to: row.try_get("to_addr")?,
         from: row.try_get("from_addr")?,
         service: row.try_get("messaging_service_sid")?,
-        created_at: row.try_get("created_at")?,
+        // In microseconds: the simple query returns text, read here as an integer.
+        created_at: OffsetDateTime::from_unix_timestamp_nanos(
+            i128::from(row.try_get::<i64, _>("created_us")?) * 1000,
+        )
+        .map_err(|e| sqlx::Error::ColumnDecode {
+            index: "created_us".into(),
+            source: Box::new(e),
+        })?,
     })
 }
 
@@ -345,6 +435,12 @@ pub(super) async fn record_sent(
         tx.rollback().await?;
         return Ok(None);
     };
+    sqlx::query(AssertSqlSafe(w.set_pending.clone()))
+        .bind(sent.sid.as_str())
+        .bind(floor_time(sent.created_at))
+        .bind(rank(&current) < i32::from(FINAL_RANK))
+        .execute(&mut *tx)
+        .await?;
     let applied = Applied::new(
         transition(previous.as_ref(), &status),
         previous,

@@ -1,15 +1,16 @@
-//! The writes of an `SqliteStore`, inside the writer's transaction: a batch of events as a few
-//! multi-row statements, `record_sent`, and the feed rows of their changes.
+//! The writes of an `SqliteStore`, inside the writer's transaction: a batch of events as two
+//! scripts of multi-row statements, `record_sent`, and the feed rows of their changes.
 
 use std::collections::{HashMap, HashSet};
 
-use sqlx::sqlite::SqliteConnection;
+use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite};
 use time::OffsetDateTime;
 
 use super::super::StoreError;
 use super::super::batch::{Plan, RowState, RowWrite};
 use super::super::sql::{Statements, db_error, micros_floor, rank, raw_json, to_position};
+use super::writer::WriteTx;
 use crate::model::{Applied, EventSource, SentMessage, StatusEvent};
 use crate::notify::StatusChange;
 use crate::status::{MessageStatus, transition};
@@ -17,10 +18,16 @@ use crate::status::{MessageStatus, transition};
 /// Rows per multi-row statement: SQLite binds at most 32 766 values per statement.
 const ROWS_PER_STATEMENT: usize = 500;
 
-/// Applies `events` in order; the answers and, when there were changes, the new feed head.
+/// Applies `events` in order, in the writer's transaction; the answers and, when there were
+/// changes, the new feed head.
+///
+/// Two round trips to the connection's thread whatever the batch: one script opens the
+/// transaction and reads the batch's rows, the other writes everything and commits. Each
+/// statement of a script has as many rows as the batch needs, so a batch size's scripts are
+/// prepared once and then found in the connection's statement cache.
 pub(super) async fn apply(
     sql: &Statements,
-    conn: &mut SqliteConnection,
+    tx: &mut WriteTx<'_>,
     events: &[StatusEvent],
 ) -> Result<(Vec<Applied>, Option<u64>), StoreError> {
     let p = sql.prefix.as_str();
@@ -30,9 +37,10 @@ pub(super) async fn apply(
     sids.sort_unstable();
     sids.dedup();
 
-    let mut existing = HashMap::with_capacity(sids.len());
+    let mut read = Script::default();
+    read.statement("BEGIN IMMEDIATE".to_owned());
     for chunk in sids.chunks(ROWS_PER_STATEMENT) {
-        let mut qb = QueryBuilder::<Sqlite>::new(format!(
+        let qb = read.statement(format!(
             "SELECT sid, status, error_code, error_message, account_sid, to_addr, from_addr, \
              messaging_service_sid, created_at FROM {p}messages WHERE sid IN ("
         ));
@@ -41,41 +49,38 @@ pub(super) async fn apply(
             list.push_bind(*sid);
         }
         qb.push(")");
-        for row in qb.build().fetch_all(&mut *conn).await.map_err(db_error)? {
-            let state = (|| {
-                Ok::<_, sqlx::Error>((
-                    row.try_get::<String, _>("sid")?,
-                    RowState {
-                        status: MessageStatus::from(row.try_get::<String, _>("status")?),
-                        error_code: row.try_get("error_code")?,
-                        error_message: row.try_get("error_message")?,
-                        account_sid: row.try_get("account_sid")?,
-                        to: row.try_get("to_addr")?,
-                        from: row.try_get("from_addr")?,
-                        service: row.try_get("messaging_service_sid")?,
-                        created_at: OffsetDateTime::from_unix_timestamp_nanos(
-                            i128::from(row.try_get::<i64, _>("created_at")?) * 1000,
-                        )
-                        .unwrap_or(OffsetDateTime::UNIX_EPOCH),
-                    },
-                ))
-            })()
-            .map_err(db_error)?;
-            existing.insert(state.0, state.1);
-        }
+    }
+    tx.opening();
+    let rows = read
+        .qb
+        .build()
+        .fetch_all(tx.conn())
+        .await
+        .map_err(db_error)?;
+    let mut existing = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let (sid, state) = row_state(&row).map_err(db_error)?;
+        existing.insert(sid, state);
     }
 
     let plan = Plan::new(&refs, existing, now);
     let now_us = micros_floor(now);
+    let mut write = Script::default();
+    // Most updates change only the status columns: written apart, they leave the index on
+    // the recipient untouched.
+    let (details, status_only): (Vec<&RowWrite>, Vec<&RowWrite>) =
+        plan.updates.iter().partition(|w| w.details);
+    for chunk in status_only.chunks(ROWS_PER_STATEMENT) {
+        update_status(&mut write, p, chunk, now_us);
+    }
+    for chunk in details.chunks(ROWS_PER_STATEMENT) {
+        update_rows(&mut write, p, chunk, now_us);
+    }
     for chunk in plan.inserts.chunks(ROWS_PER_STATEMENT) {
-        insert_rows(conn, p, chunk, now_us).await?;
+        insert_rows(&mut write, p, chunk, now_us);
     }
-    for chunk in plan.updates.chunks(ROWS_PER_STATEMENT) {
-        update_rows(conn, p, chunk, now_us).await?;
-    }
-    let mut kept = HashSet::new();
     for chunk in plan.history.chunks(ROWS_PER_STATEMENT) {
-        let mut qb = QueryBuilder::<Sqlite>::new(format!(
+        let qb = write.statement(format!(
             "INSERT INTO {p}events (message_sid, status, error_code, received_at, source, \
              idempotency_token, raw) "
         ));
@@ -90,27 +95,87 @@ pub(super) async fn apply(
                 .push_bind(raw_json(&e.raw));
         });
         qb.push(" ON CONFLICT (message_sid, status) DO NOTHING RETURNING message_sid, status");
-        for row in qb.build().fetch_all(&mut *conn).await.map_err(db_error)? {
+    }
+    push_changes(&mut write, p, &plan.changes);
+    write.statement("COMMIT".to_owned());
+    let rows = write
+        .qb
+        .build()
+        .fetch_all(tx.conn())
+        .await
+        .map_err(db_error)?;
+    tx.committed();
+    // The history rows kept (two columns), then the feed positions (one).
+    let mut kept = HashSet::new();
+    let mut head = None;
+    for row in rows {
+        if row.len() == 2 {
             let pair: (String, String) = (
                 row.try_get("message_sid").map_err(db_error)?,
                 row.try_get("status").map_err(db_error)?,
             );
             kept.insert(pair);
+        } else if row.len() == 1 {
+            let position = to_position(row.try_get("position").map_err(db_error)?)?;
+            head = head.max(Some(position));
         }
     }
-    let head = insert_changes(conn, p, &plan.changes).await?;
     Ok((plan.answers(&refs, &kept), head))
 }
 
-async fn insert_rows(
-    conn: &mut SqliteConnection,
-    p: &str,
-    rows: &[RowWrite],
-    now_us: i64,
-) -> Result<(), StoreError> {
-    let mut qb = QueryBuilder::<Sqlite>::new(format!(
-        "INSERT INTO {p}messages (sid, account_sid, to_addr, from_addr, messaging_service_sid, \
-         status, status_rank, error_code, error_message, sent_recorded, created_at, updated_at) "
+/// Statements separated by `;`, with the binds of all of them in order (sqlx binds a
+/// script's `?` parameters statement after statement).
+struct Script {
+    qb: QueryBuilder<Sqlite>,
+    empty: bool,
+}
+
+impl Default for Script {
+    fn default() -> Self {
+        Self {
+            qb: QueryBuilder::new(""),
+            empty: true,
+        }
+    }
+}
+
+impl Script {
+    /// Starts the next statement with `sql`; the builder, to add its values and binds.
+    fn statement(&mut self, sql: String) -> &mut QueryBuilder<Sqlite> {
+        if !self.empty {
+            self.qb.push("; ");
+        }
+        self.empty = false;
+        self.qb.push(sql);
+        &mut self.qb
+    }
+}
+
+/// A message row read at the start of a batch: its SID and the columns an event can change.
+fn row_state(row: &SqliteRow) -> Result<(String, RowState), sqlx::Error> {
+    let created_us: i64 = row.try_get("created_at")?;
+    Ok((
+        row.try_get("sid")?,
+        RowState {
+            status: MessageStatus::from(row.try_get::<String, _>("status")?),
+            error_code: row.try_get("error_code")?,
+            error_message: row.try_get("error_message")?,
+            account_sid: row.try_get("account_sid")?,
+            to: row.try_get("to_addr")?,
+            from: row.try_get("from_addr")?,
+            service: row.try_get("messaging_service_sid")?,
+            created_at: OffsetDateTime::from_unix_timestamp_nanos(i128::from(created_us) * 1000)
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+        },
+    ))
+}
+
+/// Adds the insert of the rows of new messages to a script.
+fn insert_rows(script: &mut Script, p: &str, rows: &[RowWrite], now_us: i64) {
+    let qb = script.statement(format!(
+        "INSERT INTO {p}messages (sid, account_sid, to_addr, from_addr, \
+         messaging_service_sid, status, status_rank, error_code, error_message, sent_recorded, \
+         created_at, updated_at) "
     ));
     qb.push_values(rows, |mut b, w| {
         let r = &w.row;
@@ -127,19 +192,36 @@ async fn insert_rows(
             .push_bind(micros_floor(r.created_at))
             .push_bind(now_us);
     });
-    qb.build().execute(&mut *conn).await.map_err(db_error)?;
-    Ok(())
 }
 
-async fn update_rows(
-    conn: &mut SqliteConnection,
-    p: &str,
-    rows: &[RowWrite],
-    now_us: i64,
-) -> Result<(), StoreError> {
-    let mut qb = QueryBuilder::<Sqlite>::new(
+/// Adds the update of the status columns of `rows` to a script; each row is found through the
+/// primary key (an `UPDATE ... FROM` join may scan the whole table instead).
+fn update_status(script: &mut Script, p: &str, rows: &[&RowWrite], now_us: i64) {
+    let qb = script
+        .statement("WITH u (sid, status, status_rank, error_code, error_message) AS (".to_owned());
+    qb.push_values(rows, |mut b, w| {
+        let r = &w.row;
+        b.push_bind(w.sid.clone())
+            .push_bind(r.status.as_str().to_owned())
+            .push_bind(rank(&r.status))
+            .push_bind(r.error_code)
+            .push_bind(r.error_message.clone());
+    });
+    qb.push(format!(
+        ") UPDATE {p}messages SET (status, status_rank, error_code, error_message) = \
+         (SELECT u.status, u.status_rank, u.error_code, u.error_message FROM u \
+         WHERE u.sid = {p}messages.sid), updated_at = "
+    ));
+    qb.push_bind(now_us);
+    qb.push(" WHERE sid IN (SELECT sid FROM u)");
+}
+
+/// Adds the update of every column an event can change of `rows` to a script.
+fn update_rows(script: &mut Script, p: &str, rows: &[&RowWrite], now_us: i64) {
+    let qb = script.statement(
         "WITH u (sid, status, status_rank, error_code, error_message, account_sid, to_addr, \
-         from_addr, messaging_service_sid) AS (",
+         from_addr, messaging_service_sid) AS ("
+            .to_owned(),
     );
     qb.push_values(rows, |mut b, w| {
         let r = &w.row;
@@ -153,9 +235,6 @@ async fn update_rows(
             .push_bind(r.from.clone())
             .push_bind(r.service.clone());
     });
-    // `SET (...) = (SELECT ... WHERE u.sid = sid)` over `sid IN (SELECT sid FROM u)`: each
-    // changed row is found through the primary key (an `UPDATE ... FROM u` join may scan the
-    // whole table instead).
     qb.push(format!(
         ") UPDATE {p}messages SET (status, status_rank, error_code, error_message, account_sid, \
          to_addr, from_addr, messaging_service_sid) = (SELECT u.status, u.status_rank, \
@@ -164,19 +243,12 @@ async fn update_rows(
     ));
     qb.push_bind(now_us);
     qb.push(" WHERE sid IN (SELECT sid FROM u)");
-    qb.build().execute(&mut *conn).await.map_err(db_error)?;
-    Ok(())
 }
 
-/// Writes the feed rows of `changes`, in order; the new head when there were any.
-async fn insert_changes(
-    conn: &mut SqliteConnection,
-    p: &str,
-    changes: &[StatusChange],
-) -> Result<Option<u64>, StoreError> {
-    let mut head = None;
+/// Adds the feed rows of `changes`, in order, to a script; each returns its position.
+fn push_changes(script: &mut Script, p: &str, changes: &[StatusChange]) {
     for chunk in changes.chunks(ROWS_PER_STATEMENT) {
-        let mut qb = QueryBuilder::<Sqlite>::new(format!(
+        let qb = script.statement(format!(
             "INSERT INTO {p}feed (sid, previous, current, error_code, source, at) "
         ));
         qb.push_values(chunk, |mut b, c| {
@@ -188,7 +260,29 @@ async fn insert_changes(
                 .push_bind(micros_floor(c.at));
         });
         qb.push(" RETURNING position");
-        for row in qb.build().fetch_all(&mut *conn).await.map_err(db_error)? {
+    }
+}
+
+/// Writes the feed rows of `changes`, in order; the new head when there were any.
+async fn insert_changes(
+    conn: &mut SqliteConnection,
+    p: &str,
+    changes: &[StatusChange],
+) -> Result<Option<u64>, StoreError> {
+    if changes.is_empty() {
+        return Ok(None);
+    }
+    let mut script = Script::default();
+    push_changes(&mut script, p, changes);
+    let mut head = None;
+    for row in script
+        .qb
+        .build()
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db_error)?
+    {
+        {
             let position = to_position(row.try_get("position").map_err(db_error)?)?;
             head = head.max(Some(position));
         }

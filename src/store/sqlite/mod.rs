@@ -358,8 +358,8 @@ impl StatusStore for SqliteStore {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let mut tx = self.writer.begin(&self.pool).await?;
-        let result = batch::apply(&self.sql, tx.conn(), events).await;
+        let mut tx = self.writer.acquire(&self.pool).await?;
+        let result = batch::apply(&self.sql, &mut tx, events).await;
         let (applied, head) = tx.finish(result).await?;
         if let Some(head) = head {
             self.wake.committed(head);

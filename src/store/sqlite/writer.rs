@@ -77,6 +77,21 @@ impl Writer {
 
     /// Waits for the writer and starts a `BEGIN IMMEDIATE` transaction.
     pub(super) async fn begin(&self, pool: &SqlitePool) -> Result<WriteTx<'_>, StoreError> {
+        let mut tx = self.acquire(pool).await?;
+        tx.opening();
+        let begun = sqlx::raw_sql("BEGIN IMMEDIATE").execute(tx.conn()).await;
+        match begun {
+            Ok(_) => Ok(tx),
+            Err(e) => {
+                tx.discard();
+                Err(db_error(e))
+            }
+        }
+    }
+
+    /// Waits for the writer, for a caller that begins the transaction in its first script
+    /// (see [`WriteTx::opening`]).
+    pub(super) async fn acquire(&self, pool: &SqlitePool) -> Result<WriteTx<'_>, StoreError> {
         let mut slot = self.slot.lock().await;
         let conn = match &self.source {
             Source::Own(options) => {
@@ -90,18 +105,7 @@ impl Writer {
                 Conn::Pool(slot, conn)
             }
         };
-        let mut tx = WriteTx { conn, open: false };
-        let begun = sqlx::raw_sql("BEGIN IMMEDIATE").execute(tx.conn()).await;
-        match begun {
-            Ok(_) => {
-                tx.open = true;
-                Ok(tx)
-            }
-            Err(e) => {
-                tx.discard();
-                Err(db_error(e))
-            }
-        }
+        Ok(WriteTx { conn, open: false })
     }
 }
 
@@ -119,13 +123,25 @@ impl WriteTx<'_> {
         }
     }
 
-    /// Commits when `result` is `Ok`, rolls back otherwise; on any failure the connection is
-    /// discarded so that the next write starts clean.
+    /// Marks the transaction open, before the statement that begins it is sent: from here on,
+    /// an error or a cancelled write rolls back or discards the connection.
+    pub(super) fn opening(&mut self) {
+        self.open = true;
+    }
+
+    /// Marks the transaction committed by a script that ended with `COMMIT`.
+    pub(super) fn committed(&mut self) {
+        self.open = false;
+    }
+
+    /// Commits when `result` is `Ok` (unless a script already did), rolls back otherwise; on
+    /// any failure the connection is discarded so that the next write starts clean.
     pub(super) async fn finish<T>(
         mut self,
         result: Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         match result {
+            Ok(value) if !self.open => Ok(value),
             Ok(value) => match sqlx::raw_sql("COMMIT").execute(self.conn()).await {
                 Ok(_) => {
                     self.open = false;
@@ -139,6 +155,7 @@ impl WriteTx<'_> {
                     Err(db_error(e))
                 }
             },
+            Err(error) if !self.open => Err(error),
             Err(error) => {
                 let rolled_back = sqlx::raw_sql("ROLLBACK").execute(self.conn()).await.is_ok();
                 self.open = false;
