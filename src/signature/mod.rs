@@ -9,7 +9,7 @@
 //! ```
 //!
 //! - **URL** is the URL Twilio called, exactly as configured: host case, path, query order and
-//!   encoding untouched. It is configuration of your app (see [`PublicUrl`]), because a proxy hides it.
+//!   encoding untouched. It is configuration of your app (see [`PublicUrl`](crate::endpoint::PublicUrl)), because a proxy hides it.
 //!   Twilio has signed URLs both with and without the port, so the validator tries the URL as given,
 //!   then (only if that fails) with its port toggled: any port removed when present, the scheme's
 //!   documented default added when absent (`:443` for https and wss, `:80` for http and ws, `:21`
@@ -97,14 +97,12 @@ mod candidates;
 mod error;
 mod form;
 mod keys;
-mod public_url;
 mod settings;
 mod validator;
 
 pub use candidates::{PortChange, Stripped, UrlCandidate};
 pub use error::{ConfigError, SignatureError};
 pub use keys::KeySecret;
-pub use public_url::{PublicUrl, PublicUrlError, Scheme, TrustedProxy};
 pub use validator::{
     PRIMARY_KEY_ID, SignatureValidator, SignatureValidatorBuilder, SignedRequest, SigningMode,
     Verified,
