@@ -1,4 +1,4 @@
-//! Signing keys: secret bytes with a redacted `Debug`, and each key's HMAC keyed once.
+//! Signing keys: each key's HMAC keyed once (the secret bytes are a `crate::secret::KeySecret`).
 
 use std::fmt;
 use std::sync::Arc;
@@ -6,55 +6,6 @@ use std::sync::Arc;
 use hmac::{Hmac, KeyInit, Mac};
 
 use super::Algorithm;
-use crate::secret::AuthToken;
-
-/// The secret bytes of a signing key (an auth token, or a SharedKey secret for HMAC-SHA256).
-///
-/// The bytes are used as the HMAC key exactly as given. `Debug` prints `[redacted]`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct KeySecret(Vec<u8>);
-
-impl KeySecret {
-    /// Wraps secret bytes.
-    pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
-        Self(bytes.into())
-    }
-
-    /// The secret bytes.
-    pub(crate) fn bytes(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl fmt::Debug for KeySecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("KeySecret([redacted])")
-    }
-}
-
-impl From<AuthToken> for KeySecret {
-    fn from(token: AuthToken) -> Self {
-        Self::from(&token)
-    }
-}
-
-impl From<&AuthToken> for KeySecret {
-    fn from(token: &AuthToken) -> Self {
-        Self(token.expose().as_bytes().to_vec())
-    }
-}
-
-impl From<Vec<u8>> for KeySecret {
-    fn from(bytes: Vec<u8>) -> Self {
-        Self(bytes)
-    }
-}
-
-impl From<&[u8]> for KeySecret {
-    fn from(bytes: &[u8]) -> Self {
-        Self(bytes.to_vec())
-    }
-}
 
 /// An HMAC keyed once (its inner and outer pads absorbed) and cloned for every message. It lives
 /// only inside the validator that owns the key.
@@ -158,7 +109,10 @@ mod tests {
             id: Arc::from("main"),
             mac: KeyedMac::new(Algorithm::HmacSha1, b"s3cr3t").unwrap(),
         };
-        let shown = format!("{key:?} {:?}", KeySecret::new(b"s3cr3t".to_vec()));
+        let shown = format!(
+            "{key:?} {:?}",
+            crate::secret::KeySecret::new(b"s3cr3t".to_vec())
+        );
         assert!(
             shown.contains("main") && !shown.contains("s3cr3t"),
             "{shown}"

@@ -100,9 +100,9 @@ mod keys;
 mod settings;
 mod validator;
 
+pub use crate::secret::KeySecret;
 pub use candidates::{PortChange, Stripped, UrlCandidate};
 pub use error::{ConfigError, SignatureError};
-pub use keys::KeySecret;
 pub use validator::{
     PRIMARY_KEY_ID, SignatureValidator, SignatureValidatorBuilder, SignedRequest, SigningMode,
     Verified,

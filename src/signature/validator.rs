@@ -9,10 +9,10 @@ use http::{HeaderMap, HeaderName, Method};
 
 use super::candidates::{self, CREDENTIALS, FRAGMENT, Stripped, TRAILING_SLASH};
 use super::form::Form;
-use super::keys::{Key, KeySecret, KeyedMac};
+use super::keys::{Key, KeyedMac};
 use super::{Algorithm, ConfigError, SETTINGS_HEADER, SIGNATURE_HEADER, SignatureError};
 use super::{UrlCandidate, body_sha256_hex, settings};
-use crate::secret::AuthToken;
+use crate::secret::{AuthToken, KeySecret};
 
 /// Which part of the request the signature covers, chosen from the method and the content type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -414,7 +414,7 @@ impl SignatureValidatorBuilder {
         let mut keys: Vec<Key> = Vec::with_capacity(self.keys.len());
         for (id, algorithm, secret) in self.keys {
             let mac =
-                KeyedMac::new(algorithm, secret.bytes()).filter(|_| !secret.bytes().is_empty());
+                KeyedMac::new(algorithm, secret.expose()).filter(|_| !secret.expose().is_empty());
             match mac {
                 _ if id.is_empty() => return Err(ConfigError::EmptyKeyId),
                 _ if keys.iter().any(|k| *k.id == *id) => {
