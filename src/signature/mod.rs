@@ -164,7 +164,7 @@ where
     K: AsRef<str>,
     V: AsRef<str>,
 {
-    let mut pairs: Vec<(&str, &str)> = params
+    let mut pairs: Vec<_> = params
         .iter()
         .map(|(k, v)| (k.as_ref(), v.as_ref()))
         .collect();
@@ -173,15 +173,18 @@ where
     let Some(mac) = keys::KeyedMac::new(algorithm, key) else {
         unreachable!("HMAC accepts keys of any length")
     };
-    let rest: String = pairs.iter().flat_map(|(k, v)| [*k, *v]).collect();
-    base64::engine::general_purpose::STANDARD.encode(mac.tag(&[url], rest.as_bytes()))
+    let pieces = pairs.iter().flat_map(|(k, v)| [k.as_bytes(), v.as_bytes()]);
+    let tag = mac.tag(std::iter::once(url.as_bytes()).chain(pieces));
+    base64::engine::general_purpose::STANDARD.encode(tag)
 }
 
 /// The URL with `bodySHA256=<lowercase hex SHA-256 of body>` appended to its query (after `?` or
 /// `&`, before any `#fragment`), as Twilio does before signing a JSON request.
 pub fn url_with_body_sha256(url: &str, body: &[u8]) -> String {
-    let hex = body_sha256_hex(body);
-    let hex = std::str::from_utf8(&hex).unwrap_or_default();
+    let hex: String = sha2::Sha256::digest(body)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let (before, fragment) = url.split_at(url.find('#').unwrap_or(url.len()));
     let sep = match before.split_once('?') {
         None => "?",
@@ -189,17 +192,6 @@ pub fn url_with_body_sha256(url: &str, body: &[u8]) -> String {
         Some(_) => "&",
     };
     format!("{before}{sep}bodySHA256={hex}{fragment}")
-}
-
-/// Lowercase hex of the SHA-256 of `body`.
-fn body_sha256_hex(body: &[u8]) -> [u8; 64] {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = [0u8; 64];
-    let digest = sha2::Sha256::digest(body);
-    for ([hi, lo], byte) in out.as_chunks_mut::<2>().0.iter_mut().zip(digest) {
-        (*hi, *lo) = (HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 0x0f)]);
-    }
-    out
 }
 
 #[cfg(test)]
