@@ -23,20 +23,27 @@ pub(crate) struct Form {
     /// Where each pair's key and value are in `bytes` (`u32`s: sorting 16-byte pairs is faster
     /// than 32-byte ones; the validator refuses bodies over 1 GiB): sorted, distinct.
     pairs: Vec<[[u32; 2]; 2]>,
+    /// The string-to-sign: the URL, then the keys and values of the sorted pairs end to end.
+    signed: Vec<u8>,
+    /// Where the pairs start in `signed`.
+    url_len: usize,
 }
 
 impl Form {
     /// Runs `f` on `body` decoded in the thread's scratch space (request bytes only: nothing
     /// derived from a key is kept there), or in a fresh one while that one is in use.
-    pub(crate) fn with<R>(body: &[u8], mut f: impl FnMut(&mut Form) -> R) -> R {
+    pub(crate) fn with<R>(url: &str, body: &[u8], mut f: impl FnMut(&mut Form) -> R) -> R {
         let mut run = |form: &mut Form| {
+            form.url_len = url.len();
+            form.signed.clear();
+            form.signed.extend_from_slice(url.as_bytes());
             form.decode(body);
             f(form)
         };
         let shared = SCRATCH.try_with(|cell| {
             let mut form = cell.try_borrow_mut().ok()?;
             let result = run(&mut form);
-            if form.bytes.capacity() + form.flags.capacity() > KEEP_BYTES {
+            if form.bytes.capacity() + form.flags.capacity() + form.signed.capacity() > KEEP_BYTES {
                 *form = Form::default();
             }
             Some(result)
@@ -100,11 +107,20 @@ impl Form {
         self.pairs.sort_unstable_by(by(&self.bytes, cmp));
         self.pairs
             .dedup_by(|a, b| by(&self.bytes, bytes_cmp)(a, b).is_eq());
+        self.signed.truncate(self.url_len);
+        for at in self.pairs.iter().flatten() {
+            self.signed.extend_from_slice(part(&self.bytes, *at));
+        }
     }
 
-    /// The string-to-sign after the URL, in pieces: the key then the value of every pair.
-    pub(crate) fn pieces(&self) -> impl Iterator<Item = &[u8]> + Clone {
-        self.pairs.iter().flatten().map(|at| part(&self.bytes, *at))
+    /// The string-to-sign with the URL given to [`with`](Self::with).
+    pub(crate) fn signed(&self) -> &[u8] {
+        &self.signed
+    }
+
+    /// The string-to-sign after the URL: the key then the value of every pair.
+    pub(crate) fn pairs(&self) -> &[u8] {
+        self.signed.get(self.url_len..).unwrap_or_default()
     }
 
     /// Sorts the pairs by UTF-16 code units (twilio-node, -java and -csharp) instead of bytes,
@@ -211,13 +227,13 @@ mod tests {
         pairs
     }
 
-    /// The pieces of `form` end to end.
+    /// The pairs of `form` end to end.
     fn laid_out(form: &Form) -> Vec<u8> {
-        form.pieces().flatten().copied().collect()
+        form.pairs().to_vec()
     }
 
     fn signed(body: &[u8]) -> Vec<u8> {
-        Form::with(body, |form| laid_out(form))
+        Form::with("", body, |form| laid_out(form))
     }
 
     #[test]
@@ -293,7 +309,7 @@ mod tests {
 
     #[test]
     fn scratch_in_use_falls_back_to_a_fresh_one() {
-        let (outer, inner) = Form::with(b"b=2&a=1", |form| {
+        let (outer, inner) = Form::with("", b"b=2&a=1", |form| {
             let inner = signed(b"d=%34&c=3");
             (laid_out(form), inner)
         });
@@ -326,14 +342,18 @@ mod tests {
     #[test]
     fn utf16_order_is_tried_only_when_it_differs() {
         let body = "%F0%9F%98%80=1&%EF%BF%BD=2&a=3";
-        let resorted = Form::with(body.as_bytes(), |form| {
+        let resorted = Form::with("", body.as_bytes(), |form| {
             let bytes_order: Vec<u8> = laid_out(form);
             assert_eq!(bytes_order, "a3\u{FFFD}2\u{1F600}1".as_bytes());
             assert!(form.sort_by_utf16());
             laid_out(form)
         });
         assert_eq!(resorted, "a3\u{1F600}1\u{FFFD}2".as_bytes());
-        let same = Form::with("b=\u{1F600}&a=\u{E000}&a=1".as_bytes(), Form::sort_by_utf16);
+        let same = Form::with(
+            "",
+            "b=\u{1F600}&a=\u{E000}&a=1".as_bytes(),
+            Form::sort_by_utf16,
+        );
         assert!(!same);
     }
 

@@ -239,20 +239,19 @@ impl SignatureValidator {
         }
         // The first key and URL candidate whose MAC over the candidate then the pairs is `tag`.
         let find = |form: Option<&Form>| {
-            let signs = |url: &[&str]| {
-                let pairs = form.into_iter().flat_map(Form::pieces);
-                let message = || {
-                    url.iter()
-                        .map(|piece| piece.as_bytes())
-                        .chain(pairs.clone())
-                };
+            let url = request.url.as_bytes();
+            let (whole, pairs) = form.map_or((url, &b""[..]), |form| (form.signed(), form.pairs()));
+            let signs = |message: &[&[u8]]| {
                 let mut keys = self.keys.iter().filter(usable);
-                keys.find(|key| key.mac.verify(message(), tag))
+                keys.find(|key| key.mac.verify(message.iter().copied(), tag))
             };
-            let as_given = signs(&[request.url]).map(|key| (key, UrlCandidate::AsGiven));
+            let as_given = signs(&[whole]).map(|key| (key, UrlCandidate::AsGiven));
             as_given.or_else(|| {
-                candidates::after_as_given(request.url, self.variants)
-                    .find_map(|(pieces, candidate)| Some((signs(&pieces)?, candidate)))
+                let mut candidates = candidates::after_as_given(request.url, self.variants);
+                candidates.find_map(|(pieces, candidate)| {
+                    let [a, b, c, d, e, f, g] = pieces.map(str::as_bytes);
+                    Some((signs(&[a, b, c, d, e, f, g, pairs])?, candidate))
+                })
             })
         };
         let mode = SigningMode::of(request.method, request.content_type, request.body);
@@ -261,7 +260,7 @@ impl SignatureValidator {
             // The pairs' offsets are `u32`s, to fit a body and the copies of its strings with
             // invalid UTF-8 replaced (three times its size at most): no body over 1 GiB passes.
             SigningMode::Form if request.body.len() > (u32::MAX / 4) as usize => None,
-            SigningMode::Form => Form::with(request.body, |form| {
+            SigningMode::Form => Form::with(request.url, request.body, |form| {
                 find(Some(form)).or_else(|| form.sort_by_utf16().then(|| find(Some(form)))?)
             }),
             SigningMode::BodyHash => {
