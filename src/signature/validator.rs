@@ -113,7 +113,7 @@ impl fmt::Debug for SignedRequest<'_> {
 }
 
 /// A successful validation: which key and which URL candidate produced the signature.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Verified {
     /// `None` for [`PRIMARY_KEY_ID`], which costs no reference count per request.
     key_id: Option<Arc<str>>,
@@ -141,6 +141,17 @@ impl Verified {
     /// What the signature covered.
     pub fn mode(&self) -> SigningMode {
         self.mode
+    }
+}
+
+impl fmt::Debug for Verified {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verified")
+            .field("key_id", &self.key_id())
+            .field("candidate", &self.candidate)
+            .field("algorithm", &self.algorithm)
+            .field("mode", &self.mode)
+            .finish()
     }
 }
 
@@ -326,12 +337,7 @@ fn decode(text: &str) -> Cow<'_, str> {
 fn is_sha256_of(value: &str, body: &[u8]) -> bool {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let digest = sha2::Sha256::digest(body);
-    let hex_of = |byte: u8| {
-        [
-            DIGITS[usize::from(byte >> 4)],
-            DIGITS[usize::from(byte & 15)],
-        ]
-    };
+    let hex_of = |byte: u8| [byte >> 4, byte & 15].map(|nibble| DIGITS[usize::from(nibble)]);
     let is_hex_of_digest = |hex: &str| match hex.as_bytes().as_chunks::<2>() {
         (pairs, []) if pairs.len() == 32 => pairs.iter().zip(digest).all(|(p, b)| *p == hex_of(b)),
         _ => false,
@@ -413,9 +419,10 @@ impl SignatureValidatorBuilder {
         }
         let (keys, variants) = (keys.into(), self.variants);
         let validator = SignatureValidator { keys, variants };
-        (!validator.keys.is_empty())
-            .then_some(validator)
-            .ok_or(ConfigError::NoKeys)
+        match validator.keys.is_empty() {
+            true => Err(ConfigError::NoKeys),
+            false => Ok(validator),
+        }
     }
 }
 
