@@ -17,11 +17,9 @@ use http::{HeaderMap, Method, StatusCode, header};
 use subtle::ConstantTimeEq as _;
 
 use crate::accounts::KeyResolver;
-use crate::endpoint::PublicEndpoint;
+use crate::endpoint::{PublicEndpoint, PublicUrl, PublicUrlError, TrustedProxy};
 use crate::ids::AccountSid;
-use crate::signature::{
-    PublicUrl, PublicUrlError, SignatureError, SignatureValidator, TrustedProxy, Verified,
-};
+use crate::signature::{SignatureError, SignatureValidator, Verified};
 use crate::webhook::{DEFAULT_BODY_LIMIT, DEFAULT_BODY_READ_TIMEOUT, WebhookConfigError};
 
 /// Checks that a request comes from Twilio. Cheap to clone (an `Arc` inside).

@@ -1,4 +1,4 @@
-//! Secrets (`AuthToken`, `ApiKeySecret`): never printed, never logged.
+//! Secrets (`AuthToken`, `ApiKeySecret`, `KeySecret`): never printed, never logged.
 
 use std::fmt;
 
@@ -52,6 +52,53 @@ secret_type!(
     ApiKeySecret
 );
 
+/// The secret bytes of a webhook signing key (an auth token, or a SharedKey secret for
+/// HMAC-SHA256), used as the HMAC key exactly as given. `Debug` prints `[redacted]`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KeySecret(Vec<u8>);
+
+impl KeySecret {
+    /// Wraps secret bytes.
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
+        Self(bytes.into())
+    }
+
+    /// The secret bytes. Call only where the value is actually used (keying an HMAC).
+    pub(crate) fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for KeySecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeySecret([redacted])")
+    }
+}
+
+impl From<AuthToken> for KeySecret {
+    fn from(token: AuthToken) -> Self {
+        Self::from(&token)
+    }
+}
+
+impl From<&AuthToken> for KeySecret {
+    fn from(token: &AuthToken) -> Self {
+        Self::new(token.expose().as_bytes())
+    }
+}
+
+impl From<Vec<u8>> for KeySecret {
+    fn from(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+}
+
+impl From<&[u8]> for KeySecret {
+    fn from(bytes: &[u8]) -> Self {
+        Self::new(bytes)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,5 +112,8 @@ mod tests {
         assert_eq!(t.expose(), "f7e6d5c4b3a2918071605f4e3d2c1b0a");
         let s = ApiKeySecret::from("hunter2");
         assert!(!format!("{s:?}").contains("hunter2"));
+        let k = KeySecret::from(&t);
+        assert_eq!(format!("{k:?}"), "KeySecret([redacted])");
+        assert_eq!(k.expose(), t.expose().as_bytes());
     }
 }

@@ -32,14 +32,12 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 
 use crate::accounts::KeyResolver;
 use crate::callback::{CallbackError, StatusCallback};
-use crate::endpoint::PublicEndpoint;
+use crate::endpoint::{PublicEndpoint, PublicUrl, PublicUrlError, TrustedProxy};
 use crate::guard::{Keys, Refusal, verify};
 use crate::ids::{AccountSid, MessageSid};
 use crate::model::{Applied, EventSource};
 use crate::notify::{Notifier, StatusChange};
-use crate::signature::{
-    PublicUrl, PublicUrlError, SignatureError, SignatureValidator, TrustedProxy,
-};
+use crate::signature::{SignatureError, SignatureValidator};
 use crate::store::{StatusStore, StoreError};
 
 mod queue;

@@ -3,10 +3,10 @@
 use http::{HeaderMap, HeaderValue, Method};
 use serde::Deserialize;
 use twilio_delivery::AuthToken;
+use twilio_delivery::endpoint::{PublicUrl, PublicUrlError, Scheme, TrustedProxy};
 use twilio_delivery::signature::{
-    Algorithm, PortChange, PublicUrl, PublicUrlError, Scheme, SignatureError, SignatureValidator,
-    SignedRequest, SigningMode, TrustedProxy, UrlCandidate, Verified, sign, sign_with,
-    url_with_body_sha256,
+    Algorithm, PortChange, SignatureError, SignatureValidator, SignedRequest, SigningMode,
+    UrlCandidate, Verified, sign, sign_with, url_with_body_sha256,
 };
 
 const FORM: &str = "application/x-www-form-urlencoded";

@@ -303,7 +303,7 @@ async fn bad_input_corpus_never_panics_and_never_touches_the_store() {
 
 #[tokio::test]
 async fn trusted_proxy_headers_give_the_public_url_only_when_opted_in() {
-    use twilio_delivery::signature::{Scheme, TrustedProxy};
+    use twilio_delivery::endpoint::{Scheme, TrustedProxy};
     let store = arc(MemoryStore::new());
     let proxied = StatusWebhook::builder(SignatureValidator::new(token()), store.clone())
         .trusted_proxy(TrustedProxy::new(Scheme::Http))

@@ -1,8 +1,6 @@
-//! URL candidates: the port toggled and the opt-in variants, cut from the URL as given.
-//!
-//! Nothing here parses the URL into a model: it is cut into borrowed pieces around its
-//! authority and a candidate is a sequence of those pieces, so the host's case, the path and
-//! the query's encoding and order stay exactly as given.
+//! URL candidates: the port toggled and the opt-in variants, cut from the URL as given into
+//! borrowed pieces (never parsed into a model), so the host's case, the path and the query's
+//! encoding and order stay exactly as given.
 
 /// How a candidate's port differs from the URL given to the validator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -18,43 +16,33 @@ pub enum PortChange {
 
 /// Which opt-in variants a candidate URL applies (see the builder's `try_without_*` methods).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct Stripped {
-    bits: u8,
-}
+pub struct Stripped(u8);
 
 pub(crate) const CREDENTIALS: u8 = 1;
 pub(crate) const TRAILING_SLASH: u8 = 2;
 pub(crate) const FRAGMENT: u8 = 4;
 
-/// Variant combinations, fewest changes first.
-const VARIANT_ORDER: [u8; 7] = [1, 2, 4, 1 | 2, 1 | 4, 2 | 4, 1 | 2 | 4];
-
 impl Stripped {
-    pub(crate) const NONE: Self = Self { bits: 0 };
+    pub(crate) const NONE: Self = Self(0);
 
     /// With `bit` set or cleared.
     pub(crate) fn with(self, bit: u8, on: bool) -> Self {
-        let bits = if on {
-            self.bits | bit
-        } else {
-            self.bits & !bit
-        };
-        Self { bits }
+        Self(if on { self.0 | bit } else { self.0 & !bit })
     }
 
     /// `user:pass@` was removed from the authority.
     pub fn credentials(self) -> bool {
-        self.bits & CREDENTIALS != 0
+        self.0 & CREDENTIALS != 0
     }
 
     /// The lone `/` path of a bare host was removed (`https://host/` → `https://host`).
     pub fn trailing_slash(self) -> bool {
-        self.bits & TRAILING_SLASH != 0
+        self.0 & TRAILING_SLASH != 0
     }
 
     /// The `#fragment` was removed.
     pub fn fragment(self) -> bool {
-        self.bits & FRAGMENT != 0
+        self.0 & FRAGMENT != 0
     }
 }
 
@@ -83,47 +71,39 @@ pub enum UrlCandidate {
 pub(crate) type Pieces<'a> = [&'a str; 7];
 
 /// The candidates after the URL as given, in the order they are tried: the port toggled, then
-/// each enabled variant that changes this URL, with its port as given and toggled. None when
-/// the URL has no recognisable `scheme://authority`.
+/// each enabled variant that changes this URL (fewest changes first), with its port as given
+/// and toggled. None when the URL has no recognisable `scheme://authority`.
 pub(crate) fn after_as_given(
     url: &str,
     variants: Stripped,
 ) -> impl Iterator<Item = (Pieces<'_>, UrlCandidate)> {
+    const STRIPS: [(usize, u8); 3] = [(1, CREDENTIALS), (4, TRAILING_SLASH), (6, FRAGMENT)];
     let parts = parse(url);
     // The variants that change this URL (stripping something absent would repeat a candidate).
     let usable = parts.map_or(0, |p| {
-        let applicable = [
-            (!p[1].is_empty(), CREDENTIALS),
-            (p[4] == "/", TRAILING_SLASH),
-            (!p[6].is_empty(), FRAGMENT),
-        ];
-        let bits = applicable.iter().filter(|(on, _)| *on);
-        bits.fold(0, |all, (_, bit)| all | bit) & variants.bits
+        let applies = [!p[1].is_empty(), p[4] == "/", !p[6].is_empty()];
+        let bits = STRIPS.iter().zip(applies).filter(|(_, applies)| *applies);
+        bits.fold(0, |all, ((_, bit), _)| all | bit) & variants.0
     });
-    let masks = VARIANT_ORDER.into_iter().filter(move |m| usable & m == *m);
+    let masks = [1, 2, 4, 1 | 2, 1 | 4, 2 | 4, 1 | 2 | 4].into_iter();
+    let masks = masks.filter(move |mask| usable & mask == *mask);
     let steps = std::iter::once((0, true)).chain(masks.flat_map(|m| [(m, false), (m, true)]));
     steps.filter_map(move |(mask, toggle)| {
         let mut pieces = parts?;
-        let port = match (toggle, pieces[3].is_empty()) {
-            (false, _) => PortChange::Unchanged,
-            (true, false) => PortChange::Removed,
-            (true, true) => PortChange::Added,
+        let (port, piece) = match (toggle, pieces[3]) {
+            (false, given) => (PortChange::Unchanged, given),
+            (true, "") => (PortChange::Added, default_port(pieces[0])?),
+            (true, _) => (PortChange::Removed, ""),
         };
-        pieces[3] = match port {
-            PortChange::Unchanged => pieces[3],
-            PortChange::Removed => "",
-            PortChange::Added => default_port(pieces[0])?,
-        };
-        for (at, bit) in [(1, CREDENTIALS), (4, TRAILING_SLASH), (6, FRAGMENT)] {
-            if mask & bit != 0 {
-                pieces[at] = "";
-            }
+        pieces[3] = piece;
+        for (at, _) in STRIPS.iter().filter(|(_, bit)| mask & bit != 0) {
+            pieces[*at] = "";
         }
         let candidate = match (mask, port) {
             (0, PortChange::Added) => UrlCandidate::PortAdded,
             (0, _) => UrlCandidate::PortRemoved,
             (bits, port) => UrlCandidate::Variant {
-                stripped: Stripped { bits },
+                stripped: Stripped(bits),
                 port,
             },
         };
@@ -135,46 +115,40 @@ pub(crate) fn after_as_given(
 /// the ports RFC 9110 (http, https), RFC 6455 (ws, wss) and RFC 1738 (ftp) give, which the URL
 /// types of twilio-ruby and twilio-csharp use when they add the port.
 fn default_port(scheme: &str) -> Option<&'static str> {
-    const PORTS: [(&str, &str); 5] = [
-        ("https://", ":443"),
-        ("http://", ":80"),
-        ("wss://", ":443"),
-        ("ws://", ":80"),
-        ("ftp://", ":21"),
+    let ports = [
+        ("https", ":443"),
+        ("http", ":80"),
+        ("wss", ":443"),
+        ("ws", ":80"),
+        ("ftp", ":21"),
     ];
-    let known = PORTS
-        .iter()
+    let scheme = scheme.strip_suffix("://")?;
+    let known = ports
+        .into_iter()
         .find(|(name, _)| name.eq_ignore_ascii_case(scheme));
-    known.map(|(_, port)| *port)
+    known.map(|(_, port)| port)
 }
 
 /// Cuts `url` into its pieces; `None` when it has no recognisable `scheme://authority` (then
 /// the URL as given is the only candidate).
 fn parse(url: &str) -> Option<Pieces<'_>> {
     let find = |s: &str, set: &[u8]| s.bytes().position(|b| set.contains(&b)).unwrap_or(s.len());
-    let scheme_len = url.find("://")?;
-    let (name, _) = url.split_at_checked(scheme_len)?;
+    let (name, _) = url.split_once("://")?;
     let mut chars = name.bytes();
     let scheme_ok = chars.next().is_some_and(|b| b.is_ascii_alphabetic())
         && chars.all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
-    if !scheme_ok {
-        return None;
-    }
-    let (scheme, rest) = url.split_at_checked(scheme_len + 3)?;
+    let (scheme, rest) = url.split_at_checked(name.len() + 3).filter(|_| scheme_ok)?;
     let (authority, rest) = rest.split_at_checked(find(rest, b"/?#"))?;
     let (path, rest) = rest.split_at_checked(find(rest, b"?#"))?;
     let (query, fragment) = rest.split_at_checked(find(rest, b"#"))?;
-    let at = authority.rfind('@').map_or(0, |at| at + 1);
-    let (userinfo, host_port) = authority.split_at_checked(at)?;
+    let (userinfo, host_port) = authority.split_at(authority.rfind('@').map_or(0, |at| at + 1));
     let split = match host_port.strip_prefix('[') {
         Some(v6) => v6.find(']')? + 2,
         None => host_port.rfind(':').unwrap_or(host_port.len()),
     };
     let (host, port) = host_port.split_at_checked(split)?;
-    let port_ok = match port.strip_prefix(':') {
-        Some(digits) => digits.bytes().all(|b| b.is_ascii_digit()),
-        None => port.is_empty(),
-    };
+    let digits = |port: &str| port.bytes().all(|b| b.is_ascii_digit());
+    let port_ok = port.is_empty() || port.strip_prefix(':').is_some_and(digits);
     let host_ok = !host.is_empty() && (host.starts_with('[') || !host.contains(':'));
     (port_ok && host_ok).then_some([scheme, userinfo, host, port, path, query, fragment])
 }

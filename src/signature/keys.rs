@@ -1,4 +1,4 @@
-//! Signing keys: secret bytes with a redacted `Debug`, and each key's HMAC keyed once.
+//! Each signing key's HMAC, keyed once and kept only inside the validator that owns the key.
 
 use std::fmt;
 use std::sync::Arc;
@@ -6,58 +6,8 @@ use std::sync::Arc;
 use hmac::{Hmac, KeyInit, Mac};
 
 use super::Algorithm;
-use crate::secret::AuthToken;
 
-/// The secret bytes of a signing key (an auth token, or a SharedKey secret for HMAC-SHA256).
-///
-/// The bytes are used as the HMAC key exactly as given. `Debug` prints `[redacted]`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct KeySecret(Vec<u8>);
-
-impl KeySecret {
-    /// Wraps secret bytes.
-    pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
-        Self(bytes.into())
-    }
-
-    /// The secret bytes.
-    pub(crate) fn bytes(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl fmt::Debug for KeySecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("KeySecret([redacted])")
-    }
-}
-
-impl From<AuthToken> for KeySecret {
-    fn from(token: AuthToken) -> Self {
-        Self::from(&token)
-    }
-}
-
-impl From<&AuthToken> for KeySecret {
-    fn from(token: &AuthToken) -> Self {
-        Self(token.expose().as_bytes().to_vec())
-    }
-}
-
-impl From<Vec<u8>> for KeySecret {
-    fn from(bytes: Vec<u8>) -> Self {
-        Self(bytes)
-    }
-}
-
-impl From<&[u8]> for KeySecret {
-    fn from(bytes: &[u8]) -> Self {
-        Self(bytes.to_vec())
-    }
-}
-
-/// An HMAC keyed once (its inner and outer pads absorbed) and cloned for every message. It lives
-/// only inside the validator that owns the key.
+/// An HMAC keyed once (its inner and outer pads absorbed) and cloned for every message.
 #[derive(Clone)]
 pub(crate) enum KeyedMac {
     Sha1(Hmac<sha1::Sha1>),
@@ -67,10 +17,10 @@ pub(crate) enum KeyedMac {
 impl KeyedMac {
     /// Keys an HMAC; HMAC accepts keys of any length, so `None` does not happen in practice.
     pub(crate) fn new(algorithm: Algorithm, key: &[u8]) -> Option<Self> {
-        Some(match algorithm {
-            Algorithm::HmacSha1 => Self::Sha1(Hmac::new_from_slice(key).ok()?),
-            Algorithm::HmacSha256 => Self::Sha256(Hmac::new_from_slice(key).ok()?),
-        })
+        match algorithm {
+            Algorithm::HmacSha1 => Hmac::new_from_slice(key).ok().map(Self::Sha1),
+            Algorithm::HmacSha256 => Hmac::new_from_slice(key).ok().map(Self::Sha256),
+        }
     }
 
     /// The algorithm of this key.
@@ -81,46 +31,43 @@ impl KeyedMac {
         }
     }
 
-    /// Whether the MAC of the URL pieces then `rest`, end to end, is `tag` (compared in
-    /// constant time by the MAC's own `verify_slice`).
-    pub(crate) fn verify(&self, url: &[&str], rest: &[u8], tag: &[u8]) -> bool {
+    /// Whether the MAC of the `message` pieces, end to end, is `tag` (compared in constant time
+    /// by the MAC's own `verify_slice`).
+    pub(crate) fn verify<'m>(&self, message: impl Iterator<Item = &'m [u8]>, tag: &[u8]) -> bool {
         match self {
-            Self::Sha1(keyed) => feed(keyed, url, rest).verify_slice(tag).is_ok(),
-            Self::Sha256(keyed) => feed(keyed, url, rest).verify_slice(tag).is_ok(),
+            Self::Sha1(keyed) => feed(keyed, message).verify_slice(tag).is_ok(),
+            Self::Sha256(keyed) => feed(keyed, message).verify_slice(tag).is_ok(),
         }
     }
 
-    /// The MAC of the URL pieces then `rest`, end to end.
-    pub(crate) fn tag(&self, url: &[&str], rest: &[u8]) -> Vec<u8> {
+    /// The MAC of the `message` pieces, end to end.
+    pub(crate) fn tag<'m>(&self, message: impl Iterator<Item = &'m [u8]>) -> Vec<u8> {
         match self {
-            Self::Sha1(keyed) => feed(keyed, url, rest).finalize().into_bytes().to_vec(),
-            Self::Sha256(keyed) => feed(keyed, url, rest).finalize().into_bytes().to_vec(),
+            Self::Sha1(keyed) => feed(keyed, message).finalize().into_bytes().to_vec(),
+            Self::Sha256(keyed) => feed(keyed, message).finalize().into_bytes().to_vec(),
         }
     }
 }
 
-/// A clone of the keyed MAC fed the URL pieces, then `rest`.
-fn feed<M: Mac + Clone>(keyed: &M, url: &[&str], rest: &[u8]) -> M {
+/// Shows the algorithm only.
+impl fmt::Debug for KeyedMac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.algorithm(), f)
+    }
+}
+
+/// A clone of the keyed MAC fed the `message` pieces.
+fn feed<'m, M: Mac + Clone>(keyed: &M, message: impl Iterator<Item = &'m [u8]>) -> M {
     let mut mac = keyed.clone();
-    url.iter().for_each(|piece| mac.update(piece.as_bytes()));
-    mac.update(rest);
+    message.for_each(|piece| mac.update(piece));
     mac
 }
 
 /// One configured key: its id (reported in diagnostics) and its keyed HMAC.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub(crate) struct Key {
     pub(crate) id: Arc<str>,
     pub(crate) mac: KeyedMac,
-}
-
-impl fmt::Debug for Key {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Key")
-            .field("id", &self.id)
-            .field("algorithm", &self.mac.algorithm())
-            .finish_non_exhaustive()
-    }
 }
 
 #[cfg(test)]
@@ -132,24 +79,24 @@ mod tests {
     fn rfc_vectors_in_pieces() {
         let sha1 = KeyedMac::new(Algorithm::HmacSha1, b"Jefe").unwrap();
         let sha256 = KeyedMac::new(Algorithm::HmacSha256, b"Jefe").unwrap();
-        let (url, rest) = (["what do ya ", "", "want "], b"for nothing?");
+        let pieces: [&[u8]; 4] = [b"what do ya ", b"", b"want ", b"for nothing?"];
         let hex = |tag: Vec<u8>| tag.iter().map(|b| format!("{b:02x}")).collect::<String>();
         assert_eq!(
-            hex(sha1.tag(&url, rest)),
+            hex(sha1.tag(pieces.into_iter())),
             "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79"
         );
         assert_eq!(
-            hex(sha256.tag(&url, rest)),
+            hex(sha256.tag(pieces.into_iter())),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
-        let tag = sha1.tag(&url, rest);
-        assert!(sha1.verify(&url, rest, &tag));
-        assert!(sha1.verify(&["what do ya want for nothing?"], b"", &tag));
+        let tag = sha1.tag(pieces.into_iter());
+        assert!(sha1.verify(pieces.into_iter(), &tag));
+        assert!(sha1.verify([&b"what do ya want for nothing?"[..]].into_iter(), &tag));
         let mut wrong = tag.clone();
         wrong[19] ^= 1;
-        assert!(!sha1.verify(&url, rest, &wrong));
-        assert!(!sha1.verify(&url, rest, &tag[..19]));
-        assert!(!sha256.verify(&url, rest, &tag));
+        assert!(!sha1.verify(pieces.into_iter(), &wrong));
+        assert!(!sha1.verify(pieces.into_iter(), &tag[..19]));
+        assert!(!sha256.verify(pieces.into_iter(), &tag));
     }
 
     #[test]
@@ -158,7 +105,10 @@ mod tests {
             id: Arc::from("main"),
             mac: KeyedMac::new(Algorithm::HmacSha1, b"s3cr3t").unwrap(),
         };
-        let shown = format!("{key:?} {:?}", KeySecret::new(b"s3cr3t".to_vec()));
+        let shown = format!(
+            "{key:?} {:?}",
+            crate::secret::KeySecret::new(b"s3cr3t".to_vec())
+        );
         assert!(
             shown.contains("main") && !shown.contains("s3cr3t"),
             "{shown}"

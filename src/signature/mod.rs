@@ -1,60 +1,44 @@
 //! Twilio webhook signatures (`X-Twilio-Signature`): [`SignatureValidator`] checks them as
 //! Twilio's official libraries do, [`sign`] / [`sign_with`] produce them for tests and the emulator.
 //!
-//! # How Twilio signs a webhook
+//! # What Twilio signs
 //!
-//! ```text
-//! string_to_sign = URL + for key in sorted(keys), for value in sorted(distinct values of key): key + value
-//! X-Twilio-Signature = base64(HMAC-SHA1(key = auth token, string_to_sign))
-//! ```
-//!
-//! - **URL** is the URL Twilio called, exactly as configured: host case, path, query order and
-//!   encoding untouched. It is configuration of your app (see [`PublicUrl`]), because a proxy hides it.
-//!   Twilio has signed URLs both with and without the port, so the validator tries the URL as given,
-//!   then (only if that fails) with its port toggled: any port removed when present, the scheme's
-//!   documented default added when absent (`:443` for https and wss, `:80` for http and ws, `:21`
-//!   for ftp; none for other schemes). Only the authority part of the string is edited. Opt-in
-//!   variants (builder's `try_without_*`) also try the URL without `user:pass@`, without the lone
-//!   `/` of a bare host, or without its `#fragment`, where Twilio's behaviour is unconfirmed.
-//! - **What is signed** depends on the request ([`SigningMode`]): a form POST
-//!   (`application/x-www-form-urlencoded`, or no content type and no body) signs every decoded
-//!   body pair, sorted by key then value, exact duplicates dropped; a `GET` signs the URL alone;
-//!   any other body (JSON) signs the URL alone, to which Twilio added `bodySHA256=<lowercase hex
-//!   SHA-256 of the body>`, and the validator checks that hash against the raw body (a missing
-//!   `bodySHA256` is an error; the first one counts, percent-decoded, as in the official libraries).
-//! - **Sort order** is that of bytes (UTF-8), which is code point order (twilio-python). twilio-node,
-//!   -java and -csharp compare UTF-16 code units instead; the two differ only where a character
-//!   above U+FFFF meets one from U+E000 to U+FFFF at the first difference. For such a body, and
-//!   only then, the UTF-16 order is tried too, after the byte order failed on every URL candidate.
-//! - **Keys**: without `X-Twilio-Webhooks-Signature-Settings`, the account's auth tokens with
-//!   HMAC-SHA1 (primary and secondary during rotation; sub-accounts have their own). With it,
-//!   exactly `key=<id>,algorithm=HMAC_SHA256`, the HMAC-SHA256 "SharedKey" of that id and nothing
-//!   else; another format or algorithm, or an id not configured, is a rejection. The validator
-//!   reports which key matched ([`Verified`]).
+//! `X-Twilio-Signature = base64(HMAC-SHA1(key = auth token, URL + key1 + value1 + key2 + ...))`:
+//! - **URL**: the URL Twilio called, exactly as configured (host case, path, query order and
+//!   encoding untouched), which is configuration of your app ([`PublicUrl`]) since a proxy hides
+//!   it. Twilio has signed URLs with and without the port, so the URL as given is tried, then
+//!   (only if that fails) with its port toggled: any port removed, or the scheme's documented
+//!   default added (`:443` for https and wss, `:80` for http and ws, `:21` for ftp, none for other
+//!   schemes); only the authority is edited. Opt-in variants (the builder's `try_without_*`) also
+//!   try it without `user:pass@`, the lone `/` of a bare host or the `#fragment`, where Twilio's
+//!   behaviour is unconfirmed.
+//! - **What follows it** ([`SigningMode`]): for a form POST (`application/x-www-form-urlencoded`,
+//!   or no content type and no body), every decoded body pair, sorted by key then value, exact
+//!   duplicates dropped; for a `GET`, nothing; for any other body (JSON), nothing, and Twilio
+//!   added `bodySHA256=<lowercase hex SHA-256 of the body>` to the URL, which is checked against
+//!   the raw body (a missing one is an error; the first counts, decoded, as in the official
+//!   libraries).
+//! - **Sort order** is that of bytes, which is code point order (twilio-python). twilio-node,
+//!   -java and -csharp compare UTF-16 code units, which differs only where a character above
+//!   U+FFFF meets one from U+E000 to U+FFFF: for such a body, and only then, that order is tried
+//!   too, after the byte order failed on every URL candidate.
+//! - **Keys**: without `X-Twilio-Webhooks-Signature-Settings`, the auth tokens with HMAC-SHA1
+//!   (primary and secondary during rotation; sub-accounts have their own); with it, exactly
+//!   `key=<id>,algorithm=HMAC_SHA256` and the HMAC-SHA256 SharedKey of that id, nothing else
+//!   (another format, algorithm or id is a rejection). [`Verified`] says which key matched.
 //! - The comparison is constant-time. A missing, empty, non-base64 or wrong-length header is a
 //!   [`SignatureError`], never a panic.
 //!
 //! # Cost
 //!
-//! Plain code on RustCrypto's `hmac`, `sha1` and `sha2` and the `base64` crate; no `unsafe`, no
-//! SIMD intrinsics, and nothing derived from a key outside the validator that owns it.
-//! - Each key's HMAC is keyed once, when the validator is built, and cloned per URL candidate.
-//! - A form body is copied into a per-thread scratch buffer (request bytes only), split where a
-//!   word-at-a-time test finds `&`, `=`, `%` or `+`, its escaped strings decoded in place. The
-//!   pairs' indices are sorted (on the keys' first 16 bytes; whole pairs only where those tie)
-//!   and the pairs laid out after the URL, which the MAC takes in two pieces. The sorted order is
-//!   kept for the next body whose keys have the same distinct 16-byte prefixes in the same
-//!   order, as each kind of callback has.
-//! - The port-toggled URL (and the UTF-16 order) are only tried after the URL as given (the
-//!   byte order) failed, so a rejection costs about two acceptances.
+//! Plain code on `hmac`, `sha1`, `sha2` and `base64`: no `unsafe`, no SIMD intrinsics, nothing
+//! derived from a key kept outside its validator. Each key is keyed once, its HMAC cloned per
+//! URL candidate; a form body is split and decoded in a per-thread buffer of request bytes and
+//! laid out after the URL, sorted. An 8-parameter status callback costs about 1.8× one
+//! pre-keyed HMAC-SHA1 over the same bytes, a rejection and a 1 KiB JSON body about 3.1× (the
+//! body's SHA-256 alone is 2.2×): a few hundred nanoseconds (README, Performance).
 //!
-//! On the README's benchmark (this shared 2-core machine, ratios within one criterion run, to
-//! one HMAC-SHA1 keyed once and cloned, over the same 251-byte string-to-sign, with base64 and a
-//! compare) an 8-parameter status callback takes 1.7–1.95×, a rejection 2.9–4×, a 1 KiB JSON
-//! body 3.1–3.7× (its SHA-256 alone is about 2.2×): about 200 ns more than the bare MAC for a
-//! callback, next to a store write of a hundred microseconds or more. The previous
-//! implementation, with an SSE2 scan and a per-thread cache of key-derived HMAC states, took
-//! about 1.1× for a callback.
+//! [`PublicUrl`]: crate::endpoint::PublicUrl
 //!
 //! # Example
 //!
@@ -97,18 +81,14 @@ mod candidates;
 mod error;
 mod form;
 mod keys;
-mod public_url;
 mod settings;
 mod validator;
 
+pub use crate::secret::KeySecret;
 pub use candidates::{PortChange, Stripped, UrlCandidate};
 pub use error::{ConfigError, SignatureError};
-pub use keys::KeySecret;
-pub use public_url::{PublicUrl, PublicUrlError, Scheme, TrustedProxy};
-pub use validator::{
-    PRIMARY_KEY_ID, SignatureValidator, SignatureValidatorBuilder, SignedRequest, SigningMode,
-    Verified,
-};
+pub use validator::{PRIMARY_KEY_ID, SignatureValidator, SignatureValidatorBuilder};
+pub use validator::{SignedRequest, SigningMode, Verified};
 
 /// The signature header's name, lower-case.
 pub const SIGNATURE_HEADER: &str = "x-twilio-signature";
@@ -166,7 +146,7 @@ where
     K: AsRef<str>,
     V: AsRef<str>,
 {
-    let mut pairs: Vec<(&str, &str)> = params
+    let mut pairs: Vec<_> = params
         .iter()
         .map(|(k, v)| (k.as_ref(), v.as_ref()))
         .collect();
@@ -175,15 +155,18 @@ where
     let Some(mac) = keys::KeyedMac::new(algorithm, key) else {
         unreachable!("HMAC accepts keys of any length")
     };
-    let rest: String = pairs.iter().flat_map(|(k, v)| [*k, *v]).collect();
-    base64::engine::general_purpose::STANDARD.encode(mac.tag(&[url], rest.as_bytes()))
+    let pieces = pairs.iter().flat_map(|(k, v)| [k.as_bytes(), v.as_bytes()]);
+    let tag = mac.tag(std::iter::once(url.as_bytes()).chain(pieces));
+    base64::engine::general_purpose::STANDARD.encode(tag)
 }
 
 /// The URL with `bodySHA256=<lowercase hex SHA-256 of body>` appended to its query (after `?` or
 /// `&`, before any `#fragment`), as Twilio does before signing a JSON request.
 pub fn url_with_body_sha256(url: &str, body: &[u8]) -> String {
-    let hex = body_sha256_hex(body);
-    let hex = std::str::from_utf8(&hex).unwrap_or_default();
+    let hex: String = sha2::Sha256::digest(body)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let (before, fragment) = url.split_at(url.find('#').unwrap_or(url.len()));
     let sep = match before.split_once('?') {
         None => "?",
@@ -191,17 +174,6 @@ pub fn url_with_body_sha256(url: &str, body: &[u8]) -> String {
         Some(_) => "&",
     };
     format!("{before}{sep}bodySHA256={hex}{fragment}")
-}
-
-/// Lowercase hex of the SHA-256 of `body`.
-fn body_sha256_hex(body: &[u8]) -> [u8; 64] {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = [0u8; 64];
-    let digest = sha2::Sha256::digest(body);
-    for ([hi, lo], byte) in out.as_chunks_mut::<2>().0.iter_mut().zip(digest) {
-        (*hi, *lo) = (HEX[usize::from(byte >> 4)], HEX[usize::from(byte & 0x0f)]);
-    }
-    out
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! `PublicEndpoint`: the one description of where Twilio reaches the app's status webhook.
+//! `PublicEndpoint`: the one description of where Twilio reaches the app's status webhook; and
+//! [`PublicUrl`]: where a webhook learns the URL Twilio called, to validate its signature.
 //!
 //! The same value produces the `StatusCallback` URL the client sends to Twilio
 //! ([`PublicEndpoint::callback_url`]) and the URL the webhook validates signatures against
@@ -8,6 +9,10 @@
 
 use std::fmt;
 use std::time::Duration;
+
+mod public_url;
+
+pub use public_url::{PublicUrl, PublicUrlError, Scheme, TrustedProxy};
 
 /// The longest `StatusCallback` Twilio accepts (longer: error 21609).
 pub const MAX_CALLBACK_URL_LEN: usize = 4000;

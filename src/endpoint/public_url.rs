@@ -10,7 +10,7 @@ use http::HeaderMap;
 /// proxy you control that sets those headers, or a client could choose the URL it is validated against.
 ///
 /// ```
-/// use twilio_delivery::signature::{PublicUrl, Scheme, TrustedProxy};
+/// use twilio_delivery::endpoint::{PublicUrl, Scheme, TrustedProxy};
 ///
 /// let mut headers = http::HeaderMap::new();
 /// headers.insert("x-forwarded-proto", "https".parse()?);
