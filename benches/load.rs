@@ -5,8 +5,13 @@
 //! pre-signed callbacks, each moving a distinct preloaded message from `sent` to `delivered`.
 //!
 //! ```text
-//! TEST_DATABASE_URL=postgres://... cargo bench --bench load --features axum,sqlite,postgres
+//! TD_PG_DURABLE=1 source .ci/postgres.sh   # a PostgreSQL with fsync on, as in production
+//! cargo bench --bench load --features axum,sqlite,postgres
 //! ```
+//!
+//! Each store is preloaded as the app leaves it after sending (account, sender, recipient), then
+//! settled before the measured window (SQLite's WAL checkpointed; PostgreSQL's tables vacuumed
+//! and a checkpoint taken), so the window pays for callbacks only.
 //!
 //! Settings (environment): `LOAD_CONNS` (32), `LOAD_SECS` (5, after 1 s of warm-up),
 //! `LOAD_MESSAGES` (200 000 preloaded per store; a connection that runs out starts over, as

@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use sqlx::{ColumnIndex, Decode, Row, Type};
 use time::OffsetDateTime;
 
 use crate::model::{Applied, StatusEvent};
@@ -22,6 +23,39 @@ pub(crate) struct RowState {
     pub(crate) service: Option<String>,
     /// The creation time: the stored one for an existing row, the time to store for a new one.
     pub(crate) created_at: OffsetDateTime,
+}
+
+impl RowState {
+    /// Reads a message row as a batch reads it: its SID, the columns an event can change, and
+    /// its creation time in microseconds from the column `created_us`.
+    pub(crate) fn read<'r, R>(
+        row: &'r R,
+        created_us: &'r str,
+    ) -> Result<(String, Self), sqlx::Error>
+    where
+        R: Row,
+        &'r str: ColumnIndex<R>,
+        String: Decode<'r, R::Database> + Type<R::Database>,
+        i64: Decode<'r, R::Database> + Type<R::Database>,
+    {
+        let micros: i64 = row.try_get(created_us)?;
+        let created_at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
+            .map_err(|e| sqlx::Error::ColumnDecode {
+                index: created_us.to_owned(),
+                source: Box::new(e),
+            })?;
+        let state = Self {
+            status: MessageStatus::from(row.try_get::<String, _>("status")?),
+            error_code: row.try_get("error_code")?,
+            error_message: row.try_get("error_message")?,
+            account_sid: row.try_get("account_sid")?,
+            to: row.try_get("to_addr")?,
+            from: row.try_get("from_addr")?,
+            service: row.try_get("messaging_service_sid")?,
+            created_at,
+        };
+        Ok((row.try_get("sid")?, state))
+    }
 }
 
 /// A row to insert or update, with its SID.

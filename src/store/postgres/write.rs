@@ -172,7 +172,8 @@ pub(super) async fn apply_batch(
     let (mut tx, rows) = begin_and_lock(conn, begin, &w.lock_rows, &sids).await?;
     let mut existing = HashMap::with_capacity(rows.len());
     for row in &rows {
-        existing.insert(row.try_get::<String, _>("sid")?, row_state(row)?);
+        let (sid, state) = RowState::read(row, "created_us")?;
+        existing.insert(sid, state);
     }
     let plan = Plan::new(&refs, existing, now);
 
@@ -383,26 +384,6 @@ async fn begin_and_lock<'c>(
         .fetch_all(tx.conn())
         .await?;
     Ok((tx, rows))
-}
-
-fn row_state(row: &PgRow) -> Result<RowState, sqlx::Error> {
-    Ok(RowState {
-        status: MessageStatus::from(row.try_get::<String, _>("status")?),
-        error_code: row.try_get("error_code")?,
-        error_message: row.try_get("error_message")?,
-        account_sid: row.try_get("account_sid")?,
-        to: row.try_get("to_addr")?,
-        from: row.try_get("from_addr")?,
-        service: row.try_get("messaging_service_sid")?,
-        // In microseconds: the simple query returns text, read here as an integer.
-        created_at: OffsetDateTime::from_unix_timestamp_nanos(
-            i128::from(row.try_get::<i64, _>("created_us")?) * 1000,
-        )
-        .map_err(|e| sqlx::Error::ColumnDecode {
-            index: "created_us".into(),
-            source: Box::new(e),
-        })?,
-    })
 }
 
 /// `record_sent` in one transaction on `conn`; `None` when it lost a creation race (retry).

@@ -51,15 +51,10 @@ pub(super) async fn apply(
         qb.push(")");
     }
     tx.opening();
-    let rows = read
-        .qb
-        .build()
-        .fetch_all(tx.conn())
-        .await
-        .map_err(db_error)?;
+    let rows = read.run(tx.conn()).await?;
     let mut existing = HashMap::with_capacity(rows.len());
     for row in rows {
-        let (sid, state) = row_state(&row).map_err(db_error)?;
+        let (sid, state) = RowState::read(&row, "created_at").map_err(db_error)?;
         existing.insert(sid, state);
     }
 
@@ -98,12 +93,7 @@ pub(super) async fn apply(
     }
     push_changes(&mut write, p, &plan.changes);
     write.statement("COMMIT".to_owned());
-    let rows = write
-        .qb
-        .build()
-        .fetch_all(tx.conn())
-        .await
-        .map_err(db_error)?;
+    let rows = write.run(tx.conn()).await?;
     tx.committed();
     // The history rows kept (two columns), then the feed positions (one).
     let mut kept = HashSet::new();
@@ -149,25 +139,11 @@ impl Script {
         self.qb.push(sql);
         &mut self.qb
     }
-}
 
-/// A message row read at the start of a batch: its SID and the columns an event can change.
-fn row_state(row: &SqliteRow) -> Result<(String, RowState), sqlx::Error> {
-    let created_us: i64 = row.try_get("created_at")?;
-    Ok((
-        row.try_get("sid")?,
-        RowState {
-            status: MessageStatus::from(row.try_get::<String, _>("status")?),
-            error_code: row.try_get("error_code")?,
-            error_message: row.try_get("error_message")?,
-            account_sid: row.try_get("account_sid")?,
-            to: row.try_get("to_addr")?,
-            from: row.try_get("from_addr")?,
-            service: row.try_get("messaging_service_sid")?,
-            created_at: OffsetDateTime::from_unix_timestamp_nanos(i128::from(created_us) * 1000)
-                .unwrap_or(OffsetDateTime::UNIX_EPOCH),
-        },
-    ))
+    /// Runs the script; the rows its statements returned, in order.
+    async fn run(mut self, conn: &mut SqliteConnection) -> Result<Vec<SqliteRow>, StoreError> {
+        self.qb.build().fetch_all(conn).await.map_err(db_error)
+    }
 }
 
 /// Adds the insert of the rows of new messages to a script.
@@ -275,17 +251,9 @@ async fn insert_changes(
     let mut script = Script::default();
     push_changes(&mut script, p, changes);
     let mut head = None;
-    for row in script
-        .qb
-        .build()
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db_error)?
-    {
-        {
-            let position = to_position(row.try_get("position").map_err(db_error)?)?;
-            head = head.max(Some(position));
-        }
+    for row in script.run(conn).await? {
+        let position = to_position(row.try_get("position").map_err(db_error)?)?;
+        head = head.max(Some(position));
     }
     Ok(head)
 }
