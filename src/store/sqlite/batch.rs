@@ -66,10 +66,10 @@ pub(super) async fn apply(
     let (details, status_only): (Vec<&RowWrite>, Vec<&RowWrite>) =
         plan.updates.iter().partition(|w| w.details);
     for chunk in status_only.chunks(ROWS_PER_STATEMENT) {
-        update_status(&mut write, p, chunk, now_us);
+        update_rows(&mut write, p, chunk, now_us, false);
     }
     for chunk in details.chunks(ROWS_PER_STATEMENT) {
-        update_rows(&mut write, p, chunk, now_us);
+        update_rows(&mut write, p, chunk, now_us, true);
     }
     for chunk in plan.inserts.chunks(ROWS_PER_STATEMENT) {
         insert_rows(&mut write, p, chunk, now_us);
@@ -170,11 +170,22 @@ fn insert_rows(script: &mut Script, p: &str, rows: &[RowWrite], now_us: i64) {
     });
 }
 
-/// Adds the update of the status columns of `rows` to a script; each row is found through the
-/// primary key (an `UPDATE ... FROM` join may scan the whole table instead).
-fn update_status(script: &mut Script, p: &str, rows: &[&RowWrite], now_us: i64) {
-    let qb = script
-        .statement("WITH u (sid, status, status_rank, error_code, error_message) AS (".to_owned());
+/// Adds the update of `rows` to a script: their status columns, and with `details` their
+/// account, recipient, sender and service too. Only the columns named are written, so a status
+/// change leaves the index on the recipient alone. Each row is found through the primary key
+/// (an `UPDATE ... FROM` join may scan the whole table instead).
+fn update_rows(script: &mut Script, p: &str, rows: &[&RowWrite], now_us: i64, details: bool) {
+    let mut columns = vec!["status", "status_rank", "error_code", "error_message"];
+    if details {
+        columns.extend([
+            "account_sid",
+            "to_addr",
+            "from_addr",
+            "messaging_service_sid",
+        ]);
+    }
+    let names = columns.join(", ");
+    let qb = script.statement(format!("WITH u (sid, {names}) AS ("));
     qb.push_values(rows, |mut b, w| {
         let r = &w.row;
         b.push_bind(w.sid.clone())
@@ -182,40 +193,21 @@ fn update_status(script: &mut Script, p: &str, rows: &[&RowWrite], now_us: i64) 
             .push_bind(rank(&r.status))
             .push_bind(r.error_code)
             .push_bind(r.error_message.clone());
+        if details {
+            b.push_bind(r.account_sid.clone())
+                .push_bind(r.to.clone())
+                .push_bind(r.from.clone())
+                .push_bind(r.service.clone());
+        }
     });
+    let values = columns
+        .iter()
+        .map(|c| format!("u.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     qb.push(format!(
-        ") UPDATE {p}messages SET (status, status_rank, error_code, error_message) = \
-         (SELECT u.status, u.status_rank, u.error_code, u.error_message FROM u \
+        ") UPDATE {p}messages SET ({names}) = (SELECT {values} FROM u \
          WHERE u.sid = {p}messages.sid), updated_at = "
-    ));
-    qb.push_bind(now_us);
-    qb.push(" WHERE sid IN (SELECT sid FROM u)");
-}
-
-/// Adds the update of every column an event can change of `rows` to a script.
-fn update_rows(script: &mut Script, p: &str, rows: &[&RowWrite], now_us: i64) {
-    let qb = script.statement(
-        "WITH u (sid, status, status_rank, error_code, error_message, account_sid, to_addr, \
-         from_addr, messaging_service_sid) AS ("
-            .to_owned(),
-    );
-    qb.push_values(rows, |mut b, w| {
-        let r = &w.row;
-        b.push_bind(w.sid.clone())
-            .push_bind(r.status.as_str().to_owned())
-            .push_bind(rank(&r.status))
-            .push_bind(r.error_code)
-            .push_bind(r.error_message.clone())
-            .push_bind(r.account_sid.clone())
-            .push_bind(r.to.clone())
-            .push_bind(r.from.clone())
-            .push_bind(r.service.clone());
-    });
-    qb.push(format!(
-        ") UPDATE {p}messages SET (status, status_rank, error_code, error_message, account_sid, \
-         to_addr, from_addr, messaging_service_sid) = (SELECT u.status, u.status_rank, \
-         u.error_code, u.error_message, u.account_sid, u.to_addr, u.from_addr, \
-         u.messaging_service_sid FROM u WHERE u.sid = {p}messages.sid), updated_at = "
     ));
     qb.push_bind(now_us);
     qb.push(" WHERE sid IN (SELECT sid FROM u)");
