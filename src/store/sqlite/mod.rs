@@ -219,16 +219,12 @@ impl SqliteStore {
                     Synchronous::Extra => SqliteSynchronous::Extra,
                 });
         // The writer keeps a larger page cache (its working set is every index a status change
-        // touches) and its temporary statement journals in memory, and checkpoints the WAL
-        // every 4000 pages (16 MiB) instead of 1000: a page that several batches rewrite is
-        // copied into the database once per checkpoint, and the checkpoint, which the commit
-        // crossing the threshold runs, comes a quarter as often.
+        // touches) and its temporary statement journals in memory.
         let writer = Writer::own(
             connect
                 .clone()
                 .pragma("cache_size", "-16384")
-                .pragma("temp_store", "memory")
-                .pragma("wal_autocheckpoint", "4000"),
+                .pragma("temp_store", "memory"),
         );
         let pool = SqlitePoolOptions::new()
             .max_connections(options.read_connections.max(1))
