@@ -14,12 +14,15 @@
 //! and a checkpoint taken), so the window pays for callbacks only.
 //!
 //! Settings (environment): `LOAD_CONNS` (32), `LOAD_SECS` (5, after 1 s of warm-up),
-//! `LOAD_MESSAGES` (200 000 preloaded per store; a connection that runs out starts over, as
-//! duplicates), `LOAD_TARGETS` (`floor,memory,sqlite,postgres`), `LOAD_SQLITE_SYNC`
-//! (`full` or `normal`), `LOAD_WRITERS` (the webhook's concurrent batches, default 1), and `TEST_DATABASE_URL` / `LOAD_DATABASE_URL` for PostgreSQL (skipped
-//! without). It prints callbacks/s, p50/p99 latency, the server's RSS and CPU per callback,
-//! PostgreSQL's CPU per callback (its processes' CPU time from /proc: run it on the database's
-//! machine), and each ratio to the floor.
+//! `LOAD_MESSAGES` (200 000 preloaded per store, with random SIDs as Twilio's; past the last,
+//! the callbacks start over, as duplicates), `LOAD_ORDER` (`sent`: callbacks in the order the
+//! messages were sent, as for a burst of sends; `regions`: each connection walks its own part),
+//! `LOAD_TARGETS` (`floor,memory,sqlite,postgres`), `LOAD_SQLITE_SYNC` (`full` or `normal`),
+//! `LOAD_WRITERS` (the webhook's concurrent batches, default 1), and `TEST_DATABASE_URL` /
+//! `LOAD_DATABASE_URL` for PostgreSQL (skipped without). It prints callbacks/s, p50/p99
+//! latency, the server's RSS and CPU per callback, PostgreSQL's CPU per callback (its
+//! processes' CPU time from /proc: run it on the database's machine), and each ratio to the
+//! floor.
 
 #[cfg(all(feature = "axum", feature = "sqlite"))]
 mod load {
@@ -52,8 +55,12 @@ mod load {
             .unwrap_or(default)
     }
 
+    /// The SID of the `n`th message sent: scattered like Twilio's random SIDs (a bijection of
+    /// `n`), so that SID order has nothing to do with send order.
     fn sid(n: u64) -> MessageSid {
-        MessageSid::new(format!("SM{n:032x}")).expect("a valid SID")
+        let mut x = u128::from(n).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835);
+        x ^= x >> 64;
+        MessageSid::new(format!("SM{x:032x}")).expect("a valid SID")
     }
 
     /// The entry point: the load generator, or (`--serve`) one server.
@@ -140,6 +147,8 @@ mod load {
     /// has it after sending (so the callbacks change only the status, as they do in practice).
     async fn preload(store: &dyn StatusStore) {
         let n = env_num("LOAD_MESSAGES", 200_000);
+        // Sent one after another, a microsecond apart (as `record_sent` dates them).
+        let first = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
         let mut start = 0;
         while start < n {
             let end = (start + 2000).min(n);
@@ -149,6 +158,7 @@ mod load {
                     e.to = Some("+14155550199".into());
                     e.from = Some("+14155550100".into());
                     e.account_sid = Some(AccountSid::new(ACCOUNT).expect("a valid SID"));
+                    e.received_at = first + time::Duration::microseconds(i as i64);
                     e
                 })
                 .collect();
@@ -307,9 +317,14 @@ mod load {
         let warm_until = Instant::now() + Duration::from_secs(1);
         let end = warm_until + Duration::from_secs(secs);
         let per = calls.len() / conns;
+        // `sent` (default): callbacks arrive in the order the messages were sent, as they do
+        // for a burst of sends; `regions`: each connection walks its own part of the messages.
+        let in_send_order = std::env::var("LOAD_ORDER").as_deref() != Ok("regions");
+        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let tasks: Vec<_> = (0..conns)
             .map(|c| {
                 let calls = calls.clone();
+                let next = next.clone();
                 tokio::spawn(async move {
                     let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
                         .await
@@ -328,12 +343,19 @@ mod load {
                         if now >= end {
                             break;
                         }
-                        if i == per {
-                            i = 0;
-                            wrapped = true;
-                        }
-                        let (body, sig) = &calls[c * per + i];
-                        i += 1;
+                        let k = if in_send_order {
+                            let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            wrapped |= k >= calls.len();
+                            k % calls.len()
+                        } else {
+                            if i == per {
+                                i = 0;
+                                wrapped = true;
+                            }
+                            i += 1;
+                            c * per + i - 1
+                        };
+                        let (body, sig) = &calls[k];
                         let req = Request::post(PATH)
                             .header("host", "bench.local")
                             .header("content-type", "application/x-www-form-urlencoded")

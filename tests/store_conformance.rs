@@ -835,7 +835,87 @@ mod sqlite {
             .fetch_all(again.pool())
             .await
             .unwrap();
-        assert_eq!(versions, vec![1, 2, 3, 4]);
+        assert_eq!(versions, vec![1, 2, 3, 4, 5]);
+    }
+
+    /// Schema version 5 rebuilds `messages` (a stable number per message) and `events` (unique
+    /// on that number and the status): a database written by version 4 keeps its records,
+    /// histories and pending list, and takes callbacks afterwards.
+    #[tokio::test]
+    async fn version_5_keeps_the_histories_of_version_4() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::connect(dir.path().join("v4.db").to_str().unwrap())
+            .await
+            .unwrap();
+        // A database as version 4 left it, from the DDL files of versions 1 to 4.
+        let mut v4 = String::from(
+            "CREATE TABLE twilio_migrations (version INTEGER NOT NULL PRIMARY KEY, \
+             name TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT; \
+             INSERT INTO twilio_migrations VALUES (1, 'init', 0), (2, 'feed', 0), \
+             (3, 'opt_outs', 0), (4, 'write_path', 0);",
+        );
+        for ddl in [
+            include_str!("../sql/sqlite/0001_init.sql"),
+            include_str!("../sql/sqlite/0002_feed.sql"),
+            include_str!("../sql/sqlite/0003_opt_outs.sql"),
+            include_str!("../sql/sqlite/0004_write_path.sql"),
+        ] {
+            v4.push_str(&ddl.replace("{prefix}", "twilio_"));
+            v4.push(';');
+        }
+        exec(&store, v4).await;
+        // Written as version 4 wrote: history rows keyed by SID; SID 2 recorded first.
+        let (s1, s2) = (super::sid(1), super::sid(2));
+        exec(
+            &store,
+            format!(
+                "INSERT INTO twilio_messages (sid, status, status_rank, created_at, updated_at) \
+                 VALUES ('{s2}', 'sent', 3, 2000000, 2000000), \
+                 ('{s1}', 'delivered', 7, 1000000, 3000000); \
+                 INSERT INTO twilio_events (message_sid, status, received_at, source, raw) \
+                 VALUES ('{s2}', 'sent', 2000000, 'callback', '[]'), \
+                 ('{s1}', 'sent', 1000000, 'callback', '[]'), \
+                 ('{s1}', 'delivered', 3000000, 'callback', '[]')"
+            ),
+        )
+        .await;
+        store.migrate().await.unwrap();
+        let statuses = |h: Vec<twilio_delivery::model::HistoryEntry>| {
+            h.into_iter()
+                .map(|e| e.status.as_str().to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            statuses(store.history(&s1).await.unwrap()),
+            ["sent", "delivered"]
+        );
+        assert_eq!(statuses(store.history(&s2).await.unwrap()), ["sent"]);
+        let pending = store.pending(super::at(10), 10).await.unwrap();
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].sid, s2);
+        // Callbacks after the upgrade: applied once, in the history, out of the pending list.
+        let first = store.apply(&super::event(2, "delivered", 4)).await.unwrap();
+        assert_eq!(first.previous.as_ref().map(|s| s.as_str()), Some("sent"));
+        let again = store.apply(&super::event(2, "delivered", 5)).await.unwrap();
+        assert!(!again.new_event, "{again:?}");
+        assert_eq!(
+            statuses(store.history(&s2).await.unwrap()),
+            ["sent", "delivered"]
+        );
+        assert!(store.pending(super::at(10), 10).await.unwrap().is_empty());
+        // Each history row belongs to its message: deleting one deletes its history only.
+        exec(
+            &store,
+            format!("DELETE FROM twilio_messages WHERE sid = '{s1}'"),
+        )
+        .await;
+        assert!(store.history(&s1).await.unwrap().is_empty());
+        assert_eq!(statuses(store.history(&s2).await.unwrap()).len(), 2);
+        let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM twilio_migrations")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(versions, vec![1, 2, 3, 4, 5]);
     }
 
     #[tokio::test]
@@ -861,8 +941,9 @@ mod sqlite {
                  updated_at) VALUES ('{}', 'ACnot-a-sid', 'sent', 6, 0, 0); \
                  INSERT INTO twilio_messages (sid, status, status_rank, created_at, updated_at) \
                  VALUES ('{}', 'sent', 6, 0, 0); \
-                 INSERT INTO twilio_events (message_sid, status, received_at, source, raw) \
-                 VALUES ('{}', 'sent', 0, 'callback', '{{not json');",
+                 INSERT INTO twilio_events (message_id, message_sid, status, received_at, \
+                 source, raw) SELECT id, sid, 'sent', 0, 'callback', '{{not json' \
+                 FROM twilio_messages WHERE sid = '{}';",
                 super::sid(1),
                 super::sid(2),
                 super::sid(2)

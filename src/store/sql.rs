@@ -99,6 +99,11 @@ pub(crate) const SQLITE_MIGRATIONS: &[Migration] = &[
         name: "write_path",
         ddl: include_str!("../../sql/sqlite/0004_write_path.sql"),
     },
+    Migration {
+        version: 5,
+        name: "events_by_message_id",
+        ddl: include_str!("../../sql/sqlite/0005_events_by_message_id.sql"),
+    },
 ];
 
 /// The PostgreSQL schema steps, oldest first.
@@ -322,10 +327,18 @@ impl Statements {
                 .into(),
             upsert_sent: upsert_sent.into(),
             get: format!("SELECT {RECORD_COLUMNS} FROM {p}messages WHERE sid = $1").into(),
-            history: format!(
-                "SELECT status, error_code, received_at, source, idempotency_token, raw \
-                 FROM {p}events WHERE message_sid = $1 ORDER BY received_at, id"
-            )
+            history: match dialect {
+                // Schema version 5: the history is indexed by message number.
+                Dialect::Sqlite => format!(
+                    "SELECT status, error_code, received_at, source, idempotency_token, raw \
+                     FROM {p}events WHERE message_id = (SELECT id FROM {p}messages \
+                     WHERE sid = $1) ORDER BY received_at, id"
+                ),
+                Dialect::Postgres => format!(
+                    "SELECT status, error_code, received_at, source, idempotency_token, raw \
+                     FROM {p}events WHERE message_sid = $1 ORDER BY received_at, id"
+                ),
+            }
             .into(),
             pending: match dialect {
                 // The partial index of messages not final.

@@ -75,9 +75,11 @@ pub(super) async fn apply(
         insert_rows(&mut write, p, chunk, now_us);
     }
     for chunk in plan.history.chunks(ROWS_PER_STATEMENT) {
+        // Each row finds its message's number (schema version 5) through the SID index.
         let qb = write.statement(format!(
-            "INSERT INTO {p}events (message_sid, status, error_code, received_at, source, \
-             idempotency_token, raw) "
+            "INSERT INTO {p}events (message_id, message_sid, status, error_code, received_at, \
+             source, idempotency_token, raw) \
+             SELECT (SELECT id FROM {p}messages WHERE sid = v.column1), v.* FROM ("
         ));
         qb.push_values(chunk, |mut b, &i| {
             let e = &events[i];
@@ -89,7 +91,11 @@ pub(super) async fn apply(
                 .push_bind(e.idempotency_token.clone())
                 .push_bind(raw_json(&e.raw));
         });
-        qb.push(" ON CONFLICT (message_sid, status) DO NOTHING RETURNING message_sid, status");
+        // `WHERE true` tells SQLite's parser that `ON CONFLICT` is the upsert's.
+        qb.push(
+            ") AS v WHERE true ON CONFLICT (message_id, status) DO NOTHING \
+             RETURNING message_sid, status",
+        );
     }
     push_changes(&mut write, p, &plan.changes);
     write.statement("COMMIT".to_owned());
