@@ -322,23 +322,20 @@ impl Statements {
                  name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"
             ),
         };
+        // SQLite's history is indexed by message number (schema version 5), PostgreSQL's by SID.
+        let history_of = match dialect {
+            Dialect::Sqlite => format!("message_id = (SELECT id FROM {p}messages WHERE sid = $1)"),
+            Dialect::Postgres => "message_sid = $1".to_owned(),
+        };
         Self {
             select_status: format!("SELECT status FROM {p}messages WHERE sid = $1{for_update}")
                 .into(),
             upsert_sent: upsert_sent.into(),
             get: format!("SELECT {RECORD_COLUMNS} FROM {p}messages WHERE sid = $1").into(),
-            history: match dialect {
-                // Schema version 5: the history is indexed by message number.
-                Dialect::Sqlite => format!(
-                    "SELECT status, error_code, received_at, source, idempotency_token, raw \
-                     FROM {p}events WHERE message_id = (SELECT id FROM {p}messages \
-                     WHERE sid = $1) ORDER BY received_at, id"
-                ),
-                Dialect::Postgres => format!(
-                    "SELECT status, error_code, received_at, source, idempotency_token, raw \
-                     FROM {p}events WHERE message_sid = $1 ORDER BY received_at, id"
-                ),
-            }
+            history: format!(
+                "SELECT status, error_code, received_at, source, idempotency_token, raw \
+                 FROM {p}events WHERE {history_of} ORDER BY received_at, id"
+            )
             .into(),
             pending: match dialect {
                 // The partial index of messages not final.
