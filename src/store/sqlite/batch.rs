@@ -22,9 +22,11 @@ const ROWS_PER_STATEMENT: usize = 500;
 /// changes, the new feed head.
 ///
 /// Two round trips to the connection's thread whatever the batch: one script opens the
-/// transaction and reads the batch's rows, the other writes everything and commits. Each
-/// statement of a script has as many rows as the batch needs, so a batch size's scripts are
-/// prepared once and then found in the connection's statement cache.
+/// transaction and reads the batch's rows and the history pairs it has already, the other
+/// writes everything and commits, returning one row at most (the feed head: every row crosses
+/// to the async side on its own, a wake-up each). Each statement of a script has as many rows
+/// as the batch needs, so a batch size's scripts are prepared once and then found in the
+/// connection's statement cache.
 pub(super) async fn apply(
     sql: &Statements,
     tx: &mut WriteTx<'_>,
@@ -50,12 +52,38 @@ pub(super) async fn apply(
         }
         qb.push(")");
     }
+    // The batch's (SID, status) pairs the history already has: usually none. The writer holds
+    // the write lock from here to the commit, so the rest of the pairs are new.
+    let mut pairs: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| (e.sid.as_str(), e.status.as_str()))
+        .collect();
+    pairs.sort_unstable();
+    pairs.dedup();
+    for chunk in pairs.chunks(ROWS_PER_STATEMENT) {
+        let qb = read.statement("SELECT m.sid AS sid, e.status AS status FROM (".to_owned());
+        qb.push_values(chunk, |mut b, (sid, status)| {
+            b.push_bind(*sid).push_bind(*status);
+        });
+        qb.push(format!(
+            ") AS v JOIN {p}messages AS m ON m.sid = v.column1 \
+             JOIN {p}events AS e ON e.message_id = m.id AND e.status = v.column2"
+        ));
+    }
     tx.opening();
     let rows = read.run(tx.conn()).await?;
     let mut existing = HashMap::with_capacity(rows.len());
+    let mut stored = HashSet::new();
     for row in rows {
-        let (sid, state) = RowState::read(&row, "created_at").map_err(db_error)?;
-        existing.insert(sid, state);
+        // A message (nine columns) or a stored history pair (two).
+        if row.len() == 2 {
+            let sid: String = row.try_get("sid").map_err(db_error)?;
+            let status: String = row.try_get("status").map_err(db_error)?;
+            stored.insert((sid, status));
+        } else {
+            let (sid, state) = RowState::read(&row, "created_at").map_err(db_error)?;
+            existing.insert(sid, state);
+        }
     }
 
     let plan = Plan::new(&refs, existing, now);
@@ -91,32 +119,37 @@ pub(super) async fn apply(
                 .push_bind(e.idempotency_token.clone())
                 .push_bind(raw_json(&e.raw));
         });
-        // `WHERE true` tells SQLite's parser that `ON CONFLICT` is the upsert's.
-        qb.push(
-            ") AS v WHERE true ON CONFLICT (message_id, status) DO NOTHING \
-             RETURNING message_sid, status",
-        );
+        // `WHERE true` tells SQLite's parser that `ON CONFLICT` is the upsert's (a pair
+        // stored already, read above, is skipped).
+        qb.push(") AS v WHERE true ON CONFLICT (message_id, status) DO NOTHING");
     }
     push_changes(&mut write, p, &plan.changes);
     write.statement("COMMIT".to_owned());
     let rows = write.run(tx.conn()).await?;
     tx.committed();
-    // The history rows kept (two columns), then the feed positions (one).
-    let mut kept = HashSet::new();
-    let mut head = None;
-    for row in rows {
-        if row.len() == 2 {
-            let pair: (String, String) = (
-                row.try_get("message_sid").map_err(db_error)?,
-                row.try_get("status").map_err(db_error)?,
-            );
-            kept.insert(pair);
-        } else if row.len() == 1 {
-            let position = to_position(row.try_get("position").map_err(db_error)?)?;
-            head = head.max(Some(position));
-        }
-    }
+    let head = read_head(rows)?;
+    let kept: HashSet<(String, String)> = plan
+        .history
+        .iter()
+        .map(|&i| {
+            (
+                events[i].sid.as_str().to_owned(),
+                events[i].status.as_str().to_owned(),
+            )
+        })
+        .filter(|pair| !stored.contains(pair))
+        .collect();
     Ok((plan.answers(&refs, &kept), head))
+}
+
+/// The feed head that [`push_changes`] selected, if it wrote changes.
+fn read_head(rows: Vec<SqliteRow>) -> Result<Option<u64>, StoreError> {
+    match rows.first() {
+        Some(row) => Ok(Some(to_position(
+            row.try_get("position").map_err(db_error)?,
+        )?)),
+        None => Ok(None),
+    }
 }
 
 /// Statements separated by `;`, with the binds of all of them in order (sqlx binds a
@@ -219,7 +252,8 @@ fn update_rows(script: &mut Script, p: &str, rows: &[&RowWrite], now_us: i64, de
     qb.push(" WHERE sid IN (SELECT sid FROM u)");
 }
 
-/// Adds the feed rows of `changes`, in order, to a script; each returns its position.
+/// Adds the feed rows of `changes`, in order, to a script, then (when there are any) the
+/// selection of the new head: one row, however many changes.
 fn push_changes(script: &mut Script, p: &str, changes: &[StatusChange]) {
     for chunk in changes.chunks(ROWS_PER_STATEMENT) {
         let qb = script.statement(format!(
@@ -233,7 +267,9 @@ fn push_changes(script: &mut Script, p: &str, changes: &[StatusChange]) {
                 .push_bind(c.source.as_str())
                 .push_bind(micros_floor(c.at));
         });
-        qb.push(" RETURNING position");
+    }
+    if !changes.is_empty() {
+        script.statement(format!("SELECT max(position) AS position FROM {p}feed"));
     }
 }
 
@@ -248,12 +284,7 @@ async fn insert_changes(
     }
     let mut script = Script::default();
     push_changes(&mut script, p, changes);
-    let mut head = None;
-    for row in script.run(conn).await? {
-        let position = to_position(row.try_get("position").map_err(db_error)?)?;
-        head = head.max(Some(position));
-    }
-    Ok(head)
+    read_head(script.run(conn).await?)
 }
 
 /// `record_sent` inside the writer's transaction; the answer and the new feed head.
