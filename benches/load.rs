@@ -55,12 +55,23 @@ mod load {
             .unwrap_or(default)
     }
 
-    /// The SID of the `n`th message sent: scattered like Twilio's random SIDs (a bijection of
-    /// `n`), so that SID order has nothing to do with send order.
-    fn sid(n: u64) -> MessageSid {
-        let mut x = u128::from(n).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835);
-        x ^= x >> 64;
-        MessageSid::new(format!("SM{x:032x}")).expect("a valid SID")
+    /// Messages preloaded per `apply_batch`.
+    const PRELOAD_BATCH: u64 = 2000;
+
+    /// The SIDs of the preloaded messages `start..end` (one preload batch), in the order they
+    /// were sent: random like Twilio's (a bijection of a counter), so that SID order has nothing
+    /// to do with send order. A batch creates its new messages in SID order, so each preload
+    /// batch is sorted: the rows then lie in send order, as `record_sent`, one message at a
+    /// time, leaves them.
+    fn sent_sids(start: u64, end: u64) -> Vec<MessageSid> {
+        let sid = |i: u64| {
+            let mut x = u128::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835);
+            x ^= x >> 64;
+            MessageSid::new(format!("SM{x:032x}")).expect("a valid SID")
+        };
+        let mut sids: Vec<MessageSid> = (start..end).map(sid).collect();
+        sids.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+        sids
     }
 
     /// The entry point: the load generator, or (`--serve`) one server.
@@ -151,10 +162,11 @@ mod load {
         let first = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
         let mut start = 0;
         while start < n {
-            let end = (start + 2000).min(n);
+            let end = (start + PRELOAD_BATCH).min(n);
             let batch: Vec<StatusEvent> = (start..end)
-                .map(|i| {
-                    let mut e = StatusEvent::new(sid(i), MessageStatus::Sent, EventSource::Send);
+                .zip(sent_sids(start, end))
+                .map(|(i, sid)| {
+                    let mut e = StatusEvent::new(sid, MessageStatus::Sent, EventSource::Send);
                     e.to = Some("+14155550199".into());
                     e.from = Some("+14155550100".into());
                     e.account_sid = Some(AccountSid::new(ACCOUNT).expect("a valid SID"));
@@ -277,8 +289,10 @@ mod load {
         let url = format!("{PUBLIC}{PATH}");
         Arc::new(
             (0..n)
-                .map(|i| {
-                    let s = sid(i).to_string();
+                .step_by(PRELOAD_BATCH as usize)
+                .flat_map(|start| sent_sids(start, (start + PRELOAD_BATCH).min(n)))
+                .map(|sid| {
+                    let s = sid.to_string();
                     let pairs: Vec<(String, String)> = [
                         ("ApiVersion", "2010-04-01"),
                         ("MessageStatus", "delivered"),
