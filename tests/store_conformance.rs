@@ -1050,7 +1050,7 @@ mod pg {
                 self.exec(format!(
                     "DROP TABLE IF EXISTS {p}events, {p}messages, {p}migrations, {p}feed, {p}feed_head, \
              {p}feed_cursors, {p}dead_letters, {p}leases, {p}opt_outs, {p}pending CASCADE; \
-                     DROP FUNCTION IF EXISTS {p}boom();"
+                     DROP FUNCTION IF EXISTS {p}boom(), {p}delete_history();"
                 ))
                 .await;
             }
@@ -1106,6 +1106,58 @@ mod pg {
         db.cleanup().await;
     }
 
+    /// Schema version 5 replaces the foreign key from the history to its message by a trigger:
+    /// deleting messages still deletes their history (and only theirs), in one statement or
+    /// many, and the history of a database written before it is kept.
+    #[tokio::test]
+    async fn version_5_deletes_the_history_with_its_message() {
+        let Some(db) = TestDb::open().await else {
+            return;
+        };
+        let store = db.store().await;
+        let p = store.prefix().as_str();
+        for (n, status, secs) in [(1, "sent", 1), (1, "delivered", 2), (2, "sent", 3)] {
+            store.apply(&super::event(n, status, secs)).await.unwrap();
+        }
+        store.apply(&super::event(3, "sent", 4)).await.unwrap();
+        store.apply(&super::event(4, "sent", 5)).await.unwrap();
+        // No foreign key is left on the history.
+        let keys: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT count(*) FROM pg_constraint WHERE conrelid = '{p}events'::regclass \
+             AND contype = 'f'"
+        )))
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(keys, 0);
+        let count = |n: u32| {
+            let store = store.clone();
+            async move { store.history(&super::sid(n)).await.unwrap().len() }
+        };
+        assert_eq!(count(1).await, 2);
+        db.exec(format!(
+            "DELETE FROM {p}messages WHERE sid = '{}'",
+            super::sid(1)
+        ))
+        .await;
+        assert_eq!(count(1).await, 0);
+        assert_eq!(count(2).await, 1, "another message's history stays");
+        db.exec(format!(
+            "DELETE FROM {p}messages WHERE sid IN ('{}', '{}')",
+            super::sid(2),
+            super::sid(3)
+        ))
+        .await;
+        assert_eq!((count(2).await, count(3).await, count(4).await), (0, 0, 1));
+        let left: i64 =
+            sqlx::query_scalar(AssertSqlSafe(format!("SELECT count(*) FROM {p}events")))
+                .fetch_one(store.pool())
+                .await
+                .unwrap();
+        assert_eq!(left, 1);
+        db.cleanup().await;
+    }
+
     #[tokio::test]
     async fn prefixes_isolate_in_one_database() {
         let Some(db) = TestDb::open().await else {
@@ -1143,7 +1195,7 @@ mod pg {
         .fetch_all(store.pool())
         .await
         .unwrap();
-        assert_eq!(versions, vec![1, 2, 3, 4]);
+        assert_eq!(versions, vec![1, 2, 3, 4, 5]);
         db.cleanup().await;
     }
 

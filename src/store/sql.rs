@@ -129,6 +129,11 @@ pub(crate) const POSTGRES_MIGRATIONS: &[Migration] = &[
         name: "write_path",
         ddl: include_str!("../../sql/postgres/0004_write_path.sql"),
     },
+    Migration {
+        version: 5,
+        name: "history_cascade_trigger",
+        ddl: include_str!("../../sql/postgres/0005_history_cascade_trigger.sql"),
+    },
 ];
 
 /// The lowest precedence of a final status. Every non-final status ranks below it (a law of
