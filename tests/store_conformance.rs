@@ -1107,8 +1107,8 @@ mod pg {
     }
 
     /// Schema version 5 replaces the foreign key from the history to its message by a trigger:
-    /// deleting messages still deletes their history (and only theirs), in one statement or
-    /// many, and the history of a database written before it is kept.
+    /// no foreign key is left, and deleting messages still deletes their history (and only
+    /// theirs), one message or several in one statement.
     #[tokio::test]
     async fn version_5_deletes_the_history_with_its_message() {
         let Some(db) = TestDb::open().await else {

@@ -58,6 +58,8 @@ const MAX_ATTEMPTS: usize = 5;
 /// Text cannot hold U+0000 in PostgreSQL: it is stored as U+FFFD in every column but the raw
 /// pairs (kept as JSON, which escapes it). Times are kept to the microsecond.
 ///
+/// Needs PostgreSQL 11 or later (the schema's delete trigger on `messages`, version 5).
+///
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// use twilio_delivery::store::{PostgresStore, TablePrefix};
