@@ -374,7 +374,8 @@ mod postgres_instances {
 
     /// Writers on two instances, a consumer reading and restarting meanwhile: every position
     /// from 1 to the head is handled, in order, none twice except those after the cursor
-    /// stored at the restart.
+    /// stored at the restart. The writers write a second round after the restart, so the
+    /// restarted consumer has changes to handle however far the first one got.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_writers_on_two_instances_lose_nothing() {
         let prefix = random_prefix();
@@ -382,22 +383,26 @@ mod postgres_instances {
             return;
         };
         let stores = [Arc::new(a.clone()), Arc::new(b.clone())];
-        let writers: Vec<_> = (0..8u32)
-            .map(|w| {
-                let store = stores[w as usize % 2].clone();
-                tokio::spawn(async move {
-                    for i in 0..40u32 {
-                        let n = w * 1000 + i;
-                        let batch = [
-                            ev(n, MessageStatus::Sent),
-                            ev(n, MessageStatus::Delivered),
-                            ev(n + 500, MessageStatus::Queued),
-                        ];
-                        store.apply_batch(&batch).await.unwrap();
-                    }
+        // Round `r` of 8 writers, 4 on each instance, each on messages of its own.
+        let round = |r: u32| -> Vec<_> {
+            (0..8u32)
+                .map(|w| {
+                    let store = stores[w as usize % 2].clone();
+                    tokio::spawn(async move {
+                        for i in 0..40u32 {
+                            let n = w * 1000 + r * 100 + i;
+                            let batch = [
+                                ev(n, MessageStatus::Sent),
+                                ev(n, MessageStatus::Delivered),
+                                ev(n + 500, MessageStatus::Queued),
+                            ];
+                            store.apply_batch(&batch).await.unwrap();
+                        }
+                    })
                 })
-            })
-            .collect();
+                .collect()
+        };
+        let writers = round(0);
 
         let store: Arc<dyn StatusStore> = Arc::new(a.clone());
         let first = Seen::default();
@@ -415,11 +420,12 @@ mod postgres_instances {
             .unwrap()
             .poll_interval(Duration::from_millis(20))
             .spawn(second.handler());
-        for w in writers {
+        for w in writers.into_iter().chain(round(1)) {
             w.await.unwrap();
         }
         let head = a.feed().unwrap().head().await.unwrap();
-        assert_eq!(head, 8 * 40 * 3, "every change has a position");
+        assert_eq!(head, 2 * 8 * 40 * 3, "every change has a position");
+        assert!(acked <= head / 2, "the second round came after the restart");
         wait_until(|| second.positions().last() == Some(&head)).await;
         consumer.shutdown().await;
 
