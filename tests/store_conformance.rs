@@ -880,16 +880,10 @@ mod sqlite {
         )
         .await;
         store.migrate().await.unwrap();
-        let statuses = |h: Vec<twilio_delivery::model::HistoryEntry>| {
-            h.into_iter()
-                .map(|e| e.status.as_str().to_owned())
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(
-            statuses(store.history(&s1).await.unwrap()),
-            ["sent", "delivered"]
-        );
-        assert_eq!(statuses(store.history(&s2).await.unwrap()), ["sent"]);
+        let (sent, delivered) = (super::st("sent"), super::st("delivered"));
+        let history = |n| super::history_statuses(&store, n);
+        assert_eq!(history(1).await, [sent.clone(), delivered.clone()]);
+        assert_eq!(history(2).await, std::slice::from_ref(&sent));
         let pending = store.pending(super::at(10), 10).await.unwrap();
         assert_eq!(pending.len(), 1);
         assert_eq!(pending[0].sid, s2);
@@ -898,10 +892,7 @@ mod sqlite {
         assert_eq!(first.previous.as_ref().map(|s| s.as_str()), Some("sent"));
         let again = store.apply(&super::event(2, "delivered", 5)).await.unwrap();
         assert!(!again.new_event, "{again:?}");
-        assert_eq!(
-            statuses(store.history(&s2).await.unwrap()),
-            ["sent", "delivered"]
-        );
+        assert_eq!(history(2).await, [sent, delivered]);
         assert!(store.pending(super::at(10), 10).await.unwrap().is_empty());
         // Each history row belongs to its message: deleting one deletes its history only.
         exec(
@@ -909,8 +900,8 @@ mod sqlite {
             format!("DELETE FROM twilio_messages WHERE sid = '{s1}'"),
         )
         .await;
-        assert!(store.history(&s1).await.unwrap().is_empty());
-        assert_eq!(statuses(store.history(&s2).await.unwrap()).len(), 2);
+        assert!(history(1).await.is_empty());
+        assert_eq!(history(2).await.len(), 2);
         let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM twilio_migrations")
             .fetch_all(store.pool())
             .await
@@ -1116,11 +1107,16 @@ mod pg {
         };
         let store = db.store().await;
         let p = store.prefix().as_str();
-        for (n, status, secs) in [(1, "sent", 1), (1, "delivered", 2), (2, "sent", 3)] {
+        let events = [
+            (1, "sent", 1),
+            (1, "delivered", 2),
+            (2, "sent", 3),
+            (3, "sent", 4),
+            (4, "sent", 5),
+        ];
+        for (n, status, secs) in events {
             store.apply(&super::event(n, status, secs)).await.unwrap();
         }
-        store.apply(&super::event(3, "sent", 4)).await.unwrap();
-        store.apply(&super::event(4, "sent", 5)).await.unwrap();
         // No foreign key is left on the history.
         let keys: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
             "SELECT count(*) FROM pg_constraint WHERE conrelid = '{p}events'::regclass \
@@ -1130,10 +1126,8 @@ mod pg {
         .await
         .unwrap();
         assert_eq!(keys, 0);
-        let count = |n: u32| {
-            let store = store.clone();
-            async move { store.history(&super::sid(n)).await.unwrap().len() }
-        };
+        let store = &store;
+        let count = |n| async move { super::history_statuses(store, n).await.len() };
         assert_eq!(count(1).await, 2);
         db.exec(format!(
             "DELETE FROM {p}messages WHERE sid = '{}'",
