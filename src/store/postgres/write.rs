@@ -45,6 +45,11 @@ pub(super) struct Writes {
 }
 
 impl Writes {
+    /// The statements for the prefix of `sql`. The batch statement runs its parts in the
+    /// order of its final `SELECT` (PostgreSQL runs a data-modifying `WITH` part when the query
+    /// first reads it, and the parts no one reads after the query): the messages, the pending
+    /// list and the history first, the feed counter last, so that a transaction holds the
+    /// counter (which serializes writers of changes) only from there to its commit.
     pub(super) fn new(sql: &Statements) -> Self {
         let p = sql.prefix.as_str();
         let channel = format!("{p}feed");
@@ -71,7 +76,7 @@ impl Writes {
                  pend_ins AS ( \
                    INSERT INTO {p}pending (sid, created_at) \
                    SELECT sid, created_at FROM ins WHERE status_rank < {FINAL_RANK} \
-                   ON CONFLICT (sid) DO NOTHING), \
+                   ON CONFLICT (sid) DO NOTHING RETURNING 1), \
                  upd AS ( \
                    UPDATE {p}messages AS m SET status = u.status, status_rank = u.rank, \
                      error_code = u.error_code, error_message = u.error_message, \
@@ -84,7 +89,7 @@ impl Writes {
                    WHERE m.sid = u.sid RETURNING m.sid, m.status_rank), \
                  pend_del AS ( \
                    DELETE FROM {p}pending WHERE sid = ANY(ARRAY( \
-                     SELECT sid FROM upd WHERE status_rank >= {FINAL_RANK}))), \
+                     SELECT sid FROM upd WHERE status_rank >= {FINAL_RANK})) RETURNING 1), \
                  ev AS ( \
                    INSERT INTO {p}events (message_sid, status, error_code, received_at, source, \
                      idempotency_token, raw) \
@@ -106,10 +111,12 @@ impl Writes {
                    RETURNING 1), \
                  wake AS (SELECT pg_notify($34, '') AS n FROM head) \
                  SELECT (SELECT count(*) FROM ins) AS inserted, \
-                   (SELECT count(*) FROM feed) AS fed, (SELECT count(*) FROM wake) AS woke, \
-                   (SELECT position FROM head) AS head, \
+                   (SELECT count(*) FROM pend_ins) AS pended, (SELECT count(*) FROM upd) AS updated, \
+                   (SELECT count(*) FROM pend_del) AS unpended, \
                    ARRAY(SELECT message_sid FROM ev ORDER BY message_sid, status) AS kept_sids, \
-                   ARRAY(SELECT status FROM ev ORDER BY message_sid, status) AS kept_statuses"
+                   ARRAY(SELECT status FROM ev ORDER BY message_sid, status) AS kept_statuses, \
+                   (SELECT count(*) FROM feed) AS fed, (SELECT count(*) FROM wake) AS woke, \
+                   (SELECT position FROM head) AS head"
             ),
             feed_one: format!(
                 "WITH head AS (UPDATE {p}feed_head SET position = position + 1 \
