@@ -163,10 +163,7 @@ where
 /// The URL with `bodySHA256=<lowercase hex SHA-256 of body>` appended to its query (after `?` or
 /// `&`, before any `#fragment`), as Twilio does before signing a JSON request.
 pub fn url_with_body_sha256(url: &str, body: &[u8]) -> String {
-    let hex: String = sha2::Sha256::digest(body)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let hex = String::from_utf8_lossy(&sha256_hex(body)).into_owned();
     let (before, fragment) = url.split_at(url.find('#').unwrap_or(url.len()));
     let sep = match before.split_once('?') {
         None => "?",
@@ -174,6 +171,19 @@ pub fn url_with_body_sha256(url: &str, body: &[u8]) -> String {
         Some(_) => "&",
     };
     format!("{before}{sep}bodySHA256={hex}{fragment}")
+}
+
+/// The lowercase hex SHA-256 of `body`.
+fn sha256_hex(body: &[u8]) -> [u8; 64] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = [0; 64];
+    for (digits, byte) in hex.chunks_exact_mut(2).zip(sha2::Sha256::digest(body)) {
+        digits.copy_from_slice(&[
+            DIGITS[usize::from(byte >> 4)],
+            DIGITS[usize::from(byte & 15)],
+        ]);
+    }
+    hex
 }
 
 #[cfg(test)]
