@@ -253,6 +253,9 @@ impl SignatureValidator {
         let mode = SigningMode::of(request.method, request.content_type, request.body);
         let found = match mode {
             SigningMode::UrlOnly => find(None),
+            // The pairs' offsets are `u32`s, to fit a body and the copies of its strings with
+            // invalid UTF-8 replaced (three times its size at most): no body over 1 GiB passes.
+            SigningMode::Form if request.body.len() > (u32::MAX / 4) as usize => None,
             SigningMode::Form => Form::with(request.url, request.body, |form| {
                 find(Some(form)).or_else(|| form.sort_by_utf16().then(|| find(Some(form)))?)
             }),
