@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use http::{HeaderMap, Method};
-use sha2::Digest as _;
 
 use super::candidates::{self, CREDENTIALS, FRAGMENT, Stripped, TRAILING_SLASH};
 use super::form::Form;
@@ -113,10 +112,9 @@ impl fmt::Debug for SignedRequest<'_> {
 }
 
 /// A successful validation: which key and which URL candidate produced the signature.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
-    /// `None` for [`PRIMARY_KEY_ID`], which costs no reference count per request.
-    key_id: Option<Arc<str>>,
+    key_id: Arc<str>,
     candidate: UrlCandidate,
     algorithm: Algorithm,
     mode: SigningMode,
@@ -125,7 +123,7 @@ pub struct Verified {
 impl Verified {
     /// The id of the key that matched (`"primary"` for [`SignatureValidator::new`]).
     pub fn key_id(&self) -> &str {
-        self.key_id.as_deref().unwrap_or(PRIMARY_KEY_ID)
+        &self.key_id
     }
 
     /// The form of the URL that matched.
@@ -141,17 +139,6 @@ impl Verified {
     /// What the signature covered.
     pub fn mode(&self) -> SigningMode {
         self.mode
-    }
-}
-
-impl fmt::Debug for Verified {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Verified")
-            .field("key_id", &self.key_id())
-            .field("candidate", &self.candidate)
-            .field("algorithm", &self.algorithm)
-            .field("mode", &self.mode)
-            .finish()
     }
 }
 
@@ -174,14 +161,12 @@ impl SignatureValidator {
     /// An empty token is ignored with a warning: that validator rejects every request with
     /// [`SignatureError::NoKeyForAlgorithm`] (use [`builder`](Self::builder) to get an error instead).
     pub fn new(auth_token: AuthToken) -> Self {
-        let token = auth_token.expose().as_bytes();
-        let mac = KeyedMac::new(Algorithm::HmacSha1, token).filter(|_| !token.is_empty());
-        if mac.is_none() {
+        let built = Self::builder().key(PRIMARY_KEY_ID, auth_token).build();
+        built.unwrap_or_else(|_| {
             tracing::warn!("empty auth token: every webhook signature will be rejected");
-        }
-        let (id, variants) = (Arc::from(PRIMARY_KEY_ID), Stripped::NONE);
-        let keys = mac.map(|mac| Key { id, mac }).into_iter().collect();
-        Self { keys, variants }
+            let (keys, variants) = (Arc::new([]), Stripped::NONE);
+            Self { keys, variants }
+        })
     }
 
     /// A builder for several keys (rotation, sub-accounts, HMAC-SHA256) and the opt-in variants.
@@ -277,16 +262,17 @@ impl SignatureValidator {
             SigningMode::BodyHash => {
                 let expected = body_sha256(request.url).ok_or(SignatureError::BodyHashMissing)?;
                 let found = find(None);
-                if found.is_some() && !is_sha256_of(expected, request.body) {
+                // Twilio's hex has nothing to decode: compared as sent, else decoded.
+                let matches = |value: &str| value.as_bytes() == super::sha256_hex(request.body);
+                if found.is_some() && !matches(expected) && !matches(&decode(expected)) {
                     return Err(SignatureError::BodyHashMismatch);
                 }
                 found
             }
         };
         let (key, candidate) = found.ok_or(SignatureError::Mismatch)?;
-        let key_id = (*key.id != *PRIMARY_KEY_ID).then(|| Arc::clone(&key.id));
         Ok(Verified {
-            key_id,
+            key_id: Arc::clone(&key.id),
             candidate,
             algorithm,
             mode,
@@ -324,25 +310,12 @@ fn body_sha256(url: &str) -> Option<&str> {
 /// A query name or value decoded as `form_urlencoded` decodes it (`+` as a space, `%XX` as a
 /// byte, invalid UTF-8 replaced); borrowed when it holds no escape.
 fn decode(text: &str) -> Cow<'_, str> {
-    if !text.as_bytes().contains(&b'%') && !text.as_bytes().contains(&b'+') {
+    if !text.contains(['%', '+']) {
         return Cow::Borrowed(text);
     }
     let spaced = text.replace('+', " ");
     let decoded = percent_encoding::percent_decode_str(&spaced).decode_utf8_lossy();
     Cow::Owned(decoded.into_owned())
-}
-
-/// Whether the `bodySHA256` `value` is the lowercase hex SHA-256 of `body`: as sent (Twilio's
-/// hex has nothing to decode), else decoded.
-fn is_sha256_of(value: &str, body: &[u8]) -> bool {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let digest = sha2::Sha256::digest(body);
-    let hex_of = |byte: u8| [byte >> 4, byte & 15].map(|nibble| DIGITS[usize::from(nibble)]);
-    let is_hex_of_digest = |hex: &str| match hex.as_bytes().as_chunks::<2>() {
-        (pairs, []) if pairs.len() == 32 => pairs.iter().zip(digest).all(|(p, b)| *p == hex_of(b)),
-        _ => false,
-    };
-    is_hex_of_digest(value) || is_hex_of_digest(&decode(value))
 }
 
 /// Builds a [`SignatureValidator`] with several keys and opt-in URL variants.
