@@ -34,8 +34,8 @@ impl SigningMode {
     pub fn of(method: &Method, content_type: Option<&[u8]>, body: &[u8]) -> Self {
         const FORM: &[u8] = b"application/x-www-form-urlencoded";
         let form = |value: &[u8]| {
-            let essence = value.split(|b| *b == b';').next().unwrap_or_default();
-            value == FORM || essence.trim_ascii().eq_ignore_ascii_case(FORM)
+            let essence = || value.split(|b| *b == b';').next().unwrap_or_default();
+            value == FORM || essence().trim_ascii().eq_ignore_ascii_case(FORM)
         };
         let bodiless = *method == Method::GET || *method == Method::HEAD;
         match (bodiless, content_type) {
