@@ -22,13 +22,14 @@ use twilio_delivery::{AccountSid, MemoryStore, SignatureValidator};
 const BASE: &str = "https://hooks.example.com";
 const TARGET: &str = "/twilio/status";
 
-/// A memory store whose batch writes wait while the gate is closed, and fail when they hold
-/// the poisoned SID; it records the size of every batch.
+/// A memory store whose batch writes wait while the gate is closed, take `delay` each, and
+/// fail when they hold the poisoned SID; it records the size of every batch.
 #[derive(Debug)]
 struct GatedStore {
     inner: MemoryStore,
     open: watch::Sender<bool>,
     poison: Mutex<Option<MessageSid>>,
+    delay: Mutex<Duration>,
     batches: Mutex<Vec<usize>>,
 }
 
@@ -38,6 +39,7 @@ impl GatedStore {
             inner: MemoryStore::new(),
             open: watch::Sender::new(true),
             poison: Mutex::new(None),
+            delay: Mutex::new(Duration::ZERO),
             batches: Mutex::new(Vec::new()),
         })
     }
@@ -61,6 +63,8 @@ impl StatusStore for GatedStore {
         self.batches.lock().unwrap().push(events.len());
         let mut rx = self.open.subscribe();
         let _ = rx.wait_for(|open| *open).await;
+        let delay = *self.delay.lock().unwrap();
+        tokio::time::sleep(delay).await;
         let poison = self.poison.lock().unwrap().clone();
         if events.iter().any(|e| Some(&e.sid) == poison.as_ref()) {
             return Err(StoreError::Unavailable("poisoned batch".into()));
@@ -190,6 +194,61 @@ async fn callbacks_arriving_during_a_commit_form_the_next_batch() {
             store.get(&sid(n)).await.unwrap().is_some(),
             "{n} answered 204 and stored"
         );
+    }
+}
+
+/// Under load, the callers a batch answered come back together, a little apart: the first of
+/// them finds the writer idle, and waits (a millisecond at most) for the rest instead of
+/// taking a commit alone. A lone callback after a pause is written at once. Tokio's clock is
+/// paused, so "a little apart" and "at once" are exact.
+#[tokio::test(start_paused = true)]
+async fn under_load_the_first_callback_of_a_wave_waits_for_the_rest() {
+    let store = GatedStore::new();
+    *store.delay.lock().unwrap() = Duration::from_millis(50);
+    let hook = hook(store.clone(), 64, 64, Duration::from_secs(10));
+    let wave = |from: u32, apart: Duration| {
+        let tasks: Vec<_> = (from..from + 12)
+            .map(|n| {
+                let hook = hook.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(apart * (n - from)).await;
+                    post(&hook, n).await.0
+                })
+            })
+            .collect();
+        async move {
+            for t in tasks {
+                assert_eq!(t.await.unwrap(), StatusCode::NO_CONTENT);
+            }
+        }
+    };
+    wave(0, Duration::ZERO).await;
+    let first_wave = store.batches.lock().unwrap().len();
+    assert!(
+        store.batches.lock().unwrap().last() >= Some(&8),
+        "{:?}",
+        store.batches.lock().unwrap()
+    );
+    // The answered callers come back 50 µs apart: without waiting, the first would be alone.
+    wave(12, Duration::from_micros(50)).await;
+    let batches = store.batches.lock().unwrap().clone();
+    assert!(
+        batches[first_wave] >= 8,
+        "the wave's first batch waited for the rest: {batches:?}"
+    );
+    assert_eq!(batches[first_wave..].iter().sum::<usize>(), 12);
+    // After a pause longer than a write, a lone callback waits for nobody.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let started = Instant::now();
+    assert_eq!(post(&hook, 24).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_millis(50),
+        "the write alone"
+    );
+    assert_eq!(store.batches.lock().unwrap().last(), Some(&1));
+    for n in 0..25 {
+        assert!(store.get(&sid(n)).await.unwrap().is_some(), "{n} stored");
     }
 }
 

@@ -3,9 +3,12 @@
 //! Callbacks wait in a bounded queue; a writer task takes everything waiting (up to the batch
 //! size) and writes it with one [`StatusStore::apply_batch`]. An idle writer takes the first
 //! event at once, so a lone callback waits for nobody; the callbacks that arrive while a batch
-//! commits form the next one. Each caller gets the answer of its own event once its batch has
-//! committed, or the batch's error. A full queue refuses at once, so memory stays bounded;
-//! a caller that gave up (deadline) leaves its event in the queue, where the writer skips it.
+//! commits form the next one. Under load, the callers a batch answers send their next callbacks
+//! together, and the first of them finds the writer idle: rather than pay a whole commit for a
+//! few events, the writer waits briefly for the rest of that wave (see [`linger`]). Each caller
+//! gets the answer of its own event once its batch has committed, or the batch's error. A full
+//! queue refuses at once, so memory stays bounded; a caller that gave up (deadline) leaves its
+//! event in the queue, where the writer skips it.
 
 use std::fmt;
 use std::panic::AssertUnwindSafe;
@@ -13,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use futures_util::FutureExt as _;
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::Instant;
+use tokio::time::{Duration, Instant};
 
 use crate::model::{Applied, StatusEvent};
 use crate::store::{StatusStore, StoreError};
@@ -22,6 +25,12 @@ use crate::store::{StatusStore, StoreError};
 pub const DEFAULT_QUEUE_CAPACITY: usize = 4096;
 /// The default number of events written in one batch at most.
 pub const DEFAULT_MAX_BATCH: usize = 256;
+
+/// The smallest batch that counts as a wave worth waiting for (see [`linger`]).
+const WAVE: usize = 8;
+
+/// The longest a writer waits for the rest of a wave.
+const MAX_LINGER: Duration = Duration::from_millis(1);
 
 /// Why an event was not written.
 #[derive(Debug)]
@@ -130,10 +139,22 @@ async fn writer(
     max_batch: usize,
 ) {
     let mut jobs: Vec<Job> = Vec::with_capacity(max_batch);
+    let mut last: Option<Written> = None;
     loop {
-        if rx.lock().await.recv_many(&mut jobs, max_batch).await == 0 {
+        let mut queue = rx.lock().await;
+        if queue.recv_many(&mut jobs, max_batch).await == 0 {
             return;
         }
+        if let Some((until, wave)) = last.and_then(|w| linger(&w, jobs.len())) {
+            while jobs.len() < wave {
+                let room = max_batch.saturating_sub(jobs.len());
+                match tokio::time::timeout_at(until, queue.recv_many(&mut jobs, room)).await {
+                    Ok(n) if n > 0 => {}
+                    _ => break,
+                }
+            }
+        }
+        drop(queue);
         // Callers past their deadline were answered 503: their events wait for a retry.
         jobs.retain(|j| !j.reply.is_closed());
         if jobs.is_empty() {
@@ -142,11 +163,14 @@ async fn writer(
         let (events, replies): (Vec<StatusEvent>, Vec<_>) =
             jobs.drain(..).map(|j| (j.event, j.reply)).unzip();
         crate::metrics::batch_size(events.len());
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let result = AssertUnwindSafe(store.apply_batch(&events))
             .catch_unwind()
             .await;
-        crate::metrics::store_write("apply_batch", started.elapsed());
+        let ended = Instant::now();
+        crate::metrics::store_write("apply_batch", ended - started);
+        let (size, took) = (events.len(), ended - started);
+        last = Some(Written { size, ended, took });
         match result {
             Ok(Ok(applied)) if applied.len() == replies.len() => {
                 for (reply, a) in replies.into_iter().zip(applied) {
@@ -167,6 +191,25 @@ async fn writer(
             }
         }
     }
+}
+
+/// A batch a writer wrote: how many events, when it ended, how long it took.
+#[derive(Debug, Clone, Copy)]
+struct Written {
+    size: usize,
+    ended: Instant,
+    took: Duration,
+}
+
+/// Whether a writer that took `taken` events, after writing `last`, waits for more: until
+/// when, and until how many it holds. Only when `last` was a wave (at least [`WAVE`] events),
+/// `taken` is less than half of it, and they came sooner after `last` than `last` took to write
+/// (its callers answering at once, not a lone callback after a pause, which waits for nobody);
+/// then for half of `last`'s write and [`MAX_LINGER`] at most, or until it holds as many
+/// events as `last` had.
+fn linger(last: &Written, taken: usize) -> Option<(Instant, usize)> {
+    let wave = last.size >= WAVE && taken < last.size / 2 && last.ended.elapsed() < last.took;
+    wave.then(|| (Instant::now() + (last.took / 2).min(MAX_LINGER), last.size))
 }
 
 /// Sends one batch's error to each of its callers.
