@@ -197,46 +197,56 @@ async fn callbacks_arriving_during_a_commit_form_the_next_batch() {
     }
 }
 
-/// Under load, the callers a batch answered come back together, a little apart: the first of
-/// them finds the writer idle, and waits (a millisecond at most) for the rest instead of
-/// taking a commit alone. A lone callback after a pause is written at once. Tokio's clock is
-/// paused, so "a little apart" and "at once" are exact.
+/// Posts callbacks `from..from + 12` and checks that all are answered 204. With `staggered`,
+/// the first is posted at once and the others a moment later, after the writer has run (they
+/// let the scheduler run the other tasks first; no time passes): as the callers a batch
+/// answered come back.
+async fn wave(hook: &StatusWebhook, from: u32, staggered: bool) {
+    let tasks: Vec<_> = (from..from + 12)
+        .map(|n| {
+            let hook = hook.clone();
+            tokio::spawn(async move {
+                if staggered && n > from {
+                    for _ in 0..4 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+                post(&hook, n).await.0
+            })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), StatusCode::NO_CONTENT);
+    }
+}
+
+/// Two waves of 12 callbacks against a store whose batches take `write`, the second one
+/// staggered; where the second wave's batches start.
+async fn two_waves(store: &Arc<GatedStore>, hook: &StatusWebhook, write: Duration) -> usize {
+    *store.delay.lock().unwrap() = write;
+    wave(hook, 0, false).await;
+    let first_wave = store.batches.lock().unwrap().len();
+    assert!(store.batches.lock().unwrap()[first_wave - 1] >= 8);
+    wave(hook, 12, true).await;
+    let batches = store.batches.lock().unwrap().clone();
+    assert_eq!(batches[first_wave..].iter().sum::<usize>(), 12);
+    first_wave
+}
+
+/// Under load with a slow store, the callers a batch answered come back together, a moment
+/// apart: the first of them finds the writer idle, and waits (a millisecond at most) for the
+/// rest instead of taking a commit alone. A lone callback after a pause is written at once.
+/// Tokio's clock is paused, so durations are exact.
 #[tokio::test(start_paused = true)]
 async fn under_load_the_first_callback_of_a_wave_waits_for_the_rest() {
     let store = GatedStore::new();
-    *store.delay.lock().unwrap() = Duration::from_millis(50);
     let hook = hook(store.clone(), 64, 64, Duration::from_secs(10));
-    let wave = |from: u32, apart: Duration| {
-        let tasks: Vec<_> = (from..from + 12)
-            .map(|n| {
-                let hook = hook.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(apart * (n - from)).await;
-                    post(&hook, n).await.0
-                })
-            })
-            .collect();
-        async move {
-            for t in tasks {
-                assert_eq!(t.await.unwrap(), StatusCode::NO_CONTENT);
-            }
-        }
-    };
-    wave(0, Duration::ZERO).await;
-    let first_wave = store.batches.lock().unwrap().len();
-    assert!(
-        store.batches.lock().unwrap().last() >= Some(&8),
-        "{:?}",
-        store.batches.lock().unwrap()
-    );
-    // The answered callers come back 50 µs apart: without waiting, the first would be alone.
-    wave(12, Duration::from_micros(50)).await;
+    let first_wave = two_waves(&store, &hook, Duration::from_millis(50)).await;
     let batches = store.batches.lock().unwrap().clone();
     assert!(
         batches[first_wave] >= 8,
         "the wave's first batch waited for the rest: {batches:?}"
     );
-    assert_eq!(batches[first_wave..].iter().sum::<usize>(), 12);
     // After a pause longer than a write, a lone callback waits for nobody.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let started = Instant::now();
@@ -250,6 +260,17 @@ async fn under_load_the_first_callback_of_a_wave_waits_for_the_rest() {
     for n in 0..25 {
         assert!(store.get(&sid(n)).await.unwrap().is_some(), "{n} stored");
     }
+}
+
+/// A store whose batches take under 2 ms gains nothing from a wait of a timer tick (1 ms):
+/// its writer takes the first callback of a wave at once, alone.
+#[tokio::test(start_paused = true)]
+async fn with_a_fast_store_the_first_callback_of_a_wave_waits_for_nobody() {
+    let store = GatedStore::new();
+    let hook = hook(store.clone(), 64, 64, Duration::from_secs(10));
+    let first_wave = two_waves(&store, &hook, Duration::from_millis(1)).await;
+    let batches = store.batches.lock().unwrap().clone();
+    assert_eq!(batches[first_wave], 1, "{batches:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -29,8 +29,13 @@ pub const DEFAULT_MAX_BATCH: usize = 256;
 /// The smallest batch that counts as a wave worth waiting for (see [`linger`]).
 const WAVE: usize = 8;
 
-/// The longest a writer waits for the rest of a wave.
-const MAX_LINGER: Duration = Duration::from_millis(1);
+/// How long a writer waits for the rest of a wave: one tick of Tokio's timer, which counts in
+/// milliseconds (a shorter timeout would still wait for the next tick).
+const LINGER: Duration = Duration::from_millis(1);
+
+/// The shortest write after which a writer waits for a wave: twice [`LINGER`], so that the wait
+/// costs at most half of what the batch it saves would.
+const LINGER_AFTER: Duration = Duration::from_millis(2);
 
 /// Why an event was not written.
 #[derive(Debug)]
@@ -202,14 +207,15 @@ struct Written {
 }
 
 /// Whether a writer that took `taken` events, after writing `last`, waits for more: until
-/// when, and until how many it holds. Only when `last` was a wave (at least [`WAVE`] events),
+/// when, and until how many it holds. Only when `last` was a wave (at least [`WAVE`] events)
+/// that took [`LINGER_AFTER`] or more to write (a fast store gains nothing from waiting),
 /// `taken` is less than half of it, and they came sooner after `last` than `last` took to write
 /// (its callers answering at once, not a lone callback after a pause, which waits for nobody);
-/// then for half of `last`'s write and [`MAX_LINGER`] at most, or until it holds as many
-/// events as `last` had.
+/// then for [`LINGER`] at most, or until it holds as many events as `last` had.
 fn linger(last: &Written, taken: usize) -> Option<(Instant, usize)> {
-    let wave = last.size >= WAVE && taken < last.size / 2 && last.ended.elapsed() < last.took;
-    wave.then(|| (Instant::now() + (last.took / 2).min(MAX_LINGER), last.size))
+    let wave = last.size >= WAVE && last.took >= LINGER_AFTER && taken < last.size / 2;
+    let answered_at_once = last.ended.elapsed() < last.took;
+    (wave && answered_at_once).then(|| (Instant::now() + LINGER, last.size))
 }
 
 /// Sends one batch's error to each of its callers.
