@@ -220,17 +220,19 @@ async fn wave(hook: &StatusWebhook, from: u32, staggered: bool) {
     }
 }
 
-/// Two waves of 12 callbacks against a store whose batches take `write`, the second one
-/// staggered; where the second wave's batches start.
-async fn two_waves(store: &Arc<GatedStore>, hook: &StatusWebhook, write: Duration) -> usize {
+/// A webhook over a store whose batches take `write`, after two waves of 12 callbacks, the
+/// second one staggered: the store, the webhook, and the second wave's batch sizes.
+async fn two_waves(write: Duration) -> (Arc<GatedStore>, StatusWebhook, Vec<usize>) {
+    let store = GatedStore::new();
+    let hook = hook(store.clone(), 64, 64, Duration::from_secs(10));
     *store.delay.lock().unwrap() = write;
-    wave(hook, 0, false).await;
-    let first_wave = store.batches.lock().unwrap().len();
-    assert!(store.batches.lock().unwrap()[first_wave - 1] >= 8);
-    wave(hook, 12, true).await;
-    let batches = store.batches.lock().unwrap().clone();
-    assert_eq!(batches[first_wave..].iter().sum::<usize>(), 12);
-    first_wave
+    wave(&hook, 0, false).await;
+    let first_wave = store.batches.lock().unwrap().clone();
+    assert!(first_wave.last() >= Some(&8), "{first_wave:?}");
+    wave(&hook, 12, true).await;
+    let second_wave = store.batches.lock().unwrap()[first_wave.len()..].to_vec();
+    assert_eq!(second_wave.iter().sum::<usize>(), 12);
+    (store, hook, second_wave)
 }
 
 /// Under load with a slow store, the callers a batch answered come back together, a moment
@@ -239,13 +241,10 @@ async fn two_waves(store: &Arc<GatedStore>, hook: &StatusWebhook, write: Duratio
 /// Tokio's clock is paused, so durations are exact.
 #[tokio::test(start_paused = true)]
 async fn under_load_the_first_callback_of_a_wave_waits_for_the_rest() {
-    let store = GatedStore::new();
-    let hook = hook(store.clone(), 64, 64, Duration::from_secs(10));
-    let first_wave = two_waves(&store, &hook, Duration::from_millis(50)).await;
-    let batches = store.batches.lock().unwrap().clone();
+    let (store, hook, second_wave) = two_waves(Duration::from_millis(50)).await;
     assert!(
-        batches[first_wave] >= 8,
-        "the wave's first batch waited for the rest: {batches:?}"
+        second_wave[0] >= 8,
+        "the wave's first batch waited for the rest: {second_wave:?}"
     );
     // After a pause longer than a write, a lone callback waits for nobody.
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -266,11 +265,8 @@ async fn under_load_the_first_callback_of_a_wave_waits_for_the_rest() {
 /// its writer takes the first callback of a wave at once, alone.
 #[tokio::test(start_paused = true)]
 async fn with_a_fast_store_the_first_callback_of_a_wave_waits_for_nobody() {
-    let store = GatedStore::new();
-    let hook = hook(store.clone(), 64, 64, Duration::from_secs(10));
-    let first_wave = two_waves(&store, &hook, Duration::from_millis(1)).await;
-    let batches = store.batches.lock().unwrap().clone();
-    assert_eq!(batches[first_wave], 1, "{batches:?}");
+    let (_, _, second_wave) = two_waves(Duration::from_millis(1)).await;
+    assert_eq!(second_wave[0], 1, "{second_wave:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -173,9 +173,13 @@ async fn writer(
             .catch_unwind()
             .await;
         let ended = Instant::now();
-        crate::metrics::store_write("apply_batch", ended - started);
-        let (size, took) = (events.len(), ended - started);
-        last = Some(Written { size, ended, took });
+        let took = ended - started;
+        crate::metrics::store_write("apply_batch", took);
+        last = Some(Written {
+            size: events.len(),
+            ended,
+            took,
+        });
         match result {
             Ok(Ok(applied)) if applied.len() == replies.len() => {
                 for (reply, a) in replies.into_iter().zip(applied) {
