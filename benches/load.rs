@@ -18,7 +18,8 @@
 //! the callbacks start over, as duplicates), `LOAD_ORDER` (`sent`: callbacks in the order the
 //! messages were sent, as for a burst of sends; `regions`: each connection walks its own part),
 //! `LOAD_TARGETS` (`floor,memory,sqlite,postgres`), `LOAD_SQLITE_SYNC` (`full` or `normal`),
-//! `LOAD_WRITERS` (the webhook's concurrent batches, default 1), and `TEST_DATABASE_URL` /
+//! `LOAD_WRITERS` (the webhook's concurrent batches; default: the store's, 2 for PostgreSQL
+//! and 1 for the others), and `TEST_DATABASE_URL` /
 //! `LOAD_DATABASE_URL` for PostgreSQL (skipped without). It prints callbacks/s, p50/p99
 //! latency, the server's RSS and CPU per callback, PostgreSQL's CPU per callback (its
 //! processes' CPU time from /proc: run it on the database's machine), and each ratio to the
@@ -102,14 +103,15 @@ mod load {
                     let store = open_store(kind, arg).await;
                     preload(&*store).await;
                     settle(kind, arg).await;
-                    let webhook = StatusWebhook::builder(
+                    let mut webhook = StatusWebhook::builder(
                         SignatureValidator::new(AuthToken::new(TOKEN)),
                         store,
                     )
-                    .public_url(PUBLIC)
-                    .writers(env_num("LOAD_WRITERS", 1) as usize)
-                    .build()
-                    .expect("a webhook");
+                    .public_url(PUBLIC);
+                    if let Ok(writers) = std::env::var("LOAD_WRITERS") {
+                        webhook = webhook.writers(writers.parse().expect("LOAD_WRITERS: a number"));
+                    }
+                    let webhook = webhook.build().expect("a webhook");
                     twilio_delivery::adapters::axum::router(webhook, PATH)
                 }
             };
@@ -548,7 +550,8 @@ mod load {
             let _ = sqlx::raw_sql(AssertSqlSafe(format!(
                 "DROP TABLE IF EXISTS {p}events, {p}messages, {p}migrations, {p}feed, \
                  {p}feed_head, {p}feed_cursors, {p}dead_letters, {p}leases, {p}opt_outs, \
-                 {p}pending CASCADE; DROP FUNCTION IF EXISTS {p}delete_history()"
+                 {p}pending CASCADE; DROP FUNCTION IF EXISTS {p}delete_history(); \
+                 DROP SEQUENCE IF EXISTS {p}feed_position"
             )))
             .execute(&pool)
             .await;

@@ -1,11 +1,11 @@
 //! The durable change feed: every real status change, numbered, read by named consumers.
 //!
 //! Each write that changes a message's current status also writes a [`FeedEntry`] in the same
-//! transaction, at the next position of a gapless sequence. Positions are handed out in commit
-//! order (a one-row counter locked inside the writing transaction on PostgreSQL, the single
-//! writer on SQLite, one lock in memory), so a reader that has seen position `n` has seen every
-//! position below it: reading "after my cursor" never skips a change whose transaction was
-//! still running.
+//! transaction, at an increasing position. [`FeedStore::changes_after`] returns only positions
+//! that are final: SQLite's single writer and the memory store's lock hand them out in commit
+//! order; on PostgreSQL, where concurrent transactions commit positions out of order, a read
+//! that meets a missing position waits for the writers that may still commit it. So reading
+//! "after my cursor" never skips a change whose transaction was still running.
 //!
 //! A [`Consumer`] has a name and a cursor stored in the store. It reads the changes after its
 //! cursor, runs its handler on each, in order, and moves the cursor only after the handler
@@ -53,7 +53,8 @@ use crate::store::{StatusStore, StoreError};
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct FeedEntry {
-    /// Its position: 1 for the first change of a store, then one more for each change.
+    /// Its position: 1 for the first change of a store, then increasing (PostgreSQL leaves out
+    /// the positions of transactions that rolled back).
     pub position: u64,
     /// What changed.
     pub change: StatusChange,
@@ -109,7 +110,9 @@ pub const MAX_CONSUMER_NAME: usize = 128;
 /// [`StatusStore::feed`] gives it; every store of this crate has one.
 #[async_trait]
 pub trait FeedStore: fmt::Debug + Send + Sync {
-    /// Up to `limit` changes with a position above `after`, in position order.
+    /// Up to `limit` changes with a position above `after`, in position order, none of them
+    /// above a position whose transaction may still commit: a later read after the last one
+    /// returned misses nothing.
     ///
     /// # Errors
     /// [`StoreError`] when the store cannot be read.

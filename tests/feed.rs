@@ -307,9 +307,47 @@ mod postgres_instances {
         Some((a, b))
     }
 
-    /// A writer's transaction holds the feed counter (it has taken position n and not
-    /// committed); a later writer's change on another message must not become visible, or
-    /// take a position, before it: readers never see a gap they could skip.
+    /// Writer 1, by hand, as the store takes a position: the feed writers' shared lock (keyed
+    /// as documented in the store: the class, then the prefix's FNV-1a hash), then the next
+    /// position, a feed row for `sid(7)`; left open. Returns its transaction and position.
+    async fn open_writer<'c>(
+        raw: &'c mut sqlx::PgConnection,
+        prefix: &TablePrefix,
+    ) -> (sqlx::Transaction<'c, sqlx::Postgres>, i64) {
+        let p = prefix.as_str();
+        let key = p.bytes().fold(0x811c_9dc5_u32, |h, b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
+        let mut tx = raw.begin().await.unwrap();
+        sqlx::query("SELECT pg_advisory_xact_lock_shared($1, $2)")
+            .bind(0x7477_6402_i32)
+            .bind(i32::from_ne_bytes(key.to_ne_bytes()))
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let position: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+            "INSERT INTO {p}feed (position, sid, previous, current, error_code, source, at) \
+             VALUES (nextval('{p}feed_position'), '{}', NULL, 'sent', NULL, 'callback', now()) \
+             RETURNING position",
+            sid(7)
+        )))
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+        (tx, position)
+    }
+
+    /// The positions `changes_after(after)` returns.
+    async fn read(store: &PostgresStore, after: u64) -> Vec<u64> {
+        let feed = store.feed().unwrap();
+        let page = feed.changes_after(after, 100).await.unwrap();
+        page.iter().map(|e| e.position).collect()
+    }
+
+    /// A writer's transaction holds position 2 open; a later writer on another instance
+    /// commits position 3 meanwhile (writers do not wait for each other). A reader returns 1,
+    /// then waits for the open transaction before it returns anything after 1: it never moves
+    /// past a position that may still commit.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_later_commit_never_overtakes_an_open_one() {
         let prefix = random_prefix();
@@ -318,57 +356,57 @@ mod postgres_instances {
         };
         a.apply(&ev(1, MessageStatus::Sent)).await.unwrap();
         let url = common::pg::url().unwrap();
-        let p = prefix.as_str();
-
-        // Writer 1, by hand, as the store does it: counter updated, feed row written, open.
         let mut raw = sqlx::PgConnection::connect(&url).await.unwrap();
-        let mut tx = raw.begin().await.unwrap();
-        let position: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
-            "UPDATE {p}feed_head SET position = position + 1 RETURNING position"
-        )))
-        .fetch_one(&mut *tx)
-        .await
-        .unwrap();
+        let (tx, position) = open_writer(&mut raw, &prefix).await;
         assert_eq!(position, 2);
-        sqlx::query(AssertSqlSafe(format!(
-            "INSERT INTO {p}feed (position, sid, previous, current, error_code, source, at) \
-             VALUES (2, '{}', NULL, 'sent', NULL, 'callback', now())",
-            sid(7)
-        )))
-        .execute(&mut *tx)
-        .await
-        .unwrap();
 
-        // Writer 2 (instance b) changes another message: it waits for writer 1.
-        let b2 = b.clone();
-        let later = tokio::spawn(async move { b2.apply(&ev(2, MessageStatus::Sent)).await });
+        b.apply(&ev(2, MessageStatus::Sent)).await.unwrap();
+        assert_eq!(b.feed().unwrap().head().await.unwrap(), 3, "3 committed");
+        assert_eq!(read(&a, 0).await, vec![1], "nothing past the open position");
+        let a2 = a.clone();
+        let blocked = tokio::spawn(async move { read(&a2, 1).await });
         tokio::time::sleep(Duration::from_millis(300)).await;
-        assert!(
-            !later.is_finished(),
-            "the later write waits for the counter"
-        );
-        let feed = a.feed().unwrap();
-        let visible: Vec<u64> = feed
-            .changes_after(0, 100)
-            .await
-            .unwrap()
-            .iter()
-            .map(|e| e.position)
-            .collect();
-        assert_eq!(
-            visible,
-            vec![1],
-            "nothing past the open transaction is visible"
-        );
+        assert!(!blocked.is_finished(), "the read waits for the open writer");
 
         tx.commit().await.unwrap();
-        later.await.unwrap().unwrap();
-        let all = feed.changes_after(0, 100).await.unwrap();
+        assert_eq!(blocked.await.unwrap(), vec![2, 3]);
+        let all = a.feed().unwrap().changes_after(0, 100).await.unwrap();
         let got: Vec<(u64, MessageSid)> = all
             .iter()
             .map(|e| (e.position, e.change.sid.clone()))
             .collect();
         assert_eq!(got, vec![(1, sid(1)), (2, sid(7)), (3, sid(2))]);
+        drop_tables(&a.pool().clone(), &prefix).await;
+    }
+
+    /// A position whose transaction rolled back is missing for good: once that transaction
+    /// has ended, a reader moves past it, and consumers get every other change.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rolled_back_position_is_skipped() {
+        let prefix = random_prefix();
+        let Some((a, b)) = two(&prefix).await else {
+            return;
+        };
+        a.apply(&ev(1, MessageStatus::Sent)).await.unwrap();
+        let url = common::pg::url().unwrap();
+        let mut raw = sqlx::PgConnection::connect(&url).await.unwrap();
+        let (tx, position) = open_writer(&mut raw, &prefix).await;
+        assert_eq!(position, 2);
+        b.apply(&ev(2, MessageStatus::Sent)).await.unwrap();
+        tx.rollback().await.unwrap();
+        b.apply(&ev(3, MessageStatus::Sent)).await.unwrap();
+
+        assert_eq!(read(&a, 0).await, vec![1]);
+        assert_eq!(read(&a, 1).await, vec![3, 4], "past the rolled-back 2");
+        let seen = Seen::default();
+        let store: Arc<dyn StatusStore> = Arc::new(a.clone());
+        let consumer = Consumer::builder(store, "c")
+            .unwrap()
+            .poll_interval(Duration::from_millis(20))
+            .spawn(seen.handler());
+        wait_until(|| seen.positions().len() == 3).await;
+        consumer.shutdown().await;
+        assert_eq!(seen.positions(), vec![1, 3, 4]);
         drop_tables(&a.pool().clone(), &prefix).await;
     }
 

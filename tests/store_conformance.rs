@@ -1041,7 +1041,8 @@ mod pg {
                 self.exec(format!(
                     "DROP TABLE IF EXISTS {p}events, {p}messages, {p}migrations, {p}feed, {p}feed_head, \
              {p}feed_cursors, {p}dead_letters, {p}leases, {p}opt_outs, {p}pending CASCADE; \
-                     DROP FUNCTION IF EXISTS {p}boom(), {p}delete_history();"
+                     DROP FUNCTION IF EXISTS {p}boom(), {p}delete_history(); \
+                     DROP SEQUENCE IF EXISTS {p}feed_position;"
                 ))
                 .await;
             }
@@ -1189,7 +1190,42 @@ mod pg {
         .fetch_all(store.pool())
         .await
         .unwrap();
-        assert_eq!(versions, vec![1, 2, 3, 4, 5]);
+        assert_eq!(versions, vec![1, 2, 3, 4, 5, 6]);
+        db.cleanup().await;
+    }
+
+    /// A database at schema 5 (positions from the `feed_head` counter, here 3 changes) goes on
+    /// from position 4 after the upgrade to the sequence of schema 6.
+    #[tokio::test]
+    async fn the_feed_goes_on_from_its_counter_after_the_upgrade() {
+        let Some(db) = TestDb::open().await else {
+            return;
+        };
+        let store = db.store().await;
+        let p = store.prefix().as_str();
+        for n in 1..=3 {
+            store.apply(&super::event(n, "sent", 1)).await.unwrap();
+        }
+        // Back to schema 5 as it was: the counter at the last position, no sequence.
+        db.exec(format!(
+            "DROP SEQUENCE {p}feed_position; \
+             CREATE TABLE {p}feed_head (id BOOLEAN NOT NULL PRIMARY KEY DEFAULT TRUE CHECK (id), \
+               position BIGINT NOT NULL); \
+             INSERT INTO {p}feed_head (id, position) VALUES (TRUE, 3); \
+             DELETE FROM {p}migrations WHERE version = 6;"
+        ))
+        .await;
+        store.migrate().await.unwrap();
+        store.apply(&super::event(4, "sent", 1)).await.unwrap();
+        let feed = store.feed().unwrap();
+        let positions: Vec<u64> = feed
+            .changes_after(0, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.position)
+            .collect();
+        assert_eq!(positions, vec![1, 2, 3, 4]);
         db.cleanup().await;
     }
 

@@ -134,6 +134,11 @@ pub(crate) const POSTGRES_MIGRATIONS: &[Migration] = &[
         name: "history_cascade_trigger",
         ddl: include_str!("../../sql/postgres/0005_history_cascade_trigger.sql"),
     },
+    Migration {
+        version: 6,
+        name: "feed_sequence",
+        ddl: include_str!("../../sql/postgres/0006_feed_sequence.sql"),
+    },
 ];
 
 /// The lowest precedence of a final status. Every non-final status ranks below it (a law of
@@ -195,16 +200,15 @@ pub(crate) struct FeedStatements {
 }
 
 /// The columns of a feed row, in the order [`FeedRow`] reads them.
-const FEED_COLUMNS: &str = "f.position, f.sid, f.previous, f.current, f.error_code, f.source, f.at";
+pub(crate) const FEED_COLUMNS: &str =
+    "f.position, f.sid, f.previous, f.current, f.error_code, f.source, f.at";
 
 impl FeedStatements {
     fn new(p: &str, dialect: Dialect) -> Self {
-        let (head, max) = match dialect {
-            Dialect::Sqlite => (
-                format!("SELECT COALESCE(MAX(position), 0) FROM {p}feed"),
-                "MAX",
-            ),
-            Dialect::Postgres => (format!("SELECT position FROM {p}feed_head"), "GREATEST"),
+        let head = format!("SELECT COALESCE(MAX(position), 0) FROM {p}feed");
+        let max = match dialect {
+            Dialect::Sqlite => "MAX",
+            Dialect::Postgres => "GREATEST",
         };
         Self {
             after: format!(

@@ -1,5 +1,16 @@
 //! The change feed of a `PostgresStore`: reads, cursors and dead letters, and wake-ups from
 //! every instance through `LISTEN/NOTIFY`.
+//!
+//! Positions come from a sequence, so transactions commit them out of order: while one holds
+//! position 7 open, another may commit 8. A reader therefore hands out only positions it knows
+//! are final. Every transaction that takes positions holds a shared advisory lock (the
+//! [`Gaps::take`] call in its statement) from before it takes them to its end, after its rows
+//! are visible. Reading after its cursor, a reader returns the run of consecutive positions
+//! that follows the cursor; when the next position is missing and later ones are visible, it
+//! notes which transactions hold the lock, waits until none of them does, and reads again up
+//! to the highest position it had seen: each missing position below it was taken before that
+//! read, so by a transaction that has ended since (committed, and now visible, or rolled back,
+//! and missing for good). Writers never wait for each other or for readers.
 
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -13,7 +24,52 @@ use tokio::sync::watch;
 use super::PostgresStore;
 use crate::feed::{DeadLetter, FeedEntry, FeedStore};
 use crate::store::StoreError;
+use crate::store::sql::FEED_COLUMNS;
 use crate::store::sql::{FeedRow, db_error, floor_time, from_position, to_position};
+
+/// First key of the advisory lock of the transactions taking feed positions (the second is
+/// the prefix's hash, as for the store's other locks).
+const FEED_WRITER_LOCK_CLASS: i32 = 0x7477_6402;
+/// How long a read waits for the transactions that may hold a missing position before it
+/// returns nothing (the consumer reads again).
+const GAP_WAIT: Duration = Duration::from_secs(5);
+
+/// The statements of the feed writers' lock and of reads that meet a missing position.
+#[derive(Debug)]
+pub(super) struct Gaps {
+    /// The call that takes the lock, shared, for the end of the transaction: writers put it in
+    /// the statement that takes positions, before them.
+    pub(super) take: String,
+    /// → the virtual transaction ids of the transactions holding the lock now.
+    holders: String,
+    /// `$1` virtual transaction ids → how many of them still hold the lock.
+    holding: String,
+    /// `$1` after, `$2` limit, `$3` up to → feed rows in position order.
+    after_up_to: String,
+}
+
+impl Gaps {
+    /// The statements for the tables of `prefix`, whose hash is `key`.
+    pub(super) fn new(prefix: &str, key: i32) -> Self {
+        let class = FEED_WRITER_LOCK_CLASS;
+        // `pg_locks` shows the keys as unsigned `oid`s.
+        let objid = u32::from_ne_bytes(key.to_ne_bytes());
+        let held = format!(
+            "FROM pg_locks WHERE locktype = 'advisory' AND classid = '{class}'::oid \
+             AND objid = '{objid}'::oid AND objsubid = 2 \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        );
+        Self {
+            take: format!("pg_advisory_xact_lock_shared({class}, {key})"),
+            holders: format!("SELECT COALESCE(array_agg(virtualtransaction), '{{}}') {held}"),
+            holding: format!("SELECT count(*) {held} AND virtualtransaction = ANY($1)"),
+            after_up_to: format!(
+                "SELECT {FEED_COLUMNS} FROM {prefix}feed AS f WHERE f.position > $1 \
+                 AND f.position <= $3 ORDER BY f.position LIMIT $2"
+            ),
+        }
+    }
+}
 
 /// Wake-ups of one store (shared by its clones): a counter bumped on every notification from
 /// any instance and after every local commit with changes; a listener task started with the
@@ -95,6 +151,52 @@ async fn listen(pool: PgPool, channel: String, bumps: Weak<watch::Sender<u64>>) 
     }
 }
 
+impl PostgresStore {
+    /// The feed rows above `after` (and up to `up_to`, with its statement), in order.
+    async fn read_feed(
+        &self,
+        statement: &str,
+        after: u64,
+        limit: u32,
+        up_to: Option<i64>,
+    ) -> Result<Vec<FeedEntry>, StoreError> {
+        let query = sqlx::query(AssertSqlSafe(statement.to_owned()))
+            .bind(from_position(after))
+            .bind(i64::from(limit));
+        let query = match up_to {
+            Some(up_to) => query.bind(up_to),
+            None => query,
+        };
+        let rows = query.fetch_all(&self.pool).await.map_err(db_error)?;
+        rows.iter().map(feed_row).collect()
+    }
+
+    /// Waits until every transaction holding the feed writers' lock now has ended; `false`
+    /// when some still hold it after [`GAP_WAIT`].
+    async fn writers_gone(&self) -> Result<bool, StoreError> {
+        let holders: Vec<String> = sqlx::query_scalar(AssertSqlSafe(self.gaps.holders.clone()))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_error)?;
+        let (started, mut pause) = (tokio::time::Instant::now(), Duration::from_millis(1));
+        while !holders.is_empty() {
+            let holding: i64 = sqlx::query_scalar(AssertSqlSafe(self.gaps.holding.clone()))
+                .bind(&holders)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db_error)?;
+            if holding == 0 {
+                break;
+            } else if started.elapsed() >= GAP_WAIT {
+                return Ok(false);
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
+        Ok(true)
+    }
+}
+
 fn feed_row(row: &PgRow) -> Result<FeedEntry, StoreError> {
     (|| {
         Ok::<_, sqlx::Error>(FeedRow {
@@ -124,16 +226,35 @@ fn dead_letter_row(row: &PgRow) -> Result<DeadLetter, StoreError> {
 
 #[async_trait]
 impl FeedStore for PostgresStore {
+    /// Only final positions: the consecutive ones after `after`; when the next is missing, every
+    /// row up to the highest visible, once the transactions that may hold the missing ones
+    /// have ended (see the module documentation). Nothing when they are still running after
+    /// a few seconds.
     async fn changes_after(&self, after: u64, limit: u32) -> Result<Vec<FeedEntry>, StoreError> {
-        sqlx::query(AssertSqlSafe(self.sql.feed.after.clone()))
-            .bind(from_position(after))
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?
-            .iter()
-            .map(feed_row)
-            .collect()
+        let mut rows = self
+            .read_feed(&self.sql.feed.after, after, limit, None)
+            .await?;
+        let next = after.saturating_add(1);
+        match rows.first() {
+            None => Ok(rows),
+            Some(first) if first.position == next => {
+                let run = rows
+                    .iter()
+                    .zip(next..)
+                    .take_while(|(e, p)| e.position == *p);
+                rows.truncate(run.count());
+                Ok(rows)
+            }
+            Some(_) => {
+                let seen = rows.last().map_or(after, |e| e.position);
+                if !self.writers_gone().await? {
+                    return Ok(Vec::new());
+                }
+                let up_to = Some(from_position(seen));
+                self.read_feed(&self.gaps.after_up_to, after, limit, up_to)
+                    .await
+            }
+        }
     }
 
     async fn head(&self) -> Result<u64, StoreError> {

@@ -26,7 +26,7 @@ mod options;
 mod optout;
 mod write;
 
-use feed::PgWake;
+use feed::{Gaps, PgWake};
 use lease::Lease;
 pub use options::PostgresOptions;
 use write::Writes;
@@ -45,13 +45,14 @@ const MAX_ATTEMPTS: usize = 5;
 /// (`SELECT ... FOR UPDATE`), compute the max-register result of the events in order in
 /// memory, then write the new and changed rows, the history rows (`ON CONFLICT DO NOTHING`)
 /// and the feed rows with one statement over arrays (`unnest`), and commit. Rows are locked
-/// and created in SID order and the feed counter last, so instances never deadlock; when two
+/// and created in SID order, so instances never deadlock; when two
 /// instances create the same message at once, the one that lost the race plans again on the
 /// now-existing row. Any error inside a transaction closes its connection instead of returning
 /// it to the pool.
 ///
-/// The change feed's positions come from a one-row counter updated last in each writing
-/// transaction (see [`crate::feed`]); every instance's consumers are woken by `NOTIFY`. The
+/// The change feed's positions come from a sequence: writers never wait for each other, and a
+/// read that meets a missing position waits for the transactions that may still commit it
+/// (see [`crate::feed`]); every instance's consumers are woken by `NOTIFY`. The
 /// reconciliation lock is a lease row with an expiry, renewed while a pass runs, so it works
 /// through PgBouncer in transaction mode. Timeouts: see [`PostgresOptions`].
 ///
@@ -79,6 +80,7 @@ pub struct PostgresStore {
     begin: Arc<str>,
     options: PostgresOptions,
     wake: Arc<PgWake>,
+    gaps: Arc<Gaps>,
     lock_key: i32,
 }
 
@@ -91,10 +93,13 @@ impl PostgresStore {
 
     fn with_statements(pool: PgPool, prefix: TablePrefix, options: PostgresOptions) -> Self {
         let sql = Statements::new(prefix, Dialect::Postgres);
+        let lock_key = fnv1a(sql.prefix.as_str());
+        let gaps = Gaps::new(sql.prefix.as_str(), lock_key);
         Self {
             pool,
-            lock_key: fnv1a(sql.prefix.as_str()),
-            writes: Arc::new(Writes::new(&sql)),
+            lock_key,
+            writes: Arc::new(Writes::new(&sql, &gaps)),
+            gaps: Arc::new(gaps),
             lease: Arc::new(Lease::new(sql.prefix.as_str(), options.lease_ttl)),
             begin: options.begin().into(),
             sql: Arc::new(sql),
@@ -481,6 +486,13 @@ impl StatusStore for PostgresStore {
 
     fn feed(&self) -> Option<&dyn FeedStore> {
         Some(self)
+    }
+
+    /// 2: batches of one instance, as of several, write at once (rows are locked in SID
+    /// order and the feed takes no lock that writers wait on); a second lets the next batch
+    /// run while one commits.
+    fn concurrent_batches(&self) -> usize {
+        2
     }
 }
 

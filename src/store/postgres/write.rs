@@ -6,10 +6,11 @@
 //! the row in place (HOT); the `pending` table, which lists the messages not final, loses the
 //! row of a message that became final in the same statement.
 //!
-//! Rows are locked in SID order and created in SID order, and the feed counter is locked
-//! last, so two transactions never wait for each other in a cycle: any number of instances
-//! write concurrently without deadlocks. The feed counter is only locked by a transaction that
-//! has changes, just before it commits; a batch of duplicates does not take it.
+//! Rows are locked in SID order and created in SID order, so two transactions never wait for
+//! each other in a cycle: any number of instances write concurrently without deadlocks. A
+//! transaction that has changes takes their feed positions from a sequence once its rows are
+//! locked, holding the feed writers' shared lock (see `feed.rs`) to its end; a batch of
+//! duplicates takes neither.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -22,6 +23,7 @@ use time::OffsetDateTime;
 
 use super::super::batch::{Plan, RowState};
 use super::super::sql::{FINAL_RANK, Statements, floor_time, rank, raw_json};
+use super::feed::Gaps;
 use super::{clean, clean_status, lock_status, settle};
 use crate::model::{Applied, EventSource, SentMessage, StatusEvent};
 use crate::notify::StatusChange;
@@ -48,10 +50,12 @@ impl Writes {
     /// The statements for the prefix of `sql`. The batch statement runs its parts in the
     /// order of its final `SELECT` (PostgreSQL runs a data-modifying `WITH` part when the query
     /// first reads it, and the parts no one reads after the query): the messages, the pending
-    /// list and the history first, the feed counter last, so that a transaction holds the
-    /// counter (which serializes writers of changes) only from there to its commit.
-    pub(super) fn new(sql: &Statements) -> Self {
+    /// list and the history, then the feed. Positions are numbered in the order of the
+    /// batch's changes (`row_number` over the values taken, whatever order PostgreSQL takes
+    /// them in), so one message's changes keep their order.
+    pub(super) fn new(sql: &Statements, gaps: &Gaps) -> Self {
         let p = sql.prefix.as_str();
+        let lock = &gaps.take;
         let channel = format!("{p}feed");
         Self {
             lock_rows: format!(
@@ -99,31 +103,32 @@ impl Writes {
                      AS u(sid, status, error_code, received_at, source, token, raw, ord) \
                    ORDER BY u.ord \
                    ON CONFLICT (message_sid, status) DO NOTHING RETURNING message_sid, status), \
-                 head AS ( \
-                   UPDATE {p}feed_head SET position = position + $32 WHERE $32 > 0 \
-                   RETURNING position), \
+                 lk AS (SELECT {lock} AS l WHERE $32 > 0), \
+                 pos AS ( \
+                   SELECT row_number() OVER (ORDER BY v) AS ord, v AS position FROM ( \
+                     SELECT nextval('{p}feed_position') AS v \
+                     FROM lk, generate_series(1, $32) AS g) AS taken), \
                  feed AS ( \
                    INSERT INTO {p}feed (position, sid, previous, current, error_code, source, at) \
-                   SELECT head.position - $32 + u.ord, u.sid, u.previous, u.current, \
-                     u.error_code, u.source, $33 \
-                   FROM head, unnest($27::text[], $28::text[], $29::text[], $30::int8[], \
+                   SELECT pos.position, u.sid, u.previous, u.current, u.error_code, u.source, $33 \
+                   FROM pos JOIN unnest($27::text[], $28::text[], $29::text[], $30::int8[], \
                      $31::text[]) WITH ORDINALITY AS u(sid, previous, current, error_code, source, ord) \
-                   RETURNING 1), \
-                 wake AS (SELECT pg_notify($34, '') AS n FROM head) \
+                     ON u.ord = pos.ord \
+                   RETURNING position), \
+                 wake AS (SELECT pg_notify($34, '') AS n FROM lk) \
                  SELECT (SELECT count(*) FROM ins) AS inserted, \
                    (SELECT count(*) FROM pend_ins) AS pended, (SELECT count(*) FROM upd) AS updated, \
                    (SELECT count(*) FROM pend_del) AS unpended, \
                    ARRAY(SELECT message_sid FROM ev ORDER BY message_sid, status) AS kept_sids, \
                    ARRAY(SELECT status FROM ev ORDER BY message_sid, status) AS kept_statuses, \
                    (SELECT count(*) FROM feed) AS fed, (SELECT count(*) FROM wake) AS woke, \
-                   (SELECT position FROM head) AS head"
+                   (SELECT max(position) FROM feed) AS head"
             ),
             feed_one: format!(
-                "WITH head AS (UPDATE {p}feed_head SET position = position + 1 \
-                   RETURNING position), \
+                "WITH lk AS (SELECT {lock} AS l), \
                  ins AS (INSERT INTO {p}feed (position, sid, previous, current, error_code, \
-                   source, at) SELECT position, $1, $2, $3, $4, $5, $6 FROM head \
-                   RETURNING position) \
+                   source, at) SELECT nextval('{p}feed_position'), $1, $2, $3, $4, $5, $6 \
+                   FROM lk RETURNING position) \
                  SELECT ins.position FROM ins, (SELECT pg_notify($7, '') AS n) AS wake"
             ),
             set_pending: format!(
