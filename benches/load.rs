@@ -21,9 +21,9 @@
 //! `LOAD_WRITERS` (the webhook's concurrent batches; default: the store's, 2 for PostgreSQL
 //! and 1 for the others), and `TEST_DATABASE_URL` /
 //! `LOAD_DATABASE_URL` for PostgreSQL (skipped without). It prints callbacks/s, p50/p99
-//! latency, the server's RSS and CPU per callback, PostgreSQL's CPU per callback (its
-//! processes' CPU time from /proc: run it on the database's machine), and each ratio to the
-//! floor.
+//! latency, the server's RSS and CPU per callback, PostgreSQL's CPU per callback (the CPU time
+//! of its server process and all its children from /proc, those started or ended during the
+//! window included: run it on the database's machine), and each ratio to the floor.
 
 #[cfg(all(feature = "axum", feature = "sqlite"))]
 mod load {
@@ -249,16 +249,39 @@ mod load {
         }
     }
 
+    /// The fields of `/proc/<pid>/stat` after the parenthesised command name (state first).
+    fn stat_fields(pid: u32) -> Vec<u64> {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            return Vec::new();
+        };
+        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        rest.split_whitespace()
+            .map(|v| v.parse::<u64>().unwrap_or(0))
+            .collect()
+    }
+
     /// CPU time (user + system) of a process, in clock ticks (1/100 s).
     fn cpu_ticks(pid: u32) -> u64 {
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            return 0;
-        };
-        // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-            + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+        let f = stat_fields(pid);
+        f.get(11).unwrap_or(&0) + f.get(12).unwrap_or(&0)
+    }
+
+    /// CPU time of a process and of all its children, in clock ticks: its own, that of its
+    /// children alive now, and that of those it has reaped (so a PostgreSQL backend or
+    /// autovacuum worker that started or ended during the window counts too).
+    fn tree_ticks(parent: u32) -> u64 {
+        let f = stat_fields(parent);
+        // utime, stime, then cutime and cstime (the reaped children's).
+        let own: u64 = f.get(11..15).map_or(0, |t| t.iter().sum());
+        let children: u64 = std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|&pid| stat_fields(pid).get(1) == Some(&u64::from(parent)))
+            .map(cpu_ticks)
+            .sum();
+        own + children
     }
 
     fn rss_mb(pid: u32) -> f64 {
@@ -412,19 +435,17 @@ mod load {
     }
 
     #[cfg(feature = "postgres")]
-    async fn pg_pids(url: &str) -> Vec<u32> {
+    /// The PostgreSQL server's main process (the parent of a backend), on this machine.
+    async fn postmaster(url: &str) -> Option<u32> {
         use twilio_delivery::store::sqlx;
-        let Ok(pool) = sqlx::postgres::PgPool::connect(url).await else {
-            return Vec::new();
-        };
-        let pids: Vec<i32> = sqlx::query_scalar("SELECT pid FROM pg_stat_activity")
-            .fetch_all(&pool)
+        let pool = sqlx::postgres::PgPool::connect(url).await.ok()?;
+        let backend: Option<i32> = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&pool)
             .await
-            .unwrap_or_default();
+            .ok();
         pool.close().await;
-        pids.into_iter()
-            .filter_map(|p| u32::try_from(p).ok())
-            .collect()
+        let parent = stat_fields(u32::try_from(backend?).ok()?).get(1).copied()?;
+        u32::try_from(parent).ok()
     }
 
     fn drive() {
@@ -469,27 +490,23 @@ mod load {
                 (Some(_), Some(url)) => Some(url.clone()),
                 _ => None,
             };
-            let cpu_at = std::sync::Mutex::new((0u64, 0u64, Vec::<u32>::new()));
+            let cpu_at = std::sync::Mutex::new((0u64, 0u64));
             #[cfg(feature = "postgres")]
-            let pids = match &pg {
-                Some(url) => rt.block_on(pg_pids(url)),
-                None => Vec::new(),
+            let postmaster = match &pg {
+                Some(url) => rt.block_on(postmaster(url)),
+                None => None,
             };
             #[cfg(not(feature = "postgres"))]
-            let pids: Vec<u32> = Vec::new();
+            let postmaster: Option<u32> = None;
+            let pg_ticks = || postmaster.map_or(0, tree_ticks);
             let (mut lat, errors, wrapped, window) =
                 rt.block_on(run_load(server.port, conns, secs, calls.clone(), || {
-                    let pg: u64 = pids.iter().map(|&p| cpu_ticks(p)).sum();
                     *cpu_at.lock().unwrap_or_else(|p| p.into_inner()) =
-                        (cpu_ticks(pid), pg, pids.clone());
+                        (cpu_ticks(pid), pg_ticks());
                 }));
-            let (cpu0, pg0, pids) = cpu_at.into_inner().unwrap_or_else(|p| p.into_inner());
+            let (cpu0, pg0) = cpu_at.into_inner().unwrap_or_else(|p| p.into_inner());
             let cpu = cpu_ticks(pid).saturating_sub(cpu0);
-            let pg_ticks = pids
-                .iter()
-                .map(|&p| cpu_ticks(p))
-                .sum::<u64>()
-                .saturating_sub(pg0);
+            let pg_ticks = pg_ticks().saturating_sub(pg0);
             let rss = rss_mb(pid);
             drop(server);
             lat.sort_unstable();
