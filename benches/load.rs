@@ -18,8 +18,7 @@
 //! the callbacks start over, as duplicates), `LOAD_ORDER` (`sent`: callbacks in the order the
 //! messages were sent, as for a burst of sends; `regions`: each connection walks its own part),
 //! `LOAD_TARGETS` (`floor,memory,sqlite,postgres`), `LOAD_SQLITE_SYNC` (`full` or `normal`),
-//! `LOAD_WRITERS` (the webhook's concurrent batches; default: the store's, 2 for PostgreSQL
-//! and 1 for the others), and `TEST_DATABASE_URL` /
+//! `LOAD_WRITERS` (the webhook's concurrent batches, default 1), and `TEST_DATABASE_URL` /
 //! `LOAD_DATABASE_URL` for PostgreSQL (skipped without). It prints callbacks/s, p50/p99
 //! latency, the server's RSS and CPU per callback, PostgreSQL's CPU per callback (the CPU time
 //! of its server process and all its children from /proc, those started or ended during the
@@ -103,15 +102,14 @@ mod load {
                     let store = open_store(kind, arg).await;
                     preload(&*store).await;
                     settle(kind, arg).await;
-                    let mut webhook = StatusWebhook::builder(
+                    let webhook = StatusWebhook::builder(
                         SignatureValidator::new(AuthToken::new(TOKEN)),
                         store,
                     )
-                    .public_url(PUBLIC);
-                    if let Ok(writers) = std::env::var("LOAD_WRITERS") {
-                        webhook = webhook.writers(writers.parse().expect("LOAD_WRITERS: a number"));
-                    }
-                    let webhook = webhook.build().expect("a webhook");
+                    .public_url(PUBLIC)
+                    .writers(env_num("LOAD_WRITERS", 1) as usize)
+                    .build()
+                    .expect("a webhook");
                     twilio_delivery::adapters::axum::router(webhook, PATH)
                 }
             };
@@ -270,18 +268,27 @@ mod load {
     /// children alive now, and that of those it has reaped (so a PostgreSQL backend or
     /// autovacuum worker that started or ended during the window counts too).
     fn tree_ticks(parent: u32) -> u64 {
-        let f = stat_fields(parent);
-        // utime, stime, then cutime and cstime (the reaped children's).
-        let own: u64 = f.get(11..15).map_or(0, |t| t.iter().sum());
-        let children: u64 = std::fs::read_dir("/proc")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-            .filter(|&pid| stat_fields(pid).get(1) == Some(&u64::from(parent)))
-            .map(cpu_ticks)
-            .sum();
-        own + children
+        // utime and stime, then cutime and cstime (the reaped children's).
+        let own = || {
+            stat_fields(parent)
+                .get(11..15)
+                .map_or(0, |t| t.iter().sum::<u64>())
+        };
+        loop {
+            let before = own();
+            let children: u64 = std::fs::read_dir("/proc")
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+                .filter(|&pid| stat_fields(pid).get(1) == Some(&u64::from(parent)))
+                .map(cpu_ticks)
+                .sum();
+            // A child reaped while we read would count twice or not at all: read again.
+            if own() == before {
+                return before + children;
+            }
+        }
     }
 
     fn rss_mb(pid: u32) -> f64 {

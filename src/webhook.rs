@@ -284,8 +284,7 @@ struct WriteSettings {
     deadline: Duration,
     queue_capacity: usize,
     max_batch: usize,
-    /// `None`: the store's [`StatusStore::concurrent_batches`].
-    writers: Option<usize>,
+    writers: usize,
     accounts: HashSet<AccountSid>,
     check_account: Option<bool>,
 }
@@ -296,7 +295,7 @@ impl Default for WriteSettings {
             deadline: DEFAULT_DEADLINE,
             queue_capacity: DEFAULT_QUEUE_CAPACITY,
             max_batch: DEFAULT_MAX_BATCH,
-            writers: None,
+            writers: 1,
             accounts: HashSet::new(),
             check_account: None,
         }
@@ -307,12 +306,7 @@ impl WriteSettings {
     fn build(self, store: Arc<dyn StatusStore>) -> WritePath {
         let check = self.check_account.unwrap_or(!self.accounts.is_empty());
         WritePath {
-            queue: WriteQueue::new(
-                Arc::clone(&store),
-                self.queue_capacity,
-                self.max_batch,
-                self.writers.unwrap_or_else(|| store.concurrent_batches()),
-            ),
+            queue: WriteQueue::new(store, self.queue_capacity, self.max_batch, self.writers),
             deadline: self.deadline,
             accounts: check.then_some(self.accounts),
         }
@@ -629,13 +623,12 @@ impl StatusWebhookBuilder {
         self
     }
 
-    /// How many batches may be in the store at once (default: the store's
-    /// [`concurrent_batches`](StatusStore::concurrent_batches): 1 for SQLite, which has one
-    /// writer anyway, and the memory store; 2 for PostgreSQL, where the next batch travels to
-    /// the database and runs while one commits). Batches of one webhook never deadlock with
-    /// each other (rows are locked in SID order).
+    /// How many batches may be in the store at once (default 1). One is right for SQLite (one
+    /// writer anyway); with PostgreSQL a second lets the next batch travel to the database while
+    /// one commits. Batches of one webhook never deadlock with each other (rows are locked in
+    /// SID order).
     pub fn writers(mut self, n: usize) -> Self {
-        self.write.writers = Some(n);
+        self.write.writers = n;
         self
     }
 

@@ -31,7 +31,6 @@ struct GatedStore {
     poison: Mutex<Option<MessageSid>>,
     delay: Mutex<Duration>,
     batches: Mutex<Vec<usize>>,
-    at_once: Mutex<usize>,
 }
 
 impl GatedStore {
@@ -42,7 +41,6 @@ impl GatedStore {
             poison: Mutex::new(None),
             delay: Mutex::new(Duration::ZERO),
             batches: Mutex::new(Vec::new()),
-            at_once: Mutex::new(1),
         })
     }
 
@@ -72,9 +70,6 @@ impl StatusStore for GatedStore {
             return Err(StoreError::Unavailable("poisoned batch".into()));
         }
         self.inner.apply_batch(events).await
-    }
-    fn concurrent_batches(&self) -> usize {
-        *self.at_once.lock().unwrap()
     }
     async fn get(&self, sid: &MessageSid) -> Result<Option<MessageRecord>, StoreError> {
         self.inner.get(sid).await
@@ -199,39 +194,6 @@ async fn callbacks_arriving_during_a_commit_form_the_next_batch() {
             store.get(&sid(n)).await.unwrap().is_some(),
             "{n} answered 204 and stored"
         );
-    }
-}
-
-/// The webhook has as many batches in the store at once as the store says it writes best
-/// (PostgreSQL 2, the others 1), unless `writers` says otherwise.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_store_says_how_many_batches_it_writes_at_once() {
-    for (store_says, writers, in_flight) in [(1, None, 1), (2, None, 2), (2, Some(1), 1)] {
-        let store = GatedStore::new();
-        *store.at_once.lock().unwrap() = store_says;
-        let mut builder = StatusWebhook::builder(SignatureValidator::new(token()), store.clone());
-        if let Some(n) = writers {
-            builder = builder.writers(n);
-        }
-        let hook = builder.public_url(BASE).build().unwrap();
-        store.gate(false);
-        let posts: Vec<_> = (0..4)
-            .map(|n| {
-                let hook = hook.clone();
-                tokio::spawn(async move { post(&hook, n).await.0 })
-            })
-            .collect();
-        batches_started(&store, in_flight).await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let started = store.batches.lock().unwrap().len();
-        assert_eq!(
-            started, in_flight,
-            "store says {store_says}, writers {writers:?}"
-        );
-        store.gate(true);
-        for p in posts {
-            assert_eq!(p.await.unwrap(), StatusCode::NO_CONTENT);
-        }
     }
 }
 

@@ -343,14 +343,6 @@ pub trait StatusStore: fmt::Debug + Send + Sync + 'static {
     fn feed(&self) -> Option<&dyn FeedStore> {
         None
     }
-
-    /// How many batches the store writes best at once: the default of the webhook's
-    /// [`writers`](crate::webhook::StatusWebhookBuilder::writers). 1 (the default) for a store
-    /// with one writer anyway; [`PostgresStore`] says 2, so one batch travels to the database
-    /// and runs while the one before it commits.
-    fn concurrent_batches(&self) -> usize {
-        1
-    }
 }
 
 /// Held while one reconciliation pass runs; dropping it releases the lock.
@@ -428,8 +420,5 @@ impl<S: StatusStore + ?Sized> StatusStore for Arc<S> {
     }
     fn feed(&self) -> Option<&dyn FeedStore> {
         (**self).feed()
-    }
-    fn concurrent_batches(&self) -> usize {
-        (**self).concurrent_batches()
     }
 }

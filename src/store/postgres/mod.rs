@@ -487,13 +487,6 @@ impl StatusStore for PostgresStore {
     fn feed(&self) -> Option<&dyn FeedStore> {
         Some(self)
     }
-
-    /// 2: batches of one instance, as of several, write at once (rows are locked in SID
-    /// order and the feed takes no lock that writers wait on); a second lets the next batch
-    /// run while one commits.
-    fn concurrent_batches(&self) -> usize {
-        2
-    }
 }
 
 #[cfg(test)]
