@@ -203,7 +203,8 @@ pub type HandlerResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 pub enum StartFrom {
     /// At the first change the store ever recorded (the default).
     Beginning,
-    /// At the changes written after it first runs.
+    /// At the changes written after it first runs (on PostgreSQL, a change whose transaction
+    /// was still committing at that moment, below the newest position, is left out too).
     Latest,
 }
 
