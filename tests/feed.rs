@@ -296,7 +296,7 @@ async fn sqlite_cursor_survives_reopening_the_file() {
 mod postgres_instances {
     use super::*;
     use common::pg::{drop_tables, pool, random_prefix};
-    use twilio_delivery::store::sqlx::{self, AssertSqlSafe, Connection as _};
+    use twilio_delivery::store::sqlx::{self, AssertSqlSafe};
     use twilio_delivery::store::{PostgresStore, TablePrefix};
 
     /// Two store instances (two pools, like two app instances) on one prefix.
@@ -307,18 +307,24 @@ mod postgres_instances {
         Some((a, b))
     }
 
-    /// Writer 1, by hand, as the store takes a position: the feed writers' shared lock (keyed
-    /// as documented in the store: the class, then the prefix's FNV-1a hash), then the next
-    /// position, a feed row for `sid(7)`; left open. Returns its transaction and position.
-    async fn open_writer<'c>(
-        raw: &'c mut sqlx::PgConnection,
+    /// Two instances, position 1 committed through the first, and a writer's transaction
+    /// holding position 2 open (on a connection of the first's pool), by hand as the store
+    /// takes a position: the feed writers' shared lock (keyed as documented in the store: the
+    /// class, then the prefix's FNV-1a hash), then the next position, for `sid(7)`.
+    async fn with_position_2_open(
         prefix: &TablePrefix,
-    ) -> (sqlx::Transaction<'c, sqlx::Postgres>, i64) {
+    ) -> Option<(
+        PostgresStore,
+        PostgresStore,
+        sqlx::Transaction<'static, sqlx::Postgres>,
+    )> {
+        let (a, b) = two(prefix).await?;
+        a.apply(&ev(1, MessageStatus::Sent)).await.unwrap();
         let p = prefix.as_str();
         let key = p.bytes().fold(0x811c_9dc5_u32, |h, b| {
             (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
         });
-        let mut tx = raw.begin().await.unwrap();
+        let mut tx = a.pool().begin().await.unwrap();
         sqlx::query("SELECT pg_advisory_xact_lock_shared($1, $2)")
             .bind(0x7477_6402_i32)
             .bind(i32::from_ne_bytes(key.to_ne_bytes()))
@@ -334,7 +340,8 @@ mod postgres_instances {
         .fetch_one(&mut *tx)
         .await
         .unwrap();
-        (tx, position)
+        assert_eq!(position, 2);
+        Some((a, b, tx))
     }
 
     /// The positions `changes_after(after)` returns.
@@ -351,14 +358,9 @@ mod postgres_instances {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_later_commit_never_overtakes_an_open_one() {
         let prefix = random_prefix();
-        let Some((a, b)) = two(&prefix).await else {
+        let Some((a, b, tx)) = with_position_2_open(&prefix).await else {
             return;
         };
-        a.apply(&ev(1, MessageStatus::Sent)).await.unwrap();
-        let url = common::pg::url().unwrap();
-        let mut raw = sqlx::PgConnection::connect(&url).await.unwrap();
-        let (tx, position) = open_writer(&mut raw, &prefix).await;
-        assert_eq!(position, 2);
 
         b.apply(&ev(2, MessageStatus::Sent)).await.unwrap();
         assert_eq!(b.feed().unwrap().head().await.unwrap(), 3, "3 committed");
@@ -384,14 +386,9 @@ mod postgres_instances {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_rolled_back_position_is_skipped() {
         let prefix = random_prefix();
-        let Some((a, b)) = two(&prefix).await else {
+        let Some((a, b, tx)) = with_position_2_open(&prefix).await else {
             return;
         };
-        a.apply(&ev(1, MessageStatus::Sent)).await.unwrap();
-        let url = common::pg::url().unwrap();
-        let mut raw = sqlx::PgConnection::connect(&url).await.unwrap();
-        let (tx, position) = open_writer(&mut raw, &prefix).await;
-        assert_eq!(position, 2);
         b.apply(&ev(2, MessageStatus::Sent)).await.unwrap();
         tx.rollback().await.unwrap();
         b.apply(&ev(3, MessageStatus::Sent)).await.unwrap();
