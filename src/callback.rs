@@ -239,19 +239,20 @@ impl StatusCallback {
 
     /// The store event for this callback, received now.
     pub fn to_event(&self) -> StatusEvent {
-        let mut e = StatusEvent::new(
-            self.message_sid.clone(),
-            self.status.clone(),
-            EventSource::Callback,
-        );
+        self.clone().into_event()
+    }
+
+    /// The store event for this callback, received now, made of the callback's own fields
+    /// (nothing copied: the webhook's path).
+    pub fn into_event(self) -> StatusEvent {
+        let mut e = StatusEvent::new(self.message_sid, self.status, EventSource::Callback);
         e.error_code = self.error_code;
-        e.idempotency_token.clone_from(&self.idempotency_token);
-        e.account_sid.clone_from(&self.account_sid);
-        e.to.clone_from(&self.to);
-        e.from.clone_from(&self.from);
-        e.messaging_service_sid
-            .clone_from(&self.messaging_service_sid);
-        e.raw.clone_from(&self.raw);
+        e.idempotency_token = self.idempotency_token;
+        e.account_sid = self.account_sid;
+        e.to = self.to;
+        e.from = self.from;
+        e.messaging_service_sid = self.messaging_service_sid;
+        e.raw = self.raw;
         e
     }
 }

@@ -465,10 +465,15 @@ impl StatusWebhook {
         {
             return Err(WebhookError::Account);
         }
+        let (sid, status, error_code) = (
+            callback.message_sid.clone(),
+            callback.status.clone(),
+            callback.error_code,
+        );
         let applied = inner
             .write
             .queue
-            .write(callback.to_event(), deadline)
+            .write(callback.into_event(), deadline)
             .await
             .map_err(|e| match e {
                 QueueError::Full => WebhookError::Overloaded,
@@ -476,8 +481,8 @@ impl StatusWebhook {
                 QueueError::Store(e) => WebhookError::Store(e),
             })?;
         tracing::debug!(
-            message_sid = %callback.message_sid,
-            status = %callback.status,
+            message_sid = %sid,
+            status = %status,
             outcome = ?applied.outcome,
             "status callback applied"
         );
@@ -490,19 +495,12 @@ impl StatusWebhook {
             );
         }
         if let Some(notifier) = &inner.notifier
-            && let Some(change) = StatusChange::from_applied(
-                &callback.message_sid,
-                &applied,
-                callback.error_code,
-                EventSource::Callback,
-            )
+            && let Some(change) =
+                StatusChange::from_applied(&sid, &applied, error_code, EventSource::Callback)
         {
             notifier.publish(change);
         }
-        Ok(Accepted {
-            sid: callback.message_sid,
-            applied,
-        })
+        Ok(Accepted { sid, applied })
     }
 }
 
