@@ -24,8 +24,7 @@ use tokio::sync::watch;
 use super::PostgresStore;
 use crate::feed::{DeadLetter, FeedEntry, FeedStore};
 use crate::store::StoreError;
-use crate::store::sql::FEED_COLUMNS;
-use crate::store::sql::{FeedRow, db_error, floor_time, from_position, to_position};
+use crate::store::sql::{FEED_COLUMNS, FeedRow, db_error, floor_time, from_position, to_position};
 
 /// First key of the advisory lock of the transactions taking feed positions (the second is
 /// the prefix's hash, as for the store's other locks).
@@ -44,7 +43,7 @@ pub(super) struct Gaps {
     holders: String,
     /// `$1` virtual transaction ids → how many of them still hold the lock.
     holding: String,
-    /// `$1` after, `$2` limit, `$3` up to → feed rows in position order.
+    /// `$1` after, `$2` limit, `$3` up to (inclusive) → feed rows in position order.
     after_up_to: String,
 }
 
@@ -152,22 +151,20 @@ async fn listen(pool: PgPool, channel: String, bumps: Weak<watch::Sender<u64>>) 
 }
 
 impl PostgresStore {
-    /// The feed rows above `after` (and up to `up_to`, with its statement), in order.
+    /// Up to `limit` feed rows above `after` and up to `up_to`, in position order.
     async fn read_feed(
         &self,
-        statement: &str,
         after: u64,
         limit: u32,
-        up_to: Option<i64>,
+        up_to: u64,
     ) -> Result<Vec<FeedEntry>, StoreError> {
-        let query = sqlx::query(AssertSqlSafe(statement.to_owned()))
+        let rows = sqlx::query(AssertSqlSafe(self.gaps.after_up_to.clone()))
             .bind(from_position(after))
-            .bind(i64::from(limit));
-        let query = match up_to {
-            Some(up_to) => query.bind(up_to),
-            None => query,
-        };
-        let rows = query.fetch_all(&self.pool).await.map_err(db_error)?;
+            .bind(i64::from(limit))
+            .bind(from_position(up_to))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?;
         rows.iter().map(feed_row).collect()
     }
 
@@ -231,9 +228,7 @@ impl FeedStore for PostgresStore {
     /// have ended (see the module documentation). Nothing when they are still running after
     /// a few seconds.
     async fn changes_after(&self, after: u64, limit: u32) -> Result<Vec<FeedEntry>, StoreError> {
-        let mut rows = self
-            .read_feed(&self.sql.feed.after, after, limit, None)
-            .await?;
+        let mut rows = self.read_feed(after, limit, u64::MAX).await?;
         let next = after.saturating_add(1);
         match rows.first() {
             None => Ok(rows),
@@ -250,9 +245,7 @@ impl FeedStore for PostgresStore {
                 if !self.writers_gone().await? {
                     return Ok(Vec::new());
                 }
-                let up_to = Some(from_position(seen));
-                self.read_feed(&self.gaps.after_up_to, after, limit, up_to)
-                    .await
+                self.read_feed(after, limit, seen).await
             }
         }
     }
