@@ -450,9 +450,10 @@ mod load {
             .fetch_one(&pool)
             .await
             .ok();
+        // Read while the backend lives: once the pool is closed it exits and /proc forgets it.
+        let parent = backend.and_then(|pid| stat_fields(u32::try_from(pid).ok()?).get(1).copied());
         pool.close().await;
-        let parent = stat_fields(u32::try_from(backend?).ok()?).get(1).copied()?;
-        u32::try_from(parent).ok()
+        u32::try_from(parent?).ok()
     }
 
     fn drive() {
@@ -528,9 +529,8 @@ mod load {
                 p99: q(0.99),
                 rss,
                 cpu_us: cpu as f64 * 10_000.0 / done.max(1.0),
-                pg_us: prefix
-                    .as_ref()
-                    .map(|_| pg_ticks as f64 * 10_000.0 / done.max(1.0)),
+                // No figure rather than a wrong one when the server's process was not found.
+                pg_us: postmaster.map(|_| pg_ticks as f64 * 10_000.0 / done.max(1.0)),
                 errors,
                 wrapped,
             });
