@@ -41,16 +41,23 @@ pub(super) async fn apply(
 
     let mut read = Script::default();
     read.statement("BEGIN IMMEDIATE".to_owned());
+    // Each statement walks its list of values and looks each row up through an index (`CROSS
+    // JOIN` keeps that order): an `IN` list or a joined list SQLite would copy into a
+    // temporary table first, one more B-tree opened and freed per statement.
     for chunk in sids.chunks(ROWS_PER_STATEMENT) {
-        let qb = read.statement(format!(
-            "SELECT sid, status, error_code, error_message, account_sid, to_addr, from_addr, \
-             messaging_service_sid, created_at FROM {p}messages WHERE sid IN ("
+        let qb = read.statement(
+            "SELECT m.sid AS sid, m.status AS status, m.error_code AS error_code, \
+             m.error_message AS error_message, m.account_sid AS account_sid, \
+             m.to_addr AS to_addr, m.from_addr AS from_addr, \
+             m.messaging_service_sid AS messaging_service_sid, m.created_at AS created_at FROM ("
+                .to_owned(),
+        );
+        qb.push_values(chunk, |mut b, sid| {
+            b.push_bind(*sid);
+        });
+        qb.push(format!(
+            ") AS v CROSS JOIN {p}messages AS m ON m.sid = v.column1"
         ));
-        let mut list = qb.separated(", ");
-        for sid in chunk {
-            list.push_bind(*sid);
-        }
-        qb.push(")");
     }
     // The batch's (SID, status) pairs the history already has: usually none. The writer holds
     // the write lock from here to the commit, so the rest of the pairs are new.
@@ -66,8 +73,8 @@ pub(super) async fn apply(
             b.push_bind(*sid).push_bind(*status);
         });
         qb.push(format!(
-            ") AS v JOIN {p}messages AS m ON m.sid = v.column1 \
-             JOIN {p}events AS e ON e.message_id = m.id AND e.status = v.column2"
+            ") AS v CROSS JOIN {p}messages AS m ON m.sid = v.column1 \
+             CROSS JOIN {p}events AS e ON e.message_id = m.id AND e.status = v.column2"
         ));
     }
     tx.opening();
@@ -186,7 +193,12 @@ impl Script {
 }
 
 /// Adds the insert of the rows of new messages to a script.
-fn insert_rows(script: &mut Script, p: &str, rows: &[RowWrite], now_us: i64) {
+fn insert_rows<'r>(
+    script: &mut Script,
+    p: &str,
+    rows: impl IntoIterator<Item = &'r RowWrite>,
+    now_us: i64,
+) {
     let qb = script.statement(format!(
         "INSERT INTO {p}messages (sid, account_sid, to_addr, from_addr, \
          messaging_service_sid, status, status_rank, error_code, error_message, sent_recorded, \
@@ -210,9 +222,11 @@ fn insert_rows(script: &mut Script, p: &str, rows: &[RowWrite], now_us: i64) {
 }
 
 /// Adds the update of `rows` to a script: their status columns, and with `details` their
-/// account, recipient, sender and service too. Only the columns named are written, so a status
-/// change leaves the index on the recipient alone. Each row is found through the primary key
-/// (an `UPDATE ... FROM` join may scan the whole table instead).
+/// account, recipient, sender and service too. It is the insert of the rows as planned, whose
+/// conflict on the SID (the rows exist: they were read under the write lock) writes only the
+/// columns named, so a status change leaves the index on the recipient alone. Each row is found
+/// through the SID index, with no temporary table (an `UPDATE ... FROM` join copies the list
+/// into one, and `SET (...) = (SELECT ... WHERE sid = ...)` scans the list for every row).
 fn update_rows(script: &mut Script, p: &str, rows: &[&RowWrite], now_us: i64, details: bool) {
     let mut columns = vec!["status", "status_rank", "error_code", "error_message"];
     if details {
@@ -223,33 +237,16 @@ fn update_rows(script: &mut Script, p: &str, rows: &[&RowWrite], now_us: i64, de
             "messaging_service_sid",
         ]);
     }
-    let names = columns.join(", ");
-    let qb = script.statement(format!("WITH u (sid, {names}) AS ("));
-    qb.push_values(rows, |mut b, w| {
-        let r = &w.row;
-        b.push_bind(w.sid.clone())
-            .push_bind(r.status.as_str().to_owned())
-            .push_bind(rank(&r.status))
-            .push_bind(r.error_code)
-            .push_bind(r.error_message.clone());
-        if details {
-            b.push_bind(r.account_sid.clone())
-                .push_bind(r.to.clone())
-                .push_bind(r.from.clone())
-                .push_bind(r.service.clone());
-        }
-    });
-    let values = columns
+    columns.push("updated_at");
+    let set: Vec<String> = columns
         .iter()
-        .map(|c| format!("u.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    qb.push(format!(
-        ") UPDATE {p}messages SET ({names}) = (SELECT {values} FROM u \
-         WHERE u.sid = {p}messages.sid), updated_at = "
+        .map(|c| format!("{c} = excluded.{c}"))
+        .collect();
+    insert_rows(script, p, rows.iter().copied(), now_us);
+    script.qb.push(format!(
+        " ON CONFLICT (sid) DO UPDATE SET {}",
+        set.join(", ")
     ));
-    qb.push_bind(now_us);
-    qb.push(" WHERE sid IN (SELECT sid FROM u)");
 }
 
 /// Adds the feed rows of `changes`, in order, to a script, then (when there are any) the
