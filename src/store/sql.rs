@@ -183,7 +183,7 @@ pub(crate) struct Statements {
 /// The statements of the change feed and its consumers.
 #[derive(Debug)]
 pub(crate) struct FeedStatements {
-    /// `$1` after, `$2` limit → feed rows in position order.
+    /// `$1` after, `$2` limit, `$3` up to (inclusive) → feed rows in position order.
     pub(crate) after: Arc<str>,
     /// → the head position.
     pub(crate) head: Arc<str>,
@@ -200,8 +200,7 @@ pub(crate) struct FeedStatements {
 }
 
 /// The columns of a feed row, in the order [`FeedRow`] reads them.
-pub(crate) const FEED_COLUMNS: &str =
-    "f.position, f.sid, f.previous, f.current, f.error_code, f.source, f.at";
+const FEED_COLUMNS: &str = "f.position, f.sid, f.previous, f.current, f.error_code, f.source, f.at";
 
 impl FeedStatements {
     fn new(p: &str, dialect: Dialect) -> Self {
@@ -213,7 +212,7 @@ impl FeedStatements {
         Self {
             after: format!(
                 "SELECT {FEED_COLUMNS} FROM {p}feed AS f WHERE f.position > $1 \
-                 ORDER BY f.position LIMIT $2"
+                 AND f.position <= $3 ORDER BY f.position LIMIT $2"
             )
             .into(),
             head: head.into(),

@@ -24,7 +24,7 @@ use tokio::sync::watch;
 use super::PostgresStore;
 use crate::feed::{DeadLetter, FeedEntry, FeedStore};
 use crate::store::StoreError;
-use crate::store::sql::{FEED_COLUMNS, FeedRow, db_error, floor_time, from_position, to_position};
+use crate::store::sql::{FeedRow, db_error, floor_time, from_position, to_position};
 
 /// First key of the advisory lock of the transactions taking feed positions (the second is
 /// the prefix's hash, as for the store's other locks).
@@ -43,13 +43,11 @@ pub(super) struct Gaps {
     holders: String,
     /// `$1` virtual transaction ids → how many of them still hold the lock.
     holding: String,
-    /// `$1` after, `$2` limit, `$3` up to (inclusive) → feed rows in position order.
-    after_up_to: String,
 }
 
 impl Gaps {
-    /// The statements for the tables of `prefix`, whose hash is `key`.
-    pub(super) fn new(prefix: &str, key: i32) -> Self {
+    /// The statements for the tables of the prefix whose hash is `key`.
+    pub(super) fn new(key: i32) -> Self {
         let class = FEED_WRITER_LOCK_CLASS;
         // `pg_locks` shows the keys as unsigned `oid`s.
         let objid = u32::from_ne_bytes(key.to_ne_bytes());
@@ -62,10 +60,6 @@ impl Gaps {
             take: format!("pg_advisory_xact_lock_shared({class}, {key})"),
             holders: format!("SELECT COALESCE(array_agg(virtualtransaction), '{{}}') {held}"),
             holding: format!("SELECT count(*) {held} AND virtualtransaction = ANY($1)"),
-            after_up_to: format!(
-                "SELECT {FEED_COLUMNS} FROM {prefix}feed AS f WHERE f.position > $1 \
-                 AND f.position <= $3 ORDER BY f.position LIMIT $2"
-            ),
         }
     }
 }
@@ -158,7 +152,7 @@ impl PostgresStore {
         limit: u32,
         up_to: u64,
     ) -> Result<Vec<FeedEntry>, StoreError> {
-        let rows = sqlx::query(AssertSqlSafe(self.gaps.after_up_to.clone()))
+        let rows = sqlx::query(AssertSqlSafe(self.sql.feed.after.clone()))
             .bind(from_position(after))
             .bind(i64::from(limit))
             .bind(from_position(up_to))

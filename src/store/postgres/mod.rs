@@ -94,7 +94,7 @@ impl PostgresStore {
     fn with_statements(pool: PgPool, prefix: TablePrefix, options: PostgresOptions) -> Self {
         let sql = Statements::new(prefix, Dialect::Postgres);
         let lock_key = fnv1a(sql.prefix.as_str());
-        let gaps = Gaps::new(sql.prefix.as_str(), lock_key);
+        let gaps = Gaps::new(lock_key);
         Self {
             pool,
             lock_key,

@@ -55,6 +55,7 @@ impl FeedStore for SqliteStore {
         sqlx::query(AssertSqlSafe(self.sql.feed.after.clone()))
             .bind(from_position(after))
             .bind(i64::from(limit))
+            .bind(i64::MAX)
             .fetch_all(&self.pool)
             .await
             .map_err(db_error)?
