@@ -310,6 +310,86 @@ async fn a_row_locked_by_another_session_gets_503_within_the_deadline() {
     pg::drop_tables(store.pool(), &prefix).await;
 }
 
+/// A batch reads its rows unlocked and writes them in a second round trip: when another
+/// session changes a row in between, the write must not put back what it read. Here the
+/// other session holds the row's lock while the batch reads it, so the batch's write waits for
+/// it; the other session then changes the recipient and commits. The batch's write finds the
+/// row no longer the version it read, fails whole and is planned again on the new row: the
+/// new recipient stays (a write planned on the old row would put the old one back).
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_changed_between_a_batch_read_and_its_write_is_not_overwritten() {
+    use twilio_delivery::model::{EventSource, SentMessage, StatusEvent};
+    use twilio_delivery::status::MessageStatus;
+    use twilio_delivery::store::PostgresStore;
+    use twilio_delivery::store::sqlx::{self, AssertSqlSafe, Connection as _};
+    let Some(url) = pg::url() else { return };
+    let prefix = pg::random_prefix();
+    let p = prefix.as_str().to_owned();
+    let store = PostgresStore::connect(&url)
+        .await
+        .unwrap()
+        .with_prefix(prefix.clone());
+    store.migrate().await.unwrap();
+    let sent = SentMessage::new(sid(1), "+15550000001", MessageStatus::Sent);
+    store.record_sent(&sent).await.unwrap();
+
+    let mut other = sqlx::PgConnection::connect(&url).await.unwrap();
+    let mut tx = other.begin().await.unwrap();
+    let lock = format!(
+        "SELECT 1 FROM {p}messages WHERE sid = '{}' FOR UPDATE",
+        sid(1)
+    );
+    sqlx::query(AssertSqlSafe(lock))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let event = StatusEvent::new(sid(1), MessageStatus::Delivered, EventSource::Callback);
+            store.apply(&event).await
+        })
+    };
+    // The batch has read the row (unlocked) and now waits for the lock in its write.
+    let waiting = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' \
+         AND query LIKE '%{p}messages%' AND pid <> pg_backend_pid()"
+    );
+    let mut watcher = sqlx::PgConnection::connect(&url).await.unwrap();
+    let started = Instant::now();
+    loop {
+        let n: i64 = sqlx::query_scalar(AssertSqlSafe(waiting.clone()))
+            .fetch_one(&mut watcher)
+            .await
+            .unwrap();
+        if n > 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the batch never waited"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let change = format!(
+        "UPDATE {p}messages SET to_addr = '+15550000002' WHERE sid = '{}'",
+        sid(1)
+    );
+    sqlx::query(AssertSqlSafe(change))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let applied = writer.await.unwrap().unwrap();
+    assert_eq!(applied.previous, Some(MessageStatus::Sent));
+    let record = store.get(&sid(1)).await.unwrap().unwrap();
+    assert_eq!(record.status, MessageStatus::Delivered);
+    assert_eq!(record.to.as_deref(), Some("+15550000002"));
+    pg::drop_tables(store.pool(), &prefix).await;
+}
+
 /// A private PostgreSQL server in a temporary directory, stopped hard on drop.
 #[cfg(feature = "postgres")]
 struct Cluster {

@@ -1041,7 +1041,7 @@ mod pg {
                 self.exec(format!(
                     "DROP TABLE IF EXISTS {p}events, {p}messages, {p}migrations, {p}feed, {p}feed_head, \
              {p}feed_cursors, {p}dead_letters, {p}leases, {p}opt_outs, {p}pending CASCADE; \
-                     DROP FUNCTION IF EXISTS {p}boom(), {p}delete_history(); \
+                     DROP FUNCTION IF EXISTS {p}boom(), {p}delete_history(), {p}batch_conflict(); \
                      DROP SEQUENCE IF EXISTS {p}feed_position;"
                 ))
                 .await;
@@ -1190,7 +1190,7 @@ mod pg {
         .fetch_all(store.pool())
         .await
         .unwrap();
-        assert_eq!(versions, vec![1, 2, 3, 4, 5, 6]);
+        assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7]);
         db.cleanup().await;
     }
 

@@ -139,6 +139,11 @@ pub(crate) const POSTGRES_MIGRATIONS: &[Migration] = &[
         name: "feed_sequence",
         ddl: include_str!("../../sql/postgres/0006_feed_sequence.sql"),
     },
+    Migration {
+        version: 7,
+        name: "batch_conflict",
+        ddl: include_str!("../../sql/postgres/0007_batch_conflict.sql"),
+    },
 ];
 
 /// The lowest precedence of a final status. Every non-final status ranks below it (a law of

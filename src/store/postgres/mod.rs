@@ -40,15 +40,15 @@ const MAX_ATTEMPTS: usize = 5;
 
 /// A store in a PostgreSQL database, shared by any number of app instances.
 ///
-/// A batch of events ([`StatusStore::apply_batch`], which `apply` uses for one event) is one
-/// READ COMMITTED transaction of three round trips: lock the batch's message rows in SID order
-/// (`SELECT ... FOR UPDATE`), compute the max-register result of the events in order in
-/// memory, then write the new and changed rows, the history rows (`ON CONFLICT DO NOTHING`)
-/// and the feed rows with one statement over arrays (`unnest`), and commit. Rows are locked
-/// and created in SID order, so instances never deadlock; when two
-/// instances create the same message at once, the one that lost the race plans again on the
-/// now-existing row. Any error inside a transaction closes its connection instead of returning
-/// it to the pool.
+/// A batch of events ([`StatusStore::apply_batch`], which `apply` uses for one event) is two
+/// round trips: read the batch's message rows and their versions, compute the max-register
+/// result of the events in order in memory, then write the new and changed rows, the history
+/// rows (`ON CONFLICT DO NOTHING`) and the feed rows with one statement over arrays
+/// (`unnest`) that commits on its own. That statement locks the rows it read in SID order and
+/// checks they did not change since; when one did (another instance wrote it), or another
+/// instance created a message the batch meant to create, it fails whole and the batch is read
+/// and planned again. Rows are locked and created in SID order, so instances never deadlock.
+/// Any error in a write closes its connection instead of returning it to the pool.
 ///
 /// The change feed's positions come from a sequence: writers never wait for each other, and a
 /// read that meets a missing position waits for the transactions that may still commit it
@@ -78,6 +78,7 @@ pub struct PostgresStore {
     writes: Arc<Writes>,
     lease: Arc<Lease>,
     begin: Arc<str>,
+    lock_timeout_ms: Arc<str>,
     options: PostgresOptions,
     wake: Arc<PgWake>,
     gaps: Arc<Gaps>,
@@ -102,6 +103,7 @@ impl PostgresStore {
             gaps: Arc::new(gaps),
             lease: Arc::new(Lease::new(sql.prefix.as_str(), options.lease_ttl)),
             begin: options.begin().into(),
+            lock_timeout_ms: options.lock_timeout.as_millis().to_string().into(),
             sql: Arc::new(sql),
             options,
             wake: Arc::new(PgWake::new()),
@@ -381,7 +383,19 @@ impl StatusStore for PostgresStore {
             return Ok(Vec::new());
         }
         let (applied, head) = retrying(self, |mut conn| async move {
-            let r = write::apply_batch(&self.writes, &self.begin, &mut conn, events).await;
+            let write = write::apply_batch(&self.writes, &self.lock_timeout_ms, &mut conn, events);
+            // The write runs outside a transaction, so the store bounds it itself: on time out
+            // its connection is closed (`retrying` closes a connection that failed).
+            let r = match tokio::time::timeout(self.options.statement_timeout, write).await {
+                Ok(r) => r.map(Some),
+                Err(_) => Err(sqlx::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "a batch write took more than the statement timeout ({:?})",
+                        self.options.statement_timeout
+                    ),
+                ))),
+            };
             (conn, r)
         })
         .await?;

@@ -14,13 +14,15 @@ use std::time::Duration;
 /// | `max_connections` | 10 | connections of the pool |
 /// | `acquire_timeout` | 3 s | waiting for a pooled connection, connecting included (sqlx retries refused connections until then) |
 /// | `connect_timeout` | 3 s | the first connection of [`connect_with`](super::PostgresStore::connect_with) |
-/// | `statement_timeout` | 5 s | each statement of a write transaction (`SET LOCAL statement_timeout`) |
-/// | `lock_timeout` | 2 s | each wait for a row lock held by another session (`SET LOCAL lock_timeout`) |
+/// | `statement_timeout` | 5 s | each write: a batch's two statements, timed by the store (which then closes the connection), and each statement of `record_sent`'s transaction (`SET LOCAL statement_timeout`) |
+/// | `lock_timeout` | 2 s | each wait for a lock held by another session (set inside a batch's statement, `SET LOCAL` in `record_sent`'s transaction) |
 /// | `lease_ttl` | 60 s | the reconciliation lease: another instance may take it this long after its holder died |
 ///
-/// The statement and lock timeouts are set per transaction, so they also work through
-/// PgBouncer in transaction mode. Reads outside transactions are bounded by
-/// `acquire_timeout` and the server's own `statement_timeout`.
+/// The lock timeout is set per transaction (a batch's write is one statement, its own
+/// transaction), so it also works through PgBouncer in transaction mode. A batch write that
+/// times out on the store's side may still commit on the server: the caller was told it
+/// failed, and its retry is a duplicate, which the store recognises. Reads outside
+/// transactions are bounded by `acquire_timeout` and the server's own `statement_timeout`.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct PostgresOptions {
@@ -30,7 +32,7 @@ pub struct PostgresOptions {
     pub acquire_timeout: Duration,
     /// The first connection when the store is created.
     pub connect_timeout: Duration,
-    /// Each statement of a write transaction.
+    /// Each write (a batch's two statements; each statement of `record_sent`).
     pub statement_timeout: Duration,
     /// Each wait for a lock held by another session.
     pub lock_timeout: Duration,

@@ -1,23 +1,28 @@
-//! The writes of a `PostgresStore`: a batch of events in one transaction of three round trips
-//! (begin and lock the rows in SID order, write everything with `unnest`, commit), and
-//! `record_sent`.
+//! The writes of a `PostgresStore`: a batch of events in two round trips, and `record_sent`.
+//!
+//! A batch reads its messages' rows without locking them, with each row's version (`xmin`,
+//! which every update of the row changes), plans its writes from them, then writes everything
+//! with `unnest` in one statement that commits on its own: no transaction stays open between
+//! the round trips. That statement first locks the rows it read, in SID order, and checks that
+//! each is still the version the plan was made from; when one changed in between (another
+//! instance wrote it), or a message it meant to create was created by another transaction
+//! first, the statement fails whole with a serialization failure (`<prefix>batch_conflict()`,
+//! schema version 7), nothing written, and the store reads and plans again.
 //!
 //! A status change touches no index of `messages` (schema version 4), so PostgreSQL updates
 //! the row in place (HOT); the `pending` table, which lists the messages not final, loses the
 //! row of a message that became final in the same statement.
 //!
-//! Rows are locked in SID order and created in SID order, so two transactions never wait for
+//! Rows are locked in SID order and created in SID order, so two statements never wait for
 //! each other in a cycle: any number of instances write concurrently without deadlocks. A
-//! transaction that has changes takes their feed positions from a sequence once its rows are
+//! statement that has changes takes their feed positions from a sequence once its rows are
 //! locked, holding the feed writers' shared lock (see `feed.rs`) to its end; a batch of
 //! duplicates takes neither.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
-use sqlx::Postgres;
-use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgConnection, PgRow};
+use sqlx::postgres::PgConnection;
 use sqlx::{AssertSqlSafe, Connection as _, Row};
 use time::OffsetDateTime;
 
@@ -32,8 +37,8 @@ use crate::status::{MessageStatus, transition};
 /// The PostgreSQL-only write statements, rendered for a prefix.
 #[derive(Debug)]
 pub(super) struct Writes {
-    /// The locking `SELECT` of a batch's rows, up to its SID list (see [`begin_and_lock`]).
-    lock_rows: String,
+    /// `$1` the batch's SIDs → their rows as [`RowState::read`] reads them, and `version`.
+    read_rows: String,
     /// The whole batch; see [`Writes::new`].
     batch: String,
     /// `$1` sid, `$2` previous, `$3` current, `$4` error code, `$5` source, `$6` at,
@@ -49,23 +54,36 @@ pub(super) struct Writes {
 impl Writes {
     /// The statements for the prefix of `sql`. The batch statement runs its parts in the
     /// order of its final `SELECT` (PostgreSQL runs a data-modifying `WITH` part when the query
-    /// first reads it, and the parts no one reads after the query): the messages, the pending
-    /// list and the history, then the feed. Positions are numbered in the order of the
-    /// batch's changes (`row_number` over the values taken, whatever order PostgreSQL takes
-    /// them in), so one message's changes keep their order.
+    /// first reads it, and the parts no one reads after the query): its check first, then the
+    /// messages, the pending list and the history, then the feed. The check (`gate`) sets the
+    /// lock timeout for the statement (`$37`), locks the rows read (`$35` SIDs in order, `$36`
+    /// their versions) and tells whether all are unchanged; every part that writes or waits
+    /// for a lock reads it first, so the rows are locked in SID order before anything else,
+    /// and a stale plan writes nothing before the final `SELECT` fails the statement. Positions
+    /// are numbered in the order of the batch's changes (`row_number` over the values taken,
+    /// whatever order PostgreSQL takes them in), so one message's changes keep their order.
     pub(super) fn new(sql: &Statements, gaps: &Gaps) -> Self {
         let p = sql.prefix.as_str();
         let lock = &gaps.take;
         let channel = format!("{p}feed");
         Self {
-            lock_rows: format!(
+            read_rows: format!(
                 "SELECT sid, status, error_code, error_message, account_sid, to_addr, from_addr, \
                  messaging_service_sid, \
-                 (EXTRACT(EPOCH FROM created_at) * 1000000)::int8 AS created_us \
-                 FROM {p}messages WHERE sid IN "
+                 (EXTRACT(EPOCH FROM created_at) * 1000000)::int8 AS created_us, \
+                 xmin::text::int8 AS version \
+                 FROM {p}messages WHERE sid = ANY($1::text[])"
             ),
             batch: format!(
-                "WITH ins AS ( \
+                "WITH gate AS ( \
+                   SELECT count(*) = cardinality($35::text[]) AS ok \
+                   FROM (SELECT set_config('lock_timeout', $37, true) AS t) AS cfg, \
+                   LATERAL (SELECT m.sid, m.xmin::text::int8 AS version FROM {p}messages AS m \
+                     WHERE m.sid = ANY($35::text[]) AND cfg.t IS NOT NULL \
+                     ORDER BY m.sid FOR UPDATE OF m) AS l \
+                   JOIN unnest($35::text[], $36::int8[]) AS e(sid, version) \
+                     ON e.sid = l.sid AND e.version = l.version), \
+                 ins AS ( \
                    INSERT INTO {p}messages (sid, account_sid, to_addr, from_addr, \
                      messaging_service_sid, status, status_rank, error_code, error_message, \
                      sent_recorded, created_at, updated_at) \
@@ -75,6 +93,7 @@ impl Writes {
                      $6::text[], $7::int4[], $8::int8[], $9::text[], $10::timestamptz[]) \
                      WITH ORDINALITY AS u(sid, account_sid, to_addr, from_addr, service, status, \
                      rank, error_code, error_message, created_at, ord) \
+                   WHERE (SELECT ok FROM gate) \
                    ORDER BY u.ord \
                    ON CONFLICT (sid) DO NOTHING RETURNING sid, created_at, status_rank), \
                  pend_ins AS ( \
@@ -90,7 +109,7 @@ impl Writes {
                      $16::text[], $17::text[], $18::text[], $19::text[]) \
                      AS u(sid, status, rank, error_code, error_message, account_sid, to_addr, \
                      from_addr, service) \
-                   WHERE m.sid = u.sid RETURNING m.sid, m.status_rank), \
+                   WHERE m.sid = u.sid AND (SELECT ok FROM gate) RETURNING m.sid, m.status_rank), \
                  pend_del AS ( \
                    DELETE FROM {p}pending WHERE sid = ANY(ARRAY( \
                      SELECT sid FROM upd WHERE status_rank >= {FINAL_RANK})) RETURNING 1), \
@@ -103,7 +122,7 @@ impl Writes {
                      AS u(sid, status, error_code, received_at, source, token, raw, ord) \
                    ORDER BY u.ord \
                    ON CONFLICT (message_sid, status) DO NOTHING RETURNING message_sid, status), \
-                 lk AS (SELECT {lock} AS l WHERE $32 > 0), \
+                 lk AS (SELECT {lock} AS l WHERE $32 > 0 AND (SELECT ok FROM gate)), \
                  pos AS ( \
                    SELECT row_number() OVER (ORDER BY v) AS ord, v AS position FROM ( \
                      SELECT nextval('{p}feed_position') AS v \
@@ -116,7 +135,11 @@ impl Writes {
                      ON u.ord = pos.ord \
                    RETURNING position), \
                  wake AS (SELECT pg_notify($34, '') AS n FROM lk) \
-                 SELECT (SELECT count(*) FROM ins) AS inserted, \
+                 SELECT CASE WHEN (SELECT ok FROM gate) \
+                     AND (SELECT count(*) FROM ins) = cardinality($1::text[]) \
+                     AND (SELECT count(*) FROM upd) = cardinality($11::text[]) THEN 0 \
+                     ELSE {p}batch_conflict() END AS checked, \
+                   (SELECT count(*) FROM ins) AS inserted, \
                    (SELECT count(*) FROM pend_ins) AS pended, (SELECT count(*) FROM upd) AS updated, \
                    (SELECT count(*) FROM pend_del) AS unpended, \
                    ARRAY(SELECT message_sid FROM ev ORDER BY message_sid, status) AS kept_sids, \
@@ -163,15 +186,16 @@ fn cleaned(e: &StatusEvent) -> Cow<'_, StatusEvent> {
     Cow::Owned(c)
 }
 
-/// What a batch did: the answers and the new feed head, if it wrote changes. `None` when a
-/// message the batch meant to create was created by another transaction first: retry.
-pub(super) type BatchOutcome = Option<(Vec<Applied>, Option<u64>)>;
+/// What a batch did: the answers and the new feed head, if it wrote changes.
+pub(super) type BatchOutcome = (Vec<Applied>, Option<u64>);
 
-/// Writes `events` in one transaction on `conn`, begun with `begin`.
+/// Writes `events` on `conn` in two round trips (see the module documentation), waiting
+/// `lock_timeout` (milliseconds, as text) at most for each row lock. A batch whose rows changed
+/// after it read them fails with a serialization failure (SQLSTATE `40001`), nothing written.
 pub(super) async fn apply_batch(
     w: &Writes,
-    begin: &str,
-    conn: &mut PoolConnection<Postgres>,
+    lock_timeout: &str,
+    conn: &mut PgConnection,
     events: &[StatusEvent],
 ) -> Result<BatchOutcome, sqlx::Error> {
     let cleaned: Vec<Cow<'_, StatusEvent>> = events.iter().map(cleaned).collect();
@@ -181,12 +205,18 @@ pub(super) async fn apply_batch(
     sids.dedup();
     let now = floor_time(OffsetDateTime::now_utc());
 
-    let (mut tx, rows) = begin_and_lock(conn, begin, &w.lock_rows, &sids).await?;
+    let rows = sqlx::query(AssertSqlSafe(w.read_rows.clone()))
+        .bind(&sids)
+        .fetch_all(&mut *conn)
+        .await?;
     let mut existing = HashMap::with_capacity(rows.len());
+    let mut versions: Vec<(String, i64)> = Vec::with_capacity(rows.len());
     for row in &rows {
         let (sid, state) = RowState::read(row, "created_us")?;
+        versions.push((sid.clone(), row.try_get("version")?));
         existing.insert(sid, state);
     }
+    versions.sort_unstable();
     let plan = Plan::new(&refs, existing, now);
 
     let ins = &plan.inserts;
@@ -317,85 +347,20 @@ pub(super) async fn apply_batch(
         .bind(i64::try_from(ch.len()).unwrap_or(i64::MAX))
         .bind(now)
         .bind(w.channel.as_str())
-        .fetch_one(tx.conn())
-        .await?;
-    let inserted: i64 = row.try_get("inserted")?;
-    if usize::try_from(inserted).ok() != Some(ins.len()) {
-        // Another transaction created one of "our" new messages after we looked: our plan
-        // is void. Roll back and plan again on the rows as they are now.
-        tx.finish("ROLLBACK").await?;
-        return Ok(None);
-    }
+        .bind(versions.iter().map(|v| v.0.clone()).collect::<Vec<_>>())
+        .bind(versions.iter().map(|v| v.1).collect::<Vec<_>>())
+        .bind(lock_timeout)
+        // All of the answer, up to the server's "ready": the statement has then committed.
+        .fetch_all(&mut *conn)
+        .await?
+        .pop()
+        .ok_or(sqlx::Error::RowNotFound)?;
     let head: Option<i64> = row.try_get("head")?;
     let kept_sids: Vec<String> = row.try_get("kept_sids")?;
     let kept_statuses: Vec<String> = row.try_get("kept_statuses")?;
-    tx.finish("COMMIT").await?;
     let kept: HashSet<(String, String)> = kept_sids.into_iter().zip(kept_statuses).collect();
     let head = head.and_then(|h| u64::try_from(h).ok());
-    Ok(Some((plan.answers(&refs, &kept), head)))
-}
-
-/// A transaction begun by hand (see [`begin_and_lock`]). [`finish`](Self::finish) ends it;
-/// dropped unfinished (an error, a cancelled write), it closes its connection, which ends the
-/// transaction on the server, instead of returning the connection to the pool inside it.
-struct HandTx<'c> {
-    conn: &'c mut PoolConnection<Postgres>,
-    open: bool,
-}
-
-impl HandTx<'_> {
-    /// The connection, for the statements of the transaction.
-    fn conn(&mut self) -> &mut PgConnection {
-        self.conn
-    }
-
-    /// Ends the transaction with `COMMIT` or `ROLLBACK`.
-    async fn finish(mut self, end: &'static str) -> Result<(), sqlx::Error> {
-        sqlx::raw_sql(AssertSqlSafe(end))
-            .execute(self.conn())
-            .await?;
-        self.open = false;
-        Ok(())
-    }
-}
-
-impl Drop for HandTx<'_> {
-    fn drop(&mut self) {
-        if self.open {
-            self.conn.close_on_drop();
-        }
-    }
-}
-
-/// Opens the write transaction and locks the batch's existing rows, in SID order, in one
-/// round trip: `begin` (with its timeouts) and the locking `SELECT` sent as one simple query.
-/// A simple query takes no binds, so the SIDs are written into it as literals: they are
-/// validated SIDs (two letters and 32 hex digits), which is checked again here.
-async fn begin_and_lock<'c>(
-    conn: &'c mut PoolConnection<Postgres>,
-    begin: &str,
-    lock_rows: &str,
-    sids: &[String],
-) -> Result<(HandTx<'c>, Vec<PgRow>), sqlx::Error> {
-    if sids.is_empty()
-        || !sids
-            .iter()
-            .all(|s| s.bytes().all(|b| b.is_ascii_alphanumeric()))
-    {
-        return Err(sqlx::Error::Protocol("a batch without valid SIDs".into()));
-    }
-    let mut sql = format!("{begin}; {lock_rows}(");
-    for (i, sid) in sids.iter().enumerate() {
-        sql.push_str(if i == 0 { "'" } else { ", '" });
-        sql.push_str(sid);
-        sql.push('\'');
-    }
-    sql.push_str(") ORDER BY sid FOR UPDATE");
-    let mut tx = HandTx { conn, open: true };
-    let rows = sqlx::raw_sql(AssertSqlSafe(sql))
-        .fetch_all(tx.conn())
-        .await?;
-    Ok((tx, rows))
+    Ok((plan.answers(&refs, &kept), head))
 }
 
 /// `record_sent` in one transaction on `conn`; `None` when it lost a creation race (retry).
