@@ -390,6 +390,70 @@ async fn a_row_changed_between_a_batch_read_and_its_write_is_not_overwritten() {
     pg::drop_tables(store.pool(), &prefix).await;
 }
 
+/// A batch's write runs outside a transaction, so the store times it itself: behind a row lock
+/// held longer than the statement timeout (the lock timeout being longer still), the write
+/// fails as unavailable once the statement timeout has passed, and its connection is closed.
+/// The server may still commit that write once the lock is released; writing the same event
+/// again then answers it as a duplicate, so the retry Twilio makes after a 503 is safe.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_write_past_the_statement_timeout_fails_and_its_retry_is_safe() {
+    use twilio_delivery::model::{EventSource, SentMessage, StatusEvent};
+    use twilio_delivery::status::MessageStatus;
+    use twilio_delivery::store::sqlx::{self, AssertSqlSafe, Connection as _};
+    use twilio_delivery::store::{PostgresOptions, PostgresStore};
+    let Some(url) = pg::url() else { return };
+    let prefix = pg::random_prefix();
+    let options = PostgresOptions::new()
+        .statement_timeout(Duration::from_secs(1))
+        .lock_timeout(Duration::from_secs(30));
+    let store = PostgresStore::connect_with(&url, options)
+        .await
+        .unwrap()
+        .with_prefix(prefix.clone());
+    store.migrate().await.unwrap();
+    let sent = SentMessage::new(sid(1), "+15550000001", MessageStatus::Sent);
+    store.record_sent(&sent).await.unwrap();
+
+    let mut other = sqlx::PgConnection::connect(&url).await.unwrap();
+    let mut tx = other.begin().await.unwrap();
+    let lock = format!(
+        "SELECT 1 FROM {}messages WHERE sid = '{}' FOR UPDATE",
+        prefix.as_str(),
+        sid(1)
+    );
+    sqlx::query(AssertSqlSafe(lock))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let event = StatusEvent::new(sid(1), MessageStatus::Delivered, EventSource::Callback);
+    let started = Instant::now();
+    let error = store.apply(&event).await.unwrap_err();
+    let took = started.elapsed();
+    assert!(error.is_unavailable(), "{error}");
+    let cause = std::error::Error::source(&error).map(|e| e.to_string());
+    assert!(
+        cause.is_some_and(|c| c.contains("statement timeout")),
+        "{error:?}"
+    );
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    tx.rollback().await.unwrap();
+
+    let again = store.apply(&event).await.unwrap();
+    assert_eq!(again.current, MessageStatus::Delivered);
+    let record = store.get(&sid(1)).await.unwrap().unwrap();
+    assert_eq!(record.status, MessageStatus::Delivered);
+    let history = store.history(&sid(1)).await.unwrap();
+    let delivered = history
+        .iter()
+        .filter(|h| h.status == MessageStatus::Delivered);
+    assert_eq!(delivered.count(), 1, "{history:?}");
+    pg::drop_tables(store.pool(), &prefix).await;
+}
+
 /// A private PostgreSQL server in a temporary directory, stopped hard on drop.
 #[cfg(feature = "postgres")]
 struct Cluster {
