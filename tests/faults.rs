@@ -319,31 +319,14 @@ async fn a_row_locked_by_another_session_gets_503_within_the_deadline() {
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_row_changed_between_a_batch_read_and_its_write_is_not_overwritten() {
-    use twilio_delivery::model::{EventSource, SentMessage, StatusEvent};
+    use twilio_delivery::model::{EventSource, StatusEvent};
     use twilio_delivery::status::MessageStatus;
-    use twilio_delivery::store::PostgresStore;
+    use twilio_delivery::store::PostgresOptions;
     use twilio_delivery::store::sqlx::{self, AssertSqlSafe, Connection as _};
     let Some(url) = pg::url() else { return };
-    let prefix = pg::random_prefix();
+    let (store, mut other) = store_with_a_locked_row(&url, PostgresOptions::new()).await;
+    let prefix = store.prefix().clone();
     let p = prefix.as_str().to_owned();
-    let store = PostgresStore::connect(&url)
-        .await
-        .unwrap()
-        .with_prefix(prefix.clone());
-    store.migrate().await.unwrap();
-    let sent = SentMessage::new(sid(1), "+15550000001", MessageStatus::Sent);
-    store.record_sent(&sent).await.unwrap();
-
-    let mut other = sqlx::PgConnection::connect(&url).await.unwrap();
-    let mut tx = other.begin().await.unwrap();
-    let lock = format!(
-        "SELECT 1 FROM {p}messages WHERE sid = '{}' FOR UPDATE",
-        sid(1)
-    );
-    sqlx::query(AssertSqlSafe(lock))
-        .execute(&mut *tx)
-        .await
-        .unwrap();
     let writer = {
         let store = store.clone();
         tokio::spawn(async move {
@@ -373,14 +356,13 @@ async fn a_row_changed_between_a_batch_read_and_its_write_is_not_overwritten() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let change = format!(
-        "UPDATE {p}messages SET to_addr = '+15550000002' WHERE sid = '{}'",
+        "UPDATE {p}messages SET to_addr = '+15550000002' WHERE sid = '{}'; COMMIT",
         sid(1)
     );
-    sqlx::query(AssertSqlSafe(change))
-        .execute(&mut *tx)
+    sqlx::raw_sql(AssertSqlSafe(change))
+        .execute(&mut other)
         .await
         .unwrap();
-    tx.commit().await.unwrap();
 
     let applied = writer.await.unwrap().unwrap();
     assert_eq!(applied.previous, Some(MessageStatus::Sent));
@@ -398,34 +380,16 @@ async fn a_row_changed_between_a_batch_read_and_its_write_is_not_overwritten() {
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_write_past_the_statement_timeout_fails_and_its_retry_is_safe() {
-    use twilio_delivery::model::{EventSource, SentMessage, StatusEvent};
+    use twilio_delivery::model::{EventSource, StatusEvent};
     use twilio_delivery::status::MessageStatus;
-    use twilio_delivery::store::sqlx::{self, AssertSqlSafe, Connection as _};
-    use twilio_delivery::store::{PostgresOptions, PostgresStore};
+    use twilio_delivery::store::PostgresOptions;
+    use twilio_delivery::store::sqlx::{self, AssertSqlSafe};
     let Some(url) = pg::url() else { return };
-    let prefix = pg::random_prefix();
     let options = PostgresOptions::new()
         .statement_timeout(Duration::from_secs(1))
         .lock_timeout(Duration::from_secs(30));
-    let store = PostgresStore::connect_with(&url, options)
-        .await
-        .unwrap()
-        .with_prefix(prefix.clone());
-    store.migrate().await.unwrap();
-    let sent = SentMessage::new(sid(1), "+15550000001", MessageStatus::Sent);
-    store.record_sent(&sent).await.unwrap();
-
-    let mut other = sqlx::PgConnection::connect(&url).await.unwrap();
-    let mut tx = other.begin().await.unwrap();
-    let lock = format!(
-        "SELECT 1 FROM {}messages WHERE sid = '{}' FOR UPDATE",
-        prefix.as_str(),
-        sid(1)
-    );
-    sqlx::query(AssertSqlSafe(lock))
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    let (store, mut other) = store_with_a_locked_row(&url, options).await;
+    let prefix = store.prefix().clone();
     let event = StatusEvent::new(sid(1), MessageStatus::Delivered, EventSource::Callback);
     let started = Instant::now();
     let error = store.apply(&event).await.unwrap_err();
@@ -440,7 +404,10 @@ async fn a_batch_write_past_the_statement_timeout_fails_and_its_retry_is_safe() 
         took >= Duration::from_secs(1) && took < Duration::from_secs(5),
         "{took:?}"
     );
-    tx.rollback().await.unwrap();
+    sqlx::raw_sql(AssertSqlSafe("ROLLBACK"))
+        .execute(&mut other)
+        .await
+        .unwrap();
 
     let again = store.apply(&event).await.unwrap();
     assert_eq!(again.current, MessageStatus::Delivered);
@@ -452,6 +419,42 @@ async fn a_batch_write_past_the_statement_timeout_fails_and_its_retry_is_safe() 
         .filter(|h| h.status == MessageStatus::Delivered);
     assert_eq!(delivered.count(), 1, "{history:?}");
     pg::drop_tables(store.pool(), &prefix).await;
+}
+
+/// A PostgreSQL store with tables of its own, holding message 1 as sent, and another session
+/// that holds that message's row lock in an open transaction (end it with `COMMIT` or
+/// `ROLLBACK`).
+#[cfg(feature = "postgres")]
+async fn store_with_a_locked_row(
+    url: &str,
+    options: twilio_delivery::store::PostgresOptions,
+) -> (
+    twilio_delivery::store::PostgresStore,
+    twilio_delivery::store::sqlx::PgConnection,
+) {
+    use twilio_delivery::model::SentMessage;
+    use twilio_delivery::status::MessageStatus;
+    use twilio_delivery::store::PostgresStore;
+    use twilio_delivery::store::sqlx::{self, AssertSqlSafe, Connection as _};
+    let prefix = pg::random_prefix();
+    let store = PostgresStore::connect_with(url, options)
+        .await
+        .unwrap()
+        .with_prefix(prefix.clone());
+    store.migrate().await.unwrap();
+    let sent = SentMessage::new(sid(1), "+15550000001", MessageStatus::Sent);
+    store.record_sent(&sent).await.unwrap();
+    let mut other = sqlx::PgConnection::connect(url).await.unwrap();
+    let lock = format!(
+        "BEGIN; SELECT 1 FROM {}messages WHERE sid = '{}' FOR UPDATE",
+        prefix.as_str(),
+        sid(1)
+    );
+    sqlx::raw_sql(AssertSqlSafe(lock))
+        .execute(&mut other)
+        .await
+        .unwrap();
+    (store, other)
 }
 
 /// A private PostgreSQL server in a temporary directory, stopped hard on drop.
