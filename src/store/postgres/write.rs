@@ -57,9 +57,10 @@ impl Writes {
     /// first reads it, and the parts no one reads after the query): its check first, then the
     /// messages, the pending list and the history, then the feed. The check (`gate`) sets the
     /// lock timeout for the statement (`$37`), locks the rows read (`$35` SIDs in order, `$36`
-    /// their versions) and tells whether all are unchanged; every part that writes or waits
-    /// for a lock reads it first, so the rows are locked in SID order before anything else,
-    /// and a stale plan writes nothing before the final `SELECT` fails the statement. Positions
+    /// their versions) and tells whether all are unchanged. The parts that write messages read
+    /// it too, so nothing is written before the rows are locked in SID order; when it fails,
+    /// or fewer messages were created or updated than planned, the final `SELECT`'s first
+    /// column calls `batch_conflict()`, which fails the statement before the rest runs. Positions
     /// are numbered in the order of the batch's changes (`row_number` over the values taken,
     /// whatever order PostgreSQL takes them in), so one message's changes keep their order.
     pub(super) fn new(sql: &Statements, gaps: &Gaps) -> Self {
@@ -217,6 +218,7 @@ pub(super) async fn apply_batch(
         existing.insert(sid, state);
     }
     versions.sort_unstable();
+    let (read_sids, read_versions): (Vec<String>, Vec<i64>) = versions.into_iter().unzip();
     let plan = Plan::new(&refs, existing, now);
 
     let ins = &plan.inserts;
@@ -347,8 +349,8 @@ pub(super) async fn apply_batch(
         .bind(i64::try_from(ch.len()).unwrap_or(i64::MAX))
         .bind(now)
         .bind(w.channel.as_str())
-        .bind(versions.iter().map(|v| v.0.clone()).collect::<Vec<_>>())
-        .bind(versions.iter().map(|v| v.1).collect::<Vec<_>>())
+        .bind(read_sids)
+        .bind(read_versions)
         .bind(lock_timeout)
         // All of the answer, up to the server's "ready": the statement has then committed.
         .fetch_all(&mut *conn)
