@@ -78,7 +78,6 @@ pub struct PostgresStore {
     writes: Arc<Writes>,
     lease: Arc<Lease>,
     begin: Arc<str>,
-    lock_timeout_ms: Arc<str>,
     options: PostgresOptions,
     wake: Arc<PgWake>,
     gaps: Arc<Gaps>,
@@ -103,7 +102,6 @@ impl PostgresStore {
             gaps: Arc::new(gaps),
             lease: Arc::new(Lease::new(sql.prefix.as_str(), options.lease_ttl)),
             begin: options.begin().into(),
-            lock_timeout_ms: options.lock_timeout.as_millis().to_string().into(),
             sql: Arc::new(sql),
             options,
             wake: Arc::new(PgWake::new()),
@@ -383,7 +381,8 @@ impl StatusStore for PostgresStore {
             return Ok(Vec::new());
         }
         let (applied, head) = retrying(self, |mut conn| async move {
-            let write = write::apply_batch(&self.writes, &self.lock_timeout_ms, &mut conn, events);
+            let lock_timeout = self.options.lock_timeout.as_millis().to_string();
+            let write = write::apply_batch(&self.writes, &lock_timeout, &mut conn, events);
             // The write runs outside a transaction, so the store bounds it itself: on time out
             // its connection is closed (`retrying` closes a connection that failed).
             let r = match tokio::time::timeout(self.options.statement_timeout, write).await {
