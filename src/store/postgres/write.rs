@@ -140,8 +140,7 @@ impl Writes {
                      AND (SELECT count(*) FROM ins) = cardinality($1::text[]) \
                      AND (SELECT count(*) FROM upd) = cardinality($11::text[]) THEN 0 \
                      ELSE {p}batch_conflict() END AS checked, \
-                   (SELECT count(*) FROM ins) AS inserted, \
-                   (SELECT count(*) FROM pend_ins) AS pended, (SELECT count(*) FROM upd) AS updated, \
+                   (SELECT count(*) FROM pend_ins) AS pended, \
                    (SELECT count(*) FROM pend_del) AS unpended, \
                    ARRAY(SELECT message_sid FROM ev ORDER BY message_sid, status) AS kept_sids, \
                    ARRAY(SELECT status FROM ev ORDER BY message_sid, status) AS kept_statuses, \
