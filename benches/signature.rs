@@ -7,6 +7,11 @@
 //! does). Every ratio is against the pre-keyed floor (issue 13's targets: `full_8_params` at most
 //! 1.6, `rejected_8_params` and `json_1kib` at most 3). On this shared 2-core machine, read
 //! ratios inside one run.
+//!
+//! The ratios depend on how fast the CPU hashes. To see them as on a CPU without SHA extensions,
+//! build with the software hashes:
+//! `RUSTFLAGS='--cfg sha1_backend="soft" --cfg sha2_backend="soft"' cargo bench --bench signature`
+//! (a target directory of its own, `CARGO_TARGET_DIR`, keeps the default build's).
 use std::hint::black_box;
 
 use base64::Engine as _;

@@ -61,6 +61,11 @@ const MAX_ATTEMPTS: usize = 5;
 ///
 /// Needs PostgreSQL 11 or later (the schema's delete trigger on `messages`, version 5).
 ///
+/// Server settings: the store relies on PostgreSQL's durable defaults (`fsync`,
+/// `synchronous_commit`, `full_page_writes`). At a sustained rate of thousands of callbacks a
+/// second, much of the WAL is whole pages written again after each checkpoint (README,
+/// Performance): a larger `max_wal_size` makes checkpoints, and so those pages, rarer.
+///
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 /// use twilio_delivery::store::{PostgresStore, TablePrefix};
