@@ -471,6 +471,29 @@ async fn hostile_text_is_stored(store: &dyn StatusStore) {
     assert_eq!(store.history(&sid(1)).await.unwrap()[0].raw, e.raw);
 }
 
+/// A row whose text JSON must escape (quotes, backslashes, control characters, U+0000, astral
+/// and line-separator characters) is planned from exactly as stored when a later batch reads
+/// it (SQLite's batch read returns its rows as one JSON array).
+async fn hostile_text_survives_a_later_batch(store: &dyn StatusStore) {
+    let hostile = "we\"ird \\ \n\t\u{7}\u{0} \u{1F680} \u{FFFF} \u{2028} [\"]\\u0041";
+    store.apply(&event(1, hostile, 1)).await.unwrap();
+    let stored = get(store, 1).await;
+    let MessageStatus::Unknown(text) = &stored.status else {
+        panic!("{:?}", stored.status)
+    };
+    assert!(text.starts_with("we\"ird \\ \n\t\u{7}"), "{text:?}");
+    assert!(
+        text.ends_with("\u{1F680} \u{FFFF} \u{2028} [\"]\\u0041"),
+        "{text:?}"
+    );
+    let a = store.apply(&event(1, "queued", 2)).await.unwrap();
+    assert_eq!(
+        shape(&a),
+        (Outcome::Advanced, Some(stored.status), st("queued"), true)
+    );
+    assert_eq!(a.created_at, Some(stored.created_at));
+}
+
 async fn missing_message_reads_empty(store: &dyn StatusStore) {
     assert_eq!(store.get(&sid(42)).await.unwrap(), None);
     assert!(store.history(&sid(42)).await.unwrap().is_empty());
@@ -680,6 +703,7 @@ suite!(
     events_fill_missing_fields_only,
     raw_pairs_kept_in_order,
     hostile_text_is_stored,
+    hostile_text_survives_a_later_batch,
     missing_message_reads_empty,
     pending_lists_old_non_final_messages,
     list_filters_and_pages,

@@ -4,7 +4,6 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sqlx::{ColumnIndex, Decode, Row, Type};
 use time::OffsetDateTime;
 
 use crate::model::{Applied, StatusEvent};
@@ -25,39 +24,6 @@ pub(crate) struct RowState {
     pub(crate) created_at: OffsetDateTime,
 }
 
-impl RowState {
-    /// Reads a message row as a batch reads it: its SID, the columns an event can change, and
-    /// its creation time in microseconds from the column `created_us`.
-    pub(crate) fn read<'r, R>(
-        row: &'r R,
-        created_us: &'r str,
-    ) -> Result<(String, Self), sqlx::Error>
-    where
-        R: Row,
-        &'r str: ColumnIndex<R>,
-        String: Decode<'r, R::Database> + Type<R::Database>,
-        i64: Decode<'r, R::Database> + Type<R::Database>,
-    {
-        let micros: i64 = row.try_get(created_us)?;
-        let created_at = OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
-            .map_err(|e| sqlx::Error::ColumnDecode {
-                index: created_us.to_owned(),
-                source: Box::new(e),
-            })?;
-        let state = Self {
-            status: MessageStatus::from(row.try_get::<String, _>("status")?),
-            error_code: row.try_get("error_code")?,
-            error_message: row.try_get("error_message")?,
-            account_sid: row.try_get("account_sid")?,
-            to: row.try_get("to_addr")?,
-            from: row.try_get("from_addr")?,
-            service: row.try_get("messaging_service_sid")?,
-            created_at,
-        };
-        Ok((row.try_get("sid")?, state))
-    }
-}
-
 /// A row to insert or update, with its SID.
 #[derive(Debug)]
 pub(crate) struct RowWrite {
@@ -65,7 +31,9 @@ pub(crate) struct RowWrite {
     pub(crate) row: RowState,
     /// For an update: whether an event filled in a detail (account, recipient, sender,
     /// service) that the row lacked. Most updates change only the status columns, which a
-    /// store can write without touching the indexes on the details.
+    /// store can write without touching the indexes on the details (SQLite does; PostgreSQL
+    /// writes every column of an updated row).
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     pub(crate) details: bool,
 }
 

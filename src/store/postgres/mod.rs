@@ -63,8 +63,9 @@ const MAX_ATTEMPTS: usize = 5;
 ///
 /// Server settings: the store relies on PostgreSQL's durable defaults (`fsync`,
 /// `synchronous_commit`, `full_page_writes`). At a sustained rate of thousands of callbacks a
-/// second, much of the WAL is whole pages written again after each checkpoint (README,
-/// Performance): a larger `max_wal_size` makes checkpoints, and so those pages, rarer.
+/// second, much of the WAL is whole pages written again after each checkpoint
+/// (`docs/PERFORMANCE.md`, "Full-page images"): a larger `max_wal_size` makes checkpoints, and
+/// so those pages, rarer.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {

@@ -22,7 +22,7 @@
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
-use sqlx::postgres::PgConnection;
+use sqlx::postgres::{PgConnection, PgRow};
 use sqlx::{AssertSqlSafe, Connection as _, Row};
 use time::OffsetDateTime;
 
@@ -37,7 +37,7 @@ use crate::status::{MessageStatus, transition};
 /// The PostgreSQL-only write statements, rendered for a prefix.
 #[derive(Debug)]
 pub(super) struct Writes {
-    /// `$1` the batch's SIDs → their rows as [`RowState::read`] reads them, and `version`.
+    /// `$1` the batch's SIDs → their rows as [`read_row`] reads them, and `version`.
     read_rows: String,
     /// The whole batch; see [`Writes::new`].
     batch: String,
@@ -186,6 +186,30 @@ fn cleaned(e: &StatusEvent) -> Cow<'_, StatusEvent> {
     Cow::Owned(c)
 }
 
+/// A row of `read_rows`: its SID, and the columns an event can change with the creation time
+/// (in microseconds, `created_us`).
+fn read_row(row: &PgRow) -> Result<(String, RowState), sqlx::Error> {
+    let micros: i64 = row.try_get("created_us")?;
+    let created_at =
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000).map_err(|e| {
+            sqlx::Error::ColumnDecode {
+                index: "created_us".to_owned(),
+                source: Box::new(e),
+            }
+        })?;
+    let state = RowState {
+        status: MessageStatus::from(row.try_get::<String, _>("status")?),
+        error_code: row.try_get("error_code")?,
+        error_message: row.try_get("error_message")?,
+        account_sid: row.try_get("account_sid")?,
+        to: row.try_get("to_addr")?,
+        from: row.try_get("from_addr")?,
+        service: row.try_get("messaging_service_sid")?,
+        created_at,
+    };
+    Ok((row.try_get("sid")?, state))
+}
+
 /// What a batch did: the answers and the new feed head, if it wrote changes.
 pub(super) type BatchOutcome = (Vec<Applied>, Option<u64>);
 
@@ -212,7 +236,7 @@ pub(super) async fn apply_batch(
     let mut existing = HashMap::with_capacity(rows.len());
     let mut versions: Vec<(String, i64)> = Vec::with_capacity(rows.len());
     for row in &rows {
-        let (sid, state) = RowState::read(row, "created_us")?;
+        let (sid, state) = read_row(row)?;
         versions.push((sid.clone(), row.try_get("version")?));
         existing.insert(sid, state);
     }

@@ -3,6 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use serde::Deserialize;
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite};
 use time::OffsetDateTime;
@@ -22,11 +23,11 @@ const ROWS_PER_STATEMENT: usize = 500;
 /// changes, the new feed head.
 ///
 /// Two round trips to the connection's thread whatever the batch: one script opens the
-/// transaction and reads the batch's rows and the history pairs it has already, the other
-/// writes everything and commits, returning one row at most (the feed head: every row crosses
-/// to the async side on its own, a wake-up each). Each statement of a script has as many rows
-/// as the batch needs, so a batch size's scripts are prepared once and then found in the
-/// connection's statement cache.
+/// transaction and reads the batch's rows (as one JSON array) and the history pairs it has
+/// already, the other writes everything and commits, returning one row at most (the feed head).
+/// Few rows, because every row crosses to the async side on its own, a wake-up each. Each
+/// statement of a script has as many rows as the batch needs, so a batch size's scripts are
+/// prepared once and then found in the connection's statement cache.
 pub(super) async fn apply(
     sql: &Statements,
     tx: &mut WriteTx<'_>,
@@ -43,13 +44,13 @@ pub(super) async fn apply(
     read.statement("BEGIN IMMEDIATE".to_owned());
     // Each statement walks its list of values and looks each row up through an index (`CROSS
     // JOIN` keeps that order): an `IN` list or a joined list SQLite would copy into a
-    // temporary table first, one more B-tree opened and freed per statement.
+    // temporary table first, one more B-tree opened and freed per statement. The rows found
+    // come back as one row: a JSON array of arrays, each a `MessageRow`.
     for chunk in sids.chunks(ROWS_PER_STATEMENT) {
         let qb = read.statement(
-            "SELECT m.sid AS sid, m.status AS status, m.error_code AS error_code, \
-             m.error_message AS error_message, m.account_sid AS account_sid, \
-             m.to_addr AS to_addr, m.from_addr AS from_addr, \
-             m.messaging_service_sid AS messaging_service_sid, m.created_at AS created_at FROM ("
+            "SELECT json_group_array(json_array(m.sid, m.status, m.error_code, \
+             m.error_message, m.account_sid, m.to_addr, m.from_addr, \
+             m.messaging_service_sid, m.created_at)) AS messages FROM ("
                 .to_owned(),
         );
         qb.push_values(chunk, |mut b, sid| {
@@ -82,14 +83,19 @@ pub(super) async fn apply(
     let mut existing = HashMap::with_capacity(rows.len());
     let mut stored = HashSet::new();
     for row in rows {
-        // A message (nine columns) or a stored history pair (two).
+        // The messages found (one column) or a stored history pair (two).
         if row.len() == 2 {
             let sid: String = row.try_get("sid").map_err(db_error)?;
             let status: String = row.try_get("status").map_err(db_error)?;
             stored.insert((sid, status));
         } else {
-            let (sid, state) = RowState::read(&row, "created_at").map_err(db_error)?;
-            existing.insert(sid, state);
+            let messages: String = row.try_get("messages").map_err(db_error)?;
+            for message in serde_json::from_str::<Vec<MessageRow>>(&messages)
+                .map_err(|e| StoreError::Corrupt(format!("messages read: {e}")))?
+            {
+                let (sid, state) = message.into_state()?;
+                existing.insert(sid, state);
+            }
         }
     }
 
@@ -147,6 +153,42 @@ pub(super) async fn apply(
         .filter(|pair| !stored.contains(pair))
         .collect();
     Ok((plan.answers(&refs, &kept), head))
+}
+
+/// A message row as the read script's JSON array holds it, the columns in the script's order
+/// (SQLite writes text as JSON strings, escaped as JSON needs, so every string comes back
+/// exactly, and integers as JSON numbers).
+#[derive(Deserialize)]
+struct MessageRow {
+    sid: String,
+    status: String,
+    error_code: Option<i64>,
+    error_message: Option<String>,
+    account_sid: Option<String>,
+    to: Option<String>,
+    from: Option<String>,
+    service: Option<String>,
+    created_us: i64,
+}
+
+impl MessageRow {
+    /// The row's SID and the state a batch plans from.
+    fn into_state(self) -> Result<(String, RowState), StoreError> {
+        let created_at = i128::from(self.created_us) * 1000;
+        let created_at = OffsetDateTime::from_unix_timestamp_nanos(created_at)
+            .map_err(|e| StoreError::Corrupt(format!("created_at: {e}")))?;
+        let state = RowState {
+            status: MessageStatus::from(self.status),
+            error_code: self.error_code,
+            error_message: self.error_message,
+            account_sid: self.account_sid,
+            to: self.to,
+            from: self.from,
+            service: self.service,
+            created_at,
+        };
+        Ok((self.sid, state))
+    }
 }
 
 /// The feed head that [`push_changes`] selected, if it wrote changes.
