@@ -10,7 +10,9 @@ use time::OffsetDateTime;
 
 use super::super::StoreError;
 use super::super::batch::{Plan, RowState, RowWrite};
-use super::super::sql::{Statements, db_error, micros_floor, rank, raw_json, to_position};
+use super::super::sql::{
+    Statements, db_error, from_micros, micros_floor, rank, raw_json, to_position,
+};
 use super::writer::WriteTx;
 use crate::model::{Applied, EventSource, SentMessage, StatusEvent};
 use crate::notify::StatusChange;
@@ -174,9 +176,7 @@ struct MessageRow {
 impl MessageRow {
     /// The row's SID and the state a batch plans from.
     fn into_state(self) -> Result<(String, RowState), StoreError> {
-        let created_at = i128::from(self.created_us) * 1000;
-        let created_at = OffsetDateTime::from_unix_timestamp_nanos(created_at)
-            .map_err(|e| StoreError::Corrupt(format!("created_at: {e}")))?;
+        let created_at = from_micros(self.created_us, "created_at")?;
         let state = RowState {
             status: MessageStatus::from(self.status),
             error_code: self.error_code,
