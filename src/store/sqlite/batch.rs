@@ -82,7 +82,7 @@ pub(super) async fn apply(
     }
     tx.opening();
     let rows = read.run(tx.conn()).await?;
-    let mut existing = HashMap::with_capacity(rows.len());
+    let mut existing = HashMap::with_capacity(sids.len());
     let mut stored = HashSet::new();
     for row in rows {
         // The messages found (one column) or a stored history pair (two).
