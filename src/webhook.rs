@@ -16,7 +16,8 @@
 //!
 //! Writes go through a bounded write queue ([group commit](StatusWebhookBuilder::max_batch)):
 //! a 204 is sent only once the batch holding the callback has committed, so 204 still means
-//! stored. Every callback is answered within the [deadline](StatusWebhookBuilder::deadline)
+//! stored. A store that does not group commits ([`StatusStore::group_commit`], the memory
+//! store) is written by each request itself, with no queue. Every callback is answered within the [deadline](StatusWebhookBuilder::deadline)
 //! (default 10 s, under Twilio's 15 s timeout): 503 + `Retry-After` when the store is slower.
 //!
 //! Twilio signs the URL it called, which a reverse proxy hides from the app, so the public URL is
@@ -607,7 +608,8 @@ impl StatusWebhookBuilder {
 
     /// How many callbacks may wait for the store at most (default 4096). When the queue is
     /// full a callback is answered 503 + `Retry-After` at once, so memory stays bounded even
-    /// when the store stalls.
+    /// when the store stalls. Without [group commit](StatusStore::group_commit) there is no
+    /// queue: the server's connections bound the callbacks waiting for the store.
     pub fn queue_capacity(mut self, events: usize) -> Self {
         self.write.queue_capacity = events;
         self
@@ -615,7 +617,8 @@ impl StatusWebhookBuilder {
 
     /// How many waiting callbacks are written in one store transaction at most (default 256).
     /// The queue writes whatever arrived while the previous batch committed, so a batch is
-    /// only ever as large as the load makes it.
+    /// only ever as large as the load makes it. Not used by a store that does not
+    /// [group commits](StatusStore::group_commit).
     pub fn max_batch(mut self, events: usize) -> Self {
         self.write.max_batch = events;
         self

@@ -199,11 +199,18 @@ async fn every_documented_metric_moves_and_no_label_identifies_anyone() {
         "{to_final:?}"
     );
     assert!(!histogram(&seen, names::STORE_WRITE).is_empty());
+    let writes = |operation: &str| {
+        seen.keys().any(|(name, labels)| {
+            name == names::STORE_WRITE && labels.contains(&("operation".into(), operation.into()))
+        })
+    };
+    assert!(writes("apply"), "the memory store, written by each request");
     assert!(
-        histogram(&seen, names::BATCH_SIZE)
-            .iter()
-            .all(|n| *n >= 1.0)
+        writes("apply_batch"),
+        "the down store, behind the write queue"
     );
+    let batches = histogram(&seen, names::BATCH_SIZE);
+    assert!(!batches.is_empty() && batches.iter().all(|n| *n >= 1.0));
     assert_eq!(counter(&seen, names::REPAIRS, &[]), 1);
     assert_eq!(gauge(&seen, names::STUCK), Some(1.0));
     assert_eq!(gauge(&seen, names::FEED_LAG), Some(0.0));

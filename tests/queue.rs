@@ -1,10 +1,12 @@
-//! The webhook's write path: group commit, backpressure, the deadline, batch failures, and the
-//! account check, against a store that can be stalled and made to fail on purpose.
+//! The webhook's write path: group commit, backpressure, the deadline, batch failures, a store
+//! that panics, stores that do not group commits, and the account check, against a store that
+//! can be stalled and made to fail on purpose.
 
 mod common;
 
 use std::sync::Arc;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -22,30 +24,59 @@ use twilio_delivery::{AccountSid, MemoryStore, SignatureValidator};
 const BASE: &str = "https://hooks.example.com";
 const TARGET: &str = "/twilio/status";
 
-/// A memory store whose batch writes wait while the gate is closed, take `delay` each, and
-/// fail when they hold the poisoned SID; it records the size of every batch.
+/// A memory store whose writes wait while the gate is closed, take `delay` each, and fail (or
+/// panic) when they hold the poisoned SID; it records the size of every batch and counts the
+/// single writes. It groups commits unless made with [`GatedStore::direct`].
 #[derive(Debug)]
 struct GatedStore {
     inner: MemoryStore,
+    group_commit: bool,
     open: watch::Sender<bool>,
     poison: Mutex<Option<MessageSid>>,
+    panics: AtomicBool,
     delay: Mutex<Duration>,
     batches: Mutex<Vec<usize>>,
+    singles: AtomicUsize,
 }
 
 impl GatedStore {
     fn new() -> Arc<Self> {
+        Self::with(true)
+    }
+
+    /// A store that does not group commits: the webhook calls its `apply` in each request.
+    fn direct() -> Arc<Self> {
+        Self::with(false)
+    }
+
+    fn with(group_commit: bool) -> Arc<Self> {
         Arc::new(Self {
             inner: MemoryStore::new(),
+            group_commit,
             open: watch::Sender::new(true),
             poison: Mutex::new(None),
+            panics: AtomicBool::new(false),
             delay: Mutex::new(Duration::ZERO),
             batches: Mutex::new(Vec::new()),
+            singles: AtomicUsize::new(0),
         })
     }
 
     fn gate(&self, open: bool) {
         self.open.send_replace(open);
+    }
+
+    async fn write(&self, events: &[StatusEvent]) -> Result<Vec<Applied>, StoreError> {
+        let mut rx = self.open.subscribe();
+        let _ = rx.wait_for(|open| *open).await;
+        let delay = *self.delay.lock().unwrap();
+        tokio::time::sleep(delay).await;
+        let poison = self.poison.lock().unwrap().clone();
+        if events.iter().any(|e| Some(&e.sid) == poison.as_ref()) {
+            assert!(!self.panics.load(Ordering::Relaxed), "a store bug");
+            return Err(StoreError::Unavailable("poisoned batch".into()));
+        }
+        self.inner.apply_batch(events).await
     }
 }
 
@@ -55,21 +86,17 @@ impl StatusStore for GatedStore {
         self.inner.record_sent(s).await
     }
     async fn apply(&self, e: &StatusEvent) -> Result<Applied, StoreError> {
-        self.apply_batch(std::slice::from_ref(e))
+        self.singles.fetch_add(1, Ordering::Relaxed);
+        self.write(std::slice::from_ref(e))
             .await
             .map(|mut v| v.remove(0))
     }
     async fn apply_batch(&self, events: &[StatusEvent]) -> Result<Vec<Applied>, StoreError> {
         self.batches.lock().unwrap().push(events.len());
-        let mut rx = self.open.subscribe();
-        let _ = rx.wait_for(|open| *open).await;
-        let delay = *self.delay.lock().unwrap();
-        tokio::time::sleep(delay).await;
-        let poison = self.poison.lock().unwrap().clone();
-        if events.iter().any(|e| Some(&e.sid) == poison.as_ref()) {
-            return Err(StoreError::Unavailable("poisoned batch".into()));
-        }
-        self.inner.apply_batch(events).await
+        self.write(events).await
+    }
+    fn group_commit(&self) -> bool {
+        self.group_commit
     }
     async fn get(&self, sid: &MessageSid) -> Result<Option<MessageRecord>, StoreError> {
         self.inner.get(sid).await
@@ -419,4 +446,91 @@ async fn callbacks_of_other_accounts_are_refused_when_an_account_is_configured()
         .build()
         .unwrap();
     assert_eq!(post_for(&off, 4, &other).await.0, StatusCode::NO_CONTENT);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_panics_fails_its_callers_and_the_webhook_goes_on() {
+    for store in [GatedStore::new(), GatedStore::direct()] {
+        let hook = hook(store.clone(), 16, 8, Duration::from_secs(10));
+        *store.poison.lock().unwrap() = Some(sid(1));
+        store.panics.store(true, Ordering::Relaxed);
+        let (status, retry, err) = post(&hook, 1).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{store:?}");
+        assert_eq!(retry.as_deref(), Some("5"));
+        assert!(
+            matches!(&err, Some(WebhookError::Store(e)) if format!("{e:?}").contains("panicked")),
+            "{err:?}"
+        );
+        assert_eq!(post(&hook, 2).await.0, StatusCode::NO_CONTENT);
+        assert!(store.get(&sid(2)).await.unwrap().is_some());
+    }
+}
+
+/// Without group commit there is no queue to fill: with the store stalled, callbacks far past
+/// the queue's capacity all wait for it, each writing its own event (no batch at all).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_does_not_group_commits_is_written_by_each_caller() {
+    let store = GatedStore::direct();
+    let hook = hook(store.clone(), 1, 1, Duration::from_secs(10));
+    store.gate(false);
+    let posts: Vec<_> = (1..=6)
+        .map(|n| {
+            let hook = hook.clone();
+            tokio::spawn(async move { post(&hook, n).await })
+        })
+        .collect();
+    let started = Instant::now() + Duration::from_secs(10);
+    while store.singles.load(Ordering::Relaxed) < 6 {
+        assert!(
+            Instant::now() < started,
+            "not every caller reached the store"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    store.gate(true);
+    for p in posts {
+        let (status, _, err) = p.await.unwrap();
+        assert_eq!(status, StatusCode::NO_CONTENT, "{err:?}");
+    }
+    assert_eq!(store.singles.load(Ordering::Relaxed), 6);
+    assert!(store.batches.lock().unwrap().is_empty(), "no batch written");
+    for n in 1..=6 {
+        assert!(store.get(&sid(n)).await.unwrap().is_some(), "{n}");
+    }
+}
+
+/// The deadline holds without the queue: the caller stops waiting for the store, answers 503,
+/// and its event is not written (Twilio retries it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_group_commit_a_store_slower_than_the_deadline_gets_503_within_it() {
+    let store = GatedStore::direct();
+    let deadline = Duration::from_millis(300);
+    let hook = hook(store.clone(), 8, 4, deadline);
+    store.gate(false);
+    let started = Instant::now();
+    let (status, retry, err) = post(&hook, 1).await;
+    let took = started.elapsed();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(retry.as_deref(), Some("5"));
+    assert!(matches!(err, Some(WebhookError::Deadline(_))), "{err:?}");
+    assert!(
+        took >= deadline && took < deadline + Duration::from_secs(2),
+        "{took:?}"
+    );
+    store.gate(true);
+    assert_eq!(post(&hook, 2).await.0, StatusCode::NO_CONTENT);
+    assert!(
+        store.get(&sid(1)).await.unwrap().is_none(),
+        "answered 503, not stored"
+    );
+}
+
+/// The memory store is the one of this crate that does not group commits; a store shared
+/// through an `Arc` says what the store inside says.
+#[test]
+fn only_the_memory_store_skips_group_commit() {
+    let memory: Arc<dyn StatusStore> = Arc::new(MemoryStore::new());
+    assert!(!memory.group_commit());
+    assert!(!Arc::new(MemoryStore::new()).group_commit());
+    assert!(GatedStore::new().group_commit(), "the default");
 }

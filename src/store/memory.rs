@@ -226,10 +226,14 @@ impl StatusStore for MemoryStore {
     }
 
     async fn apply(&self, event: &StatusEvent) -> Result<Applied, StoreError> {
-        self.apply_batch(std::slice::from_ref(event))
-            .await?
-            .pop()
-            .ok_or_else(|| StoreError::Corrupt("a batch of one gave no answer".into()))
+        let mut state = self.lock();
+        let applied = apply(&mut state.messages, event);
+        let head = state.record_change(&event.sid, &applied, event.error_code, event.source);
+        drop(state);
+        if let Some(head) = head {
+            self.wake.committed(head);
+        }
+        Ok(applied)
     }
 
     async fn apply_batch(&self, events: &[StatusEvent]) -> Result<Vec<Applied>, StoreError> {
@@ -250,9 +254,15 @@ impl StatusStore for MemoryStore {
         Ok(out)
     }
 
+    /// `false`: a write here is a lock and a few map operations, cheaper than queueing it.
+    fn group_commit(&self) -> bool {
+        false
+    }
+
     async fn get(&self, sid: &MessageSid) -> Result<Option<MessageRecord>, StoreError> {
         Ok(self.lock().messages.get(sid).map(|e| e.record.clone()))
     }
+
     async fn history(&self, sid: &MessageSid) -> Result<Vec<HistoryEntry>, StoreError> {
         let mut history = self
             .lock()

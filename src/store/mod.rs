@@ -268,6 +268,18 @@ pub trait StatusStore: fmt::Debug + Send + Sync + 'static {
         Ok(out)
     }
 
+    /// Whether the webhook queues this store's writes and commits them in groups through
+    /// [`apply_batch`](Self::apply_batch) (the default). Grouping pays when a write costs a
+    /// round trip or a flush. A store whose write is a few operations in memory
+    /// ([`MemoryStore`]) returns `false`, and the webhook then awaits [`apply`](Self::apply) in
+    /// the request's own task: no hand-off to a writer task and back, which would cost such a
+    /// store more than its write. Return `false` only if `apply` is quick and safe to cancel:
+    /// the request's task stops waiting for it at the webhook's deadline or when the client
+    /// goes away.
+    fn group_commit(&self) -> bool {
+        true
+    }
+
     /// The record of one message, if known.
     ///
     /// # Errors
@@ -388,6 +400,9 @@ impl<S: StatusStore + ?Sized> StatusStore for Arc<S> {
     }
     async fn apply_batch(&self, events: &[StatusEvent]) -> Result<Vec<Applied>, StoreError> {
         (**self).apply_batch(events).await
+    }
+    fn group_commit(&self) -> bool {
+        (**self).group_commit()
     }
     async fn get(&self, sid: &MessageSid) -> Result<Option<MessageRecord>, StoreError> {
         (**self).get(sid).await

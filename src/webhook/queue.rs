@@ -9,6 +9,9 @@
 //! gets the answer of its own event once its batch has committed, or the batch's error. A full
 //! queue refuses at once, so memory stays bounded; a caller that gave up (deadline) leaves its
 //! event in the queue, where the writer skips it.
+//!
+//! A store that does not group commits ([`StatusStore::group_commit`], the memory store) skips
+//! all this: each caller applies its own event, a write being cheaper than the hand-off.
 
 use std::fmt;
 use std::panic::AssertUnwindSafe;
@@ -56,6 +59,9 @@ struct Job {
 /// The write queue of one webhook (shared by its clones).
 pub(crate) struct WriteQueue {
     store: Arc<dyn StatusStore>,
+    /// The store does not group commits ([`StatusStore::group_commit`]): each caller applies
+    /// its own event, and the queue and its writers are never started.
+    direct: bool,
     capacity: usize,
     max_batch: usize,
     writers: usize,
@@ -70,6 +76,7 @@ impl fmt::Debug for WriteQueue {
             .field("capacity", &self.capacity)
             .field("max_batch", &self.max_batch)
             .field("writers", &self.writers)
+            .field("direct", &self.direct)
             .finish_non_exhaustive()
     }
 }
@@ -84,6 +91,7 @@ impl WriteQueue {
         writers: usize,
     ) -> Self {
         Self {
+            direct: !store.group_commit(),
             store,
             capacity: capacity.max(1),
             max_batch: max_batch.max(1),
@@ -112,6 +120,9 @@ impl WriteQueue {
         event: StatusEvent,
         deadline: Instant,
     ) -> Result<Applied, QueueError> {
+        if self.direct {
+            return self.apply_now(&event, deadline).await;
+        }
         let (reply, answer) = oneshot::channel();
         let mut job = Job { event, reply };
         // At most twice: a closed channel means the writer's runtime is gone; start another.
@@ -133,6 +144,28 @@ impl WriteQueue {
         Err(QueueError::Store(StoreError::Unavailable(
             "the write queue cannot start".into(),
         )))
+    }
+
+    /// Applies `event` in the caller's task, for a store that does not group commits: the
+    /// same deadline, answer to a panic and metrics as a batch, without the hand-off.
+    async fn apply_now(
+        &self,
+        event: &StatusEvent,
+        deadline: Instant,
+    ) -> Result<Applied, QueueError> {
+        let started = Instant::now();
+        let write = AssertUnwindSafe(self.store.apply(event)).catch_unwind();
+        let result = tokio::time::timeout_at(deadline, write).await;
+        crate::metrics::store_write("apply", started.elapsed());
+        match result {
+            Ok(Ok(applied)) => applied.map_err(QueueError::Store),
+            Ok(Err(_)) => {
+                tracing::error!("the store panicked while writing a callback");
+                let error = StoreError::Unavailable("the store panicked".into());
+                Err(QueueError::Store(error))
+            }
+            Err(_) => Err(QueueError::Deadline),
+        }
     }
 }
 
