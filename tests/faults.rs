@@ -6,6 +6,7 @@
 //!
 //! Outside CI a test whose service is missing (no `TEST_DATABASE_URL`, no PostgreSQL binaries,
 //! not root for the tmpfs) says so and passes; under CI (`CI` set) it fails.
+#![cfg(any(feature = "sqlite", feature = "postgres"))]
 
 mod common;
 
@@ -16,6 +17,7 @@ use std::time::Duration;
 
 use common::*;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+#[cfg(feature = "postgres")]
 use tokio::time::Instant;
 use twilio_delivery::SignatureValidator;
 use twilio_delivery::store::StatusStore;
@@ -192,10 +194,12 @@ async fn postgres_keeps_every_204_after_kill_9() {
 // ---------------------------------------------------------------------------------------------
 
 /// A tmpfs mounted on a temporary directory, unmounted on drop.
+#[cfg(feature = "sqlite")]
 struct Tmpfs {
     dir: tempfile::TempDir,
 }
 
+#[cfg(feature = "sqlite")]
 impl Tmpfs {
     fn mount(size: &str) -> Option<Self> {
         let dir = tempfile::tempdir().ok()?;
@@ -209,6 +213,7 @@ impl Tmpfs {
     }
 }
 
+#[cfg(feature = "sqlite")]
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg(self.dir.path()).status();

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -476,7 +475,7 @@ mod postgres_instances {
             (1..=before.len() as u64).collect::<Vec<_>>(),
             "in order, once"
         );
-        let all: BTreeSet<u64> = before.into_iter().chain(after).collect();
+        let all: std::collections::BTreeSet<u64> = before.into_iter().chain(after).collect();
         assert_eq!(all, (1..=head).collect(), "nothing lost");
         drop_tables(&a.pool().clone(), &prefix).await;
     }

@@ -200,7 +200,7 @@ mod shared {
         response
     }
 
-    #[cfg(test)]
+    #[cfg(all(test, any(feature = "axum", feature = "actix-web", feature = "warp")))]
     mod tests {
         use std::sync::Arc;
         use std::time::Duration;
