@@ -17,8 +17,9 @@
 //! Writes go through a bounded write queue ([group commit](StatusWebhookBuilder::max_batch)):
 //! a 204 is sent only once the batch holding the callback has committed, so 204 still means
 //! stored. A store that does not group commits ([`StatusStore::group_commit`], the memory
-//! store) is written by each request itself, with no queue. Every callback is answered within the [deadline](StatusWebhookBuilder::deadline)
-//! (default 10 s, under Twilio's 15 s timeout): 503 + `Retry-After` when the store is slower.
+//! store) is written by each request itself, with no queue. Every callback is answered within
+//! the [deadline](StatusWebhookBuilder::deadline) (default 10 s, under Twilio's 15 s timeout):
+//! 503 + `Retry-After` when the store is slower.
 //!
 //! Twilio signs the URL it called, which a reverse proxy hides from the app, so the public URL is
 //! configuration ([`PublicUrl`]); rebuilding it from `Forwarded`/`X-Forwarded-*` headers is
