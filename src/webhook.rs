@@ -628,7 +628,7 @@ impl StatusWebhookBuilder {
     /// How many batches may be in the store at once (default 1). One is right for SQLite (one
     /// writer anyway); with PostgreSQL a second lets the next batch travel to the database while
     /// one commits. Batches of one webhook never deadlock with each other (rows are locked in
-    /// SID order).
+    /// SID order). Not used by a store that does not [group commits](StatusStore::group_commit).
     pub fn writers(mut self, n: usize) -> Self {
         self.write.writers = n;
         self
