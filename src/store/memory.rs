@@ -226,14 +226,10 @@ impl StatusStore for MemoryStore {
     }
 
     async fn apply(&self, event: &StatusEvent) -> Result<Applied, StoreError> {
-        let mut state = self.lock();
-        let applied = apply(&mut state.messages, event);
-        let head = state.record_change(&event.sid, &applied, event.error_code, event.source);
-        drop(state);
-        if let Some(head) = head {
-            self.wake.committed(head);
-        }
-        Ok(applied)
+        self.apply_batch(std::slice::from_ref(event))
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::Corrupt("a batch of one gave no answer".into()))
     }
 
     async fn apply_batch(&self, events: &[StatusEvent]) -> Result<Vec<Applied>, StoreError> {
