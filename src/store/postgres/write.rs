@@ -27,7 +27,7 @@ use sqlx::{AssertSqlSafe, Connection as _, Row};
 use time::OffsetDateTime;
 
 use super::super::batch::{Plan, RowState};
-use super::super::sql::{FINAL_RANK, Statements, floor_time, rank, raw_json};
+use super::super::sql::{FINAL_RANK, Statements, floor_time, from_micros, rank, raw_json};
 use super::feed::Gaps;
 use super::{clean, clean_status, lock_status, settle};
 use crate::model::{Applied, EventSource, SentMessage, StatusEvent};
@@ -189,14 +189,12 @@ fn cleaned(e: &StatusEvent) -> Cow<'_, StatusEvent> {
 /// A row of `read_rows`: its SID, and the columns an event can change with the creation time
 /// (in microseconds, `created_us`).
 fn read_row(row: &PgRow) -> Result<(String, RowState), sqlx::Error> {
-    let micros: i64 = row.try_get("created_us")?;
-    let created_at =
-        OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000).map_err(|e| {
-            sqlx::Error::ColumnDecode {
-                index: "created_us".to_owned(),
-                source: Box::new(e),
-            }
-        })?;
+    let created_at = from_micros(row.try_get("created_us")?, "created_us").map_err(|e| {
+        sqlx::Error::ColumnDecode {
+            index: "created_us".to_owned(),
+            source: Box::new(e),
+        }
+    })?;
     let state = RowState {
         status: MessageStatus::from(row.try_get::<String, _>("status")?),
         error_code: row.try_get("error_code")?,
