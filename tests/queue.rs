@@ -176,13 +176,21 @@ fn hook(
         .unwrap()
 }
 
-/// Waits until the store has seen `n` batches start.
-async fn batches_started(store: &GatedStore, n: usize) {
+/// Waits, 10 s at most, until `done`; fails saying `what` did not happen.
+async fn wait_until(what: &str, done: impl Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
-    while store.batches.lock().unwrap().len() < n {
-        assert!(Instant::now() < deadline, "no batch started");
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+/// Waits until the store has seen `n` batches start.
+async fn batches_started(store: &GatedStore, n: usize) {
+    wait_until("no batch started", || {
+        store.batches.lock().unwrap().len() >= n
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -485,14 +493,8 @@ async fn a_store_that_does_not_group_commits_is_written_by_each_caller() {
             tokio::spawn(async move { post(&hook, n).await })
         })
         .collect();
-    let started = Instant::now() + Duration::from_secs(10);
-    while store.singles.load(Ordering::Relaxed) < 6 {
-        assert!(
-            Instant::now() < started,
-            "not every caller reached the store"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let reached = || store.singles.load(Ordering::Relaxed) >= 6;
+    wait_until("not every caller reached the store", reached).await;
     store.gate(true);
     for p in posts {
         let (status, _, err) = p.await.unwrap();
