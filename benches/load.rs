@@ -22,7 +22,10 @@
 //! `LOAD_DATABASE_URL` for PostgreSQL (skipped without). It prints callbacks/s, p50/p99
 //! latency, the server's RSS and CPU per callback, PostgreSQL's CPU per callback (the CPU time
 //! of its server process and all its children from /proc, those started or ended during the
-//! window included: run it on the database's machine), and each ratio to the floor.
+//! window included: run it on the database's machine), the client's (this process), and each
+//! ratio to the floor. It prints too how busy the whole machine's cores were over the window,
+//! and how much of their time the hypervisor gave to other machines (stolen): a run whose cores
+//! were all busy measured the CPU, one with idle cores the latency of the round trips.
 
 #[cfg(all(feature = "axum", feature = "sqlite"))]
 mod load {
@@ -291,6 +294,46 @@ mod load {
         }
     }
 
+    /// The whole machine's CPU time since boot from `/proc/stat`, in clock ticks: busy (user,
+    /// nice, system, irq, softirq), stolen (run by the hypervisor for someone else: loud
+    /// neighbours) and in all.
+    #[derive(Clone, Copy, Default)]
+    struct Machine {
+        busy: u64,
+        steal: u64,
+        total: u64,
+    }
+
+    impl Machine {
+        fn now() -> Self {
+            let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+            let ticks: Vec<u64> = stat
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .split_whitespace()
+                .skip(1)
+                .take(8)
+                .map(|v| v.parse().unwrap_or(0))
+                .collect();
+            let at = |i: usize| ticks.get(i).copied().unwrap_or(0);
+            Self {
+                busy: at(0) + at(1) + at(2) + at(5) + at(6),
+                steal: at(7),
+                total: ticks.iter().sum(),
+            }
+        }
+
+        /// The shares of the machine's CPU time since `before` that were busy and stolen.
+        fn shares_since(self, before: Self) -> (f64, f64) {
+            let total = self.total.saturating_sub(before.total).max(1) as f64;
+            (
+                self.busy.saturating_sub(before.busy) as f64 / total,
+                self.steal.saturating_sub(before.steal) as f64 / total,
+            )
+        }
+    }
+
     fn rss_mb(pid: u32) -> f64 {
         std::fs::read_to_string(format!("/proc/{pid}/status"))
             .ok()
@@ -310,7 +353,10 @@ mod load {
         p99: Duration,
         rss: f64,
         cpu_us: f64,
+        client_us: f64,
         pg_us: Option<f64>,
+        busy: f64,
+        steal: f64,
         errors: u64,
         wrapped: bool,
     }
@@ -498,7 +544,8 @@ mod load {
                 (Some(_), Some(url)) => Some(url.clone()),
                 _ => None,
             };
-            let cpu_at = std::sync::Mutex::new((0u64, 0u64));
+            let client = std::process::id();
+            let cpu_at = std::sync::Mutex::new((0u64, 0u64, 0u64, Machine::default()));
             #[cfg(feature = "postgres")]
             let postmaster = match &pg {
                 Some(url) => rt.block_on(postmaster(url)),
@@ -509,11 +556,19 @@ mod load {
             let pg_ticks = || postmaster.map_or(0, tree_ticks);
             let (mut lat, errors, wrapped, window) =
                 rt.block_on(run_load(server.port, conns, secs, calls.clone(), || {
-                    *cpu_at.lock().unwrap_or_else(|p| p.into_inner()) =
-                        (cpu_ticks(pid), pg_ticks());
+                    *cpu_at.lock().unwrap_or_else(|p| p.into_inner()) = (
+                        cpu_ticks(pid),
+                        pg_ticks(),
+                        cpu_ticks(client),
+                        Machine::now(),
+                    );
                 }));
-            let (cpu0, pg0) = cpu_at.into_inner().unwrap_or_else(|p| p.into_inner());
+            let machine = Machine::now();
+            let (cpu0, pg0, client0, machine0) =
+                cpu_at.into_inner().unwrap_or_else(|p| p.into_inner());
+            let (busy, steal) = machine.shares_since(machine0);
             let cpu = cpu_ticks(pid).saturating_sub(cpu0);
+            let client_ticks = cpu_ticks(client).saturating_sub(client0);
             let pg_ticks = pg_ticks().saturating_sub(pg0);
             let rss = rss_mb(pid);
             drop(server);
@@ -529,6 +584,9 @@ mod load {
                 p99: q(0.99),
                 rss,
                 cpu_us: cpu as f64 * 10_000.0 / done.max(1.0),
+                client_us: client_ticks as f64 * 10_000.0 / done.max(1.0),
+                busy,
+                steal,
                 // No figure rather than a wrong one when the server's process was not found.
                 pg_us: postmaster.map(|_| pg_ticks as f64 * 10_000.0 / done.max(1.0)),
                 errors,
@@ -542,12 +600,12 @@ mod load {
         let floor = results.iter().find(|r| r.name == "floor").map(|r| r.rate);
         println!(
             "\n{conns} connections, {secs} s each, 2 threads per server\n\
-             | server | callbacks/s | vs floor | p50 | p99 | RSS | server CPU/callback | PostgreSQL CPU/callback | errors |"
+             | server | callbacks/s | vs floor | p50 | p99 | RSS | server CPU/callback | PostgreSQL CPU/callback | client CPU/callback | machine busy (stolen) | errors |"
         );
-        println!("|---|---|---|---|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|---|---|---|---|");
         for r in &results {
             println!(
-                "| {}{} | {:.0} | {} | {:.2} ms | {:.2} ms | {:.0} MB | {:.0} µs | {} | {} |",
+                "| {}{} | {:.0} | {} | {:.2} ms | {:.2} ms | {:.0} MB | {:.0} µs | {} | {:.0} µs | {:.0} % ({:.0} %) | {} |",
                 r.name,
                 if r.wrapped {
                     " (ran out of messages)"
@@ -561,6 +619,9 @@ mod load {
                 r.rss,
                 r.cpu_us,
                 r.pg_us.map_or("-".into(), |u| format!("{u:.0} µs")),
+                r.client_us,
+                100.0 * r.busy,
+                100.0 * r.steal,
                 r.errors,
             );
         }
