@@ -334,6 +334,16 @@ mod load {
         }
     }
 
+    /// The CPU time of the processes measured, at one instant: the server's, PostgreSQL's (its
+    /// server and every child) and the client's, in clock ticks, and the machine's.
+    #[derive(Clone, Copy, Default)]
+    struct Readings {
+        server: u64,
+        postgres: u64,
+        client: u64,
+        machine: Machine,
+    }
+
     fn rss_mb(pid: u32) -> f64 {
         std::fs::read_to_string(format!("/proc/{pid}/status"))
             .ok()
@@ -516,7 +526,7 @@ mod load {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let mut results: Vec<Outcome> = Vec::new();
         for target in targets.split(',') {
-            let (arg, prefix) = match target {
+            let (arg, prefix): (String, Option<String>) = match target {
                 "sqlite" => (dir.path().join("load.db").display().to_string(), None),
                 "postgres" => {
                     #[cfg(feature = "postgres")]
@@ -539,37 +549,31 @@ mod load {
             eprintln!("{target}: starting (preloading {messages} messages)");
             let server = Server::start(target, &arg);
             let pid = server.child.id();
+            // PostgreSQL's main process, for the PostgreSQL target (the one with a prefix).
             #[cfg(feature = "postgres")]
-            let pg = match (&prefix, &pg_url) {
-                (Some(_), Some(url)) => Some(url.clone()),
+            let postmaster = match (&prefix, &pg_url) {
+                (Some(_), Some(url)) => rt.block_on(postmaster(url)),
                 _ => None,
             };
-            let client = std::process::id();
-            let cpu_at = std::sync::Mutex::new((0u64, 0u64, 0u64, Machine::default()));
-            #[cfg(feature = "postgres")]
-            let postmaster = match &pg {
-                Some(url) => rt.block_on(postmaster(url)),
-                None => None,
-            };
             #[cfg(not(feature = "postgres"))]
-            let postmaster: Option<u32> = None;
-            let pg_ticks = || postmaster.map_or(0, tree_ticks);
+            let postmaster: Option<u32> = {
+                debug_assert!(prefix.is_none(), "only PostgreSQL's tables have a prefix");
+                None
+            };
+            let client = std::process::id();
+            let read = || Readings {
+                server: cpu_ticks(pid),
+                postgres: postmaster.map_or(0, tree_ticks),
+                client: cpu_ticks(client),
+                machine: Machine::now(),
+            };
+            let at_start = std::cell::Cell::new(Readings::default());
             let (mut lat, errors, wrapped, window) =
                 rt.block_on(run_load(server.port, conns, secs, calls.clone(), || {
-                    *cpu_at.lock().unwrap_or_else(|p| p.into_inner()) = (
-                        cpu_ticks(pid),
-                        pg_ticks(),
-                        cpu_ticks(client),
-                        Machine::now(),
-                    );
+                    at_start.set(read())
                 }));
-            let machine = Machine::now();
-            let (cpu0, pg0, client0, machine0) =
-                cpu_at.into_inner().unwrap_or_else(|p| p.into_inner());
-            let (busy, steal) = machine.shares_since(machine0);
-            let cpu = cpu_ticks(pid).saturating_sub(cpu0);
-            let client_ticks = cpu_ticks(client).saturating_sub(client0);
-            let pg_ticks = pg_ticks().saturating_sub(pg0);
+            let (end, start) = (read(), at_start.get());
+            let (busy, steal) = end.machine.shares_since(start.machine);
             let rss = rss_mb(pid);
             drop(server);
             lat.sort_unstable();
@@ -577,18 +581,21 @@ mod load {
             let q =
                 |f: f64| Duration::from_micros(u64::from(lat[((count - 1) as f64 * f) as usize]));
             let done = lat.len() as f64;
+            // Clock ticks (1/100 s) over the window → µs per callback.
+            let per_callback = |ticks: u64| ticks as f64 * 10_000.0 / done.max(1.0);
             results.push(Outcome {
                 name: target.to_owned(),
                 rate: done / window.as_secs_f64(),
                 p50: q(0.50),
                 p99: q(0.99),
                 rss,
-                cpu_us: cpu as f64 * 10_000.0 / done.max(1.0),
-                client_us: client_ticks as f64 * 10_000.0 / done.max(1.0),
+                cpu_us: per_callback(end.server.saturating_sub(start.server)),
+                client_us: per_callback(end.client.saturating_sub(start.client)),
                 busy,
                 steal,
                 // No figure rather than a wrong one when the server's process was not found.
-                pg_us: postmaster.map(|_| pg_ticks as f64 * 10_000.0 / done.max(1.0)),
+                pg_us: postmaster
+                    .map(|_| per_callback(end.postgres.saturating_sub(start.postgres))),
                 errors,
                 wrapped,
             });
