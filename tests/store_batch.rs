@@ -132,7 +132,11 @@ async fn same(
 }
 
 fn batches() -> impl Strategy<Value = (Vec<StatusEvent>, Vec<usize>)> {
-    let one = (0u8..5, 0usize..16, any::<bool>(), 0u8..8, 0i64..100);
+    batches_over(5)
+}
+
+fn batches_over(messages: u8) -> impl Strategy<Value = (Vec<StatusEvent>, Vec<usize>)> {
+    let one = (0u8..messages, 0usize..16, any::<bool>(), 0u8..8, 0i64..100);
     (
         proptest::collection::vec(one, 1..40),
         proptest::collection::vec(0usize..40, 0..4),
@@ -219,11 +223,40 @@ mod postgres {
     use common::pg::{drop_tables, pool, random_prefix};
     use twilio_delivery::store::PostgresStore;
 
+    /// Random batches over `messages` messages, cut wherever a message comes again, so that no
+    /// batch holds two events of one message (the batches a store may write in one statement).
+    fn distinct_batches(messages: u8) -> impl Strategy<Value = (Vec<StatusEvent>, Vec<usize>)> {
+        batches_over(messages).prop_map(|(events, _)| {
+            let mut cuts = Vec::new();
+            let mut seen = std::collections::HashSet::new();
+            for (i, e) in events.iter().enumerate() {
+                if !seen.insert(e.sid.clone()) {
+                    cuts.push(i);
+                    seen.clear();
+                    seen.insert(e.sid.clone());
+                }
+            }
+            (events, cuts)
+        })
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
         #[test]
         fn postgres_batch_is_one_by_one((events, cuts) in batches()) {
+            runtime().block_on(async {
+                let Some(pool) = pool().await else { return };
+                let pb = random_prefix();
+                let b = PostgresStore::new(pool.clone()).with_prefix(pb.clone());
+                b.migrate().await.unwrap();
+                same(reference(), Arc::new(b), &events, &cuts).await;
+                drop_tables(&pool, &pb).await;
+            });
+        }
+
+        #[test]
+        fn postgres_distinct_batch_is_one_by_one((events, cuts) in distinct_batches(24)) {
             runtime().block_on(async {
                 let Some(pool) = pool().await else { return };
                 let pb = random_prefix();

@@ -2,7 +2,8 @@
 //! statuses (with duplicates), applied from 16 tasks in random order while half the messages
 //! are also `record_sent`; the result must be the max-register answer with every distinct event
 //! in the history exactly once, and the `Applied` answers must form one consistent chain per
-//! message. PostgreSQL runs it through 4 pools, like 4 app instances.
+//! message. PostgreSQL runs it through 4 pools, like 4 app instances, one event at a time and
+//! in batches.
 
 mod common;
 
@@ -36,15 +37,6 @@ fn code_of(status: &MessageStatus) -> Option<u32> {
 enum Op {
     Apply(StatusEvent),
     Sent(SentMessage),
-}
-
-impl Op {
-    fn sid(&self) -> &MessageSid {
-        match self {
-            Op::Apply(e) => &e.sid,
-            Op::Sent(s) => &s.sid,
-        }
-    }
 }
 
 /// What each message must end as.
@@ -115,9 +107,16 @@ fn max(a: Option<MessageStatus>, b: MessageStatus) -> Option<MessageStatus> {
     })
 }
 
-/// Runs the workload from 16 tasks over `stores` (task `i` uses store `i % len`) and checks
-/// the end state and every answer.
+/// Runs the workload from 16 tasks over `stores` (task `i` uses store `i % len`), one
+/// operation at a time, and checks the end state and every answer.
 async fn run(stores: Vec<Arc<dyn StatusStore>>) {
+    run_in(stores, 1).await;
+}
+
+/// As [`run`], each task taking `batch` operations at a time: their events are written with
+/// one `apply_batch` (so batches of many messages, sometimes two events of one, race each
+/// other), after the sends among them.
+async fn run_in(stores: Vec<Arc<dyn StatusStore>>, batch: usize) {
     let (ops, expect) = workload(seed());
     let ops = Arc::new(ops);
     let next = Arc::new(AtomicUsize::new(0));
@@ -128,14 +127,34 @@ async fn run(stores: Vec<Arc<dyn StatusStore>>) {
             tokio::spawn(async move {
                 let mut answers = Vec::new();
                 loop {
-                    let k = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(op) = ops.get(k) else { break };
-                    let applied = match op {
-                        Op::Apply(e) => store.apply(e).await,
-                        Op::Sent(s) => store.record_sent(s).await,
+                    let k = next.fetch_add(batch, Ordering::Relaxed);
+                    let Some(taken) = ops.get(k..(k + batch).min(ops.len())) else {
+                        break;
+                    };
+                    if taken.is_empty() {
+                        break;
                     }
-                    .unwrap_or_else(|e| panic!("{op:?}: {e:?}"));
-                    answers.push((op.sid().clone(), matches!(op, Op::Apply(_)), applied));
+                    let mut events = Vec::new();
+                    for op in taken {
+                        match op {
+                            Op::Sent(s) => {
+                                let a = store
+                                    .record_sent(s)
+                                    .await
+                                    .unwrap_or_else(|e| panic!("{op:?}: {e:?}"));
+                                answers.push((s.sid.clone(), false, a));
+                            }
+                            Op::Apply(e) => events.push(e.clone()),
+                        }
+                    }
+                    let applied = store
+                        .apply_batch(&events)
+                        .await
+                        .unwrap_or_else(|e| panic!("{events:?}: {e:?}"));
+                    assert_eq!(applied.len(), events.len(), "one answer per event");
+                    for (e, a) in events.iter().zip(applied) {
+                        answers.push((e.sid.clone(), true, a));
+                    }
                 }
                 answers
             })
@@ -245,6 +264,12 @@ async fn memory_store_converges() {
     run(vec![store]).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_store_converges_in_batches() {
+    let store: Arc<dyn StatusStore> = Arc::new(twilio_delivery::store::MemoryStore::new());
+    run_in(vec![store], 8).await;
+}
+
 #[cfg(feature = "sqlite")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_file_converges() {
@@ -258,6 +283,20 @@ async fn sqlite_file_converges() {
     let b = SqliteStore::connect(path).await.unwrap();
     b.migrate().await.unwrap();
     run(vec![Arc::new(a), Arc::new(b)]).await;
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_file_converges_in_batches() {
+    use twilio_delivery::store::SqliteStore;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("concurrency.db");
+    let path = path.to_str().unwrap();
+    let a = SqliteStore::connect(path).await.unwrap();
+    a.migrate().await.unwrap();
+    let b = SqliteStore::connect(path).await.unwrap();
+    b.migrate().await.unwrap();
+    run_in(vec![Arc::new(a), Arc::new(b)], 8).await;
 }
 
 #[cfg(feature = "postgres")]
@@ -284,6 +323,27 @@ mod postgres {
             stores.push(Arc::new(store));
         }
         super::run(stores).await;
+        drop_tables(&first, &prefix).await;
+    }
+
+    /// Batches of several messages from four instances at once: rows locked in SID order by
+    /// statements of either kind (distinct messages, or two events of one), creation races.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn four_instances_converge_in_batches() {
+        let Some(first) = pool().await else { return };
+        let prefix = random_prefix();
+        let mut stores: Vec<Arc<dyn StatusStore>> = Vec::new();
+        for i in 0..4 {
+            let pool = if i == 0 {
+                first.clone()
+            } else {
+                pool().await.unwrap()
+            };
+            let store = PostgresStore::new(pool).with_prefix(prefix.clone());
+            store.migrate().await.unwrap();
+            stores.push(Arc::new(store));
+        }
+        super::run_in(stores, 8).await;
         drop_tables(&first, &prefix).await;
     }
 

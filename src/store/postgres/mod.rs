@@ -40,15 +40,18 @@ const MAX_ATTEMPTS: usize = 5;
 
 /// A store in a PostgreSQL database, shared by any number of app instances.
 ///
-/// A batch of events ([`StatusStore::apply_batch`], which `apply` uses for one event) is two
-/// round trips: read the batch's message rows and their versions, compute the max-register
-/// result of the events in order in memory, then write the new and changed rows, the history
-/// rows (`ON CONFLICT DO NOTHING`) and the feed rows with one statement over arrays
-/// (`unnest`) that commits on its own. That statement locks the rows it read in SID order and
-/// checks they did not change since; when one did (another instance wrote it), or another
-/// instance created a message the batch meant to create, it fails whole and the batch is read
-/// and planned again. Rows are locked and created in SID order, so instances never deadlock.
-/// Any error in a write closes its connection instead of returning it to the pool.
+/// A batch of events ([`StatusStore::apply_batch`], which `apply` uses for one event) whose
+/// events are all for different messages is one round trip: one statement over arrays
+/// (`unnest`) that commits on its own locks the batch's message rows in SID order, applies the
+/// max-register rule to each, and writes the new and changed rows, the history rows
+/// (`ON CONFLICT DO NOTHING`) and the feed rows. A batch with several events for one message
+/// is two: read the rows and their versions, compute the result of the events in order in
+/// memory, then write it all with one statement that locks the rows it read in SID order and
+/// checks they did not change since; when one did (another instance wrote it), it fails whole
+/// and the batch is read and planned again. Either statement fails whole, and is tried again,
+/// when another instance created a message the batch meant to create. Rows are locked and
+/// created in SID order, so instances never deadlock. Any error in a write closes its
+/// connection instead of returning it to the pool.
 ///
 /// The change feed's positions come from a sequence: writers never wait for each other, and a
 /// read that meets a missing position waits for the transactions that may still commit it

@@ -1,13 +1,25 @@
-//! The writes of a `PostgresStore`: a batch of events in two round trips, and `record_sent`.
+//! The writes of a `PostgresStore`: a batch of events in one or two round trips, and
+//! `record_sent`.
 //!
-//! A batch reads its messages' rows without locking them, with each row's version (`xmin`,
-//! which every update of the row changes), plans its writes from them, then writes everything
-//! with `unnest` in one statement that commits on its own: no transaction stays open between
-//! the round trips. That statement first locks the rows it read, in SID order, and checks that
-//! each is still the version the plan was made from; when one changed in between (another
-//! instance wrote it), or a message it meant to create was created by another transaction
-//! first, the statement fails whole with a serialization failure (`<prefix>batch_conflict()`,
-//! schema version 7), nothing written, and the store reads and plans again.
+//! A batch whose events are all for different messages (the common case: callbacks of one
+//! message come seconds apart) is one statement that commits on its own: it locks the rows of
+//! its messages in SID order, compares each event with the row it locked by the max-register
+//! rule (`status_rank`, then the name between unknown statuses, byte-wise), and writes the
+//! changes, the history and the feed. The store checks each of the statement's decisions
+//! against [`transition`], the crate's own rule, and answers from that rule.
+//!
+//! A batch with two events or more for one message needs them applied in order, one over the
+//! other: it reads its messages' rows without locking them, with each row's version (`xmin`,
+//! which every update of the row changes), plans its writes from them in memory (`Plan`),
+//! then writes everything with `unnest` in one statement that commits on its own: no
+//! transaction stays open between the round trips. That statement first locks the rows it
+//! read, in SID order, and checks that each is still the version the plan was made from; when
+//! one changed in between (another instance wrote it), the statement fails whole with a
+//! serialization failure (`<prefix>batch_conflict()`, schema version 7), nothing written, and
+//! the store reads and plans again.
+//!
+//! Either statement fails the same way when a message it meant to create was created by
+//! another transaction first: it then retries on the row that exists.
 //!
 //! A status change touches no index of `messages` (schema version 4), so PostgreSQL updates
 //! the row in place (HOT); the `pending` table, which lists the messages not final, loses the
@@ -41,6 +53,8 @@ pub(super) struct Writes {
     read_rows: String,
     /// The whole batch; see [`Writes::new`].
     batch: String,
+    /// A batch of distinct messages in one round trip; see [`Writes::new`].
+    locked_batch: String,
     /// `$1` sid, `$2` previous, `$3` current, `$4` error code, `$5` source, `$6` at,
     /// `$7` channel → the position of one change.
     feed_one: String,
@@ -63,6 +77,15 @@ impl Writes {
     /// column calls `batch_conflict()`, which fails the statement before the rest runs. Positions
     /// are numbered in the order of the batch's changes (`row_number` over the values taken,
     /// whatever order PostgreSQL takes them in), so one message's changes keep their order.
+    ///
+    /// The statement of a batch of distinct messages (`locked_batch`, one row per event in
+    /// `$1`..`$13`, sorted by SID, `$17` each event's place in the batch) locks the rows of its
+    /// messages in SID order (`locked`, which also sets the lock timeout, `$16`) and joins each
+    /// event to its row (`j`): whether the message existed, its status before, its creation
+    /// time, and whether the event advances it. Its first reader, the insert of new messages,
+    /// sorts all of `j`, so every lock is held before anything is written. It answers with one
+    /// array per column, in batch order; when a message it meant to create was created by
+    /// another transaction first, its first column calls `batch_conflict()`.
     pub(super) fn new(sql: &Statements, gaps: &Gaps) -> Self {
         let p = sql.prefix.as_str();
         let lock = &gaps.take;
@@ -147,6 +170,94 @@ impl Writes {
                    (SELECT count(*) FROM feed) AS fed, (SELECT count(*) FROM wake) AS woke, \
                    (SELECT max(position) FROM feed) AS head"
             ),
+            locked_batch: format!(
+                "WITH locked AS ( \
+                   SELECT l.* FROM (SELECT set_config('lock_timeout', $16, true) AS t) AS cfg, \
+                   LATERAL (SELECT m.sid, m.status, m.status_rank, m.account_sid, m.to_addr, \
+                     m.from_addr, m.messaging_service_sid, m.created_at FROM {p}messages AS m \
+                     WHERE m.sid = ANY($1::text[]) AND cfg.t IS NOT NULL \
+                     ORDER BY m.sid FOR UPDATE OF m) AS l), \
+                 j AS ( \
+                   SELECT e.*, l.sid IS NOT NULL AS existed, l.status AS previous, \
+                     l.account_sid AS had_account, l.to_addr AS had_to, l.from_addr AS had_from, \
+                     l.messaging_service_sid AS had_service, \
+                     COALESCE(l.created_at, e.received_at) AS created_at, \
+                     l.sid IS NULL OR e.rank > l.status_rank OR (e.rank = l.status_rank \
+                       AND e.rank = 0 AND e.status COLLATE \"C\" > l.status COLLATE \"C\") \
+                       AS advanced \
+                   FROM unnest($1::text[], $2::text[], $3::int4[], $4::int8[], $5::text[], \
+                     $6::text[], $7::text[], $8::text[], $9::text[], $10::timestamptz[], \
+                     $11::text[], $12::text[], $13::text[], $17::int4[]) \
+                     AS e(sid, status, rank, error_code, error_message, account_sid, to_addr, \
+                     from_addr, service, received_at, source, token, raw, idx) \
+                   LEFT JOIN locked AS l ON l.sid = e.sid), \
+                 ins AS ( \
+                   INSERT INTO {p}messages (sid, account_sid, to_addr, from_addr, \
+                     messaging_service_sid, status, status_rank, error_code, error_message, \
+                     sent_recorded, created_at, updated_at) \
+                   SELECT sid, account_sid, to_addr, from_addr, service, status, rank, \
+                     error_code, error_message, FALSE, received_at, $14 \
+                   FROM j WHERE NOT existed ORDER BY sid \
+                   ON CONFLICT (sid) DO NOTHING RETURNING sid, created_at, status_rank), \
+                 pend_ins AS ( \
+                   INSERT INTO {p}pending (sid, created_at) \
+                   SELECT sid, created_at FROM ins WHERE status_rank < {FINAL_RANK} \
+                   ON CONFLICT (sid) DO NOTHING RETURNING 1), \
+                 upd AS ( \
+                   UPDATE {p}messages AS m SET \
+                     status = CASE WHEN j.advanced THEN j.status ELSE m.status END, \
+                     status_rank = CASE WHEN j.advanced THEN j.rank ELSE m.status_rank END, \
+                     error_code = CASE WHEN j.advanced THEN j.error_code ELSE m.error_code END, \
+                     error_message = CASE WHEN j.advanced THEN j.error_message \
+                       ELSE m.error_message END, \
+                     account_sid = COALESCE(m.account_sid, j.account_sid), \
+                     to_addr = COALESCE(m.to_addr, j.to_addr), \
+                     from_addr = COALESCE(m.from_addr, j.from_addr), \
+                     messaging_service_sid = COALESCE(m.messaging_service_sid, j.service), \
+                     updated_at = $14 \
+                   FROM j WHERE m.sid = j.sid AND j.existed AND (j.advanced \
+                     OR (j.had_account IS NULL AND j.account_sid IS NOT NULL) \
+                     OR (j.had_to IS NULL AND j.to_addr IS NOT NULL) \
+                     OR (j.had_from IS NULL AND j.from_addr IS NOT NULL) \
+                     OR (j.had_service IS NULL AND j.service IS NOT NULL)) \
+                   RETURNING m.sid, m.status_rank), \
+                 pend_del AS ( \
+                   DELETE FROM {p}pending WHERE sid = ANY(ARRAY( \
+                     SELECT sid FROM upd WHERE status_rank >= {FINAL_RANK})) RETURNING 1), \
+                 ev AS ( \
+                   INSERT INTO {p}events (message_sid, status, error_code, received_at, source, \
+                     idempotency_token, raw) \
+                   SELECT sid, status, error_code, received_at, source, token, raw FROM j \
+                   ORDER BY idx \
+                   ON CONFLICT (message_sid, status) DO NOTHING RETURNING message_sid), \
+                 ch AS (SELECT idx, sid, previous, status, error_code, source FROM j \
+                   WHERE advanced), \
+                 lk AS (SELECT {lock} AS l WHERE EXISTS (SELECT 1 FROM ch)), \
+                 pos AS ( \
+                   SELECT row_number() OVER (ORDER BY v) AS n, v AS position FROM ( \
+                     SELECT nextval('{p}feed_position') AS v FROM lk, ch) AS taken), \
+                 feed AS ( \
+                   INSERT INTO {p}feed (position, sid, previous, current, error_code, source, at) \
+                   SELECT pos.position, c.sid, c.previous, c.status, c.error_code, c.source, $14 \
+                   FROM pos JOIN (SELECT row_number() OVER (ORDER BY idx) AS n, * FROM ch) AS c \
+                     ON c.n = pos.n \
+                   RETURNING position), \
+                 wake AS (SELECT pg_notify($15, '') AS n FROM lk) \
+                 SELECT CASE WHEN (SELECT count(*) FROM ins) \
+                     = (SELECT count(*) FROM j WHERE NOT existed) THEN 0 \
+                     ELSE {p}batch_conflict() END AS checked, \
+                   ARRAY(SELECT idx FROM j ORDER BY idx) AS idx, \
+                   ARRAY(SELECT previous FROM j ORDER BY idx) AS previous, \
+                   ARRAY(SELECT advanced FROM j ORDER BY idx) AS advanced, \
+                   ARRAY(SELECT (EXTRACT(EPOCH FROM created_at) * 1000000)::int8 FROM j \
+                     ORDER BY idx) AS created_us, \
+                   ARRAY(SELECT sid FROM j WHERE sid IN (SELECT message_sid FROM ev) \
+                     ORDER BY idx) AS kept_sids, \
+                   (SELECT count(*) FROM pend_ins) AS pended, \
+                   (SELECT count(*) FROM pend_del) AS unpended, \
+                   (SELECT count(*) FROM wake) AS woke, \
+                   (SELECT max(position) FROM feed) AS head"
+            ),
             feed_one: format!(
                 "WITH lk AS (SELECT {lock} AS l), \
                  ins AS (INSERT INTO {p}feed (position, sid, previous, current, error_code, \
@@ -211,10 +322,27 @@ fn read_row(row: &PgRow) -> Result<(String, RowState), sqlx::Error> {
 /// What a batch did: the answers and the new feed head, if it wrote changes.
 pub(super) type BatchOutcome = (Vec<Applied>, Option<u64>);
 
-/// Writes `events` on `conn` in two round trips (see the module documentation), waiting
-/// `lock_timeout` (milliseconds, as text) at most for each row lock. A batch whose rows changed
-/// after it read them fails with a serialization failure (SQLSTATE `40001`), nothing written.
+/// Writes `events` on `conn`, waiting `lock_timeout` (milliseconds, as text) at most for each
+/// row lock: in one round trip when no two of them are for the same message, else in two (see
+/// the module documentation). A batch of two round trips whose rows changed after it read them
+/// fails with a serialization failure (SQLSTATE `40001`), nothing written.
 pub(super) async fn apply_batch(
+    w: &Writes,
+    lock_timeout: &str,
+    conn: &mut PgConnection,
+    events: &[StatusEvent],
+) -> Result<BatchOutcome, sqlx::Error> {
+    let mut sids: Vec<&str> = events.iter().map(|e| e.sid.as_str()).collect();
+    sids.sort_unstable();
+    if sids.windows(2).all(|pair| pair[0] != pair[1]) {
+        apply_distinct(w, lock_timeout, conn, events).await
+    } else {
+        apply_planned(w, lock_timeout, conn, events).await
+    }
+}
+
+/// Writes `events` in two round trips: reads their rows, plans in memory, writes.
+async fn apply_planned(
     w: &Writes,
     lock_timeout: &str,
     conn: &mut PgConnection,
@@ -384,6 +512,118 @@ pub(super) async fn apply_batch(
     let kept: HashSet<(String, String)> = kept_sids.into_iter().zip(kept_statuses).collect();
     let head = head.and_then(|h| u64::try_from(h).ok());
     Ok((plan.answers(&refs, &kept), head))
+}
+
+/// Writes `events`, whose SIDs are all different, in one round trip: the statement locks their
+/// rows and applies the max-register rule itself (see [`Writes::new`]).
+async fn apply_distinct(
+    w: &Writes,
+    lock_timeout: &str,
+    conn: &mut PgConnection,
+    events: &[StatusEvent],
+) -> Result<BatchOutcome, sqlx::Error> {
+    let cleaned: Vec<Cow<'_, StatusEvent>> = events.iter().map(cleaned).collect();
+    let mut order: Vec<usize> = (0..cleaned.len()).collect();
+    order.sort_unstable_by(|&a, &b| cleaned[a].sid.as_str().cmp(cleaned[b].sid.as_str()));
+    let sorted: Vec<&StatusEvent> = order.iter().map(|&i| &*cleaned[i]).collect();
+    let now = floor_time(OffsetDateTime::now_utc());
+    let texts = |f: fn(&StatusEvent) -> Option<&str>| {
+        sorted
+            .iter()
+            .map(|e| f(e).map(str::to_owned))
+            .collect::<Vec<_>>()
+    };
+    let row = sqlx::query(AssertSqlSafe(w.locked_batch.clone()))
+        .bind(sorted.iter().map(|e| e.sid.as_str()).collect::<Vec<_>>())
+        .bind(sorted.iter().map(|e| e.status.as_str()).collect::<Vec<_>>())
+        .bind(sorted.iter().map(|e| rank(&e.status)).collect::<Vec<_>>())
+        .bind(
+            sorted
+                .iter()
+                .map(|e| e.error_code.map(i64::from))
+                .collect::<Vec<_>>(),
+        )
+        .bind(texts(|e| e.error_message.as_deref()))
+        .bind(texts(|e| e.account_sid.as_ref().map(|a| a.as_str())))
+        .bind(texts(|e| e.to.as_deref()))
+        .bind(texts(|e| e.from.as_deref()))
+        .bind(texts(|e| {
+            e.messaging_service_sid.as_ref().map(|s| s.as_str())
+        }))
+        .bind(
+            sorted
+                .iter()
+                .map(|e| floor_time(e.received_at))
+                .collect::<Vec<_>>(),
+        )
+        .bind(sorted.iter().map(|e| e.source.as_str()).collect::<Vec<_>>())
+        .bind(texts(|e| e.idempotency_token.as_deref()))
+        .bind(sorted.iter().map(|e| raw_json(&e.raw)).collect::<Vec<_>>())
+        .bind(now)
+        .bind(w.channel.as_str())
+        .bind(lock_timeout)
+        .bind(
+            order
+                .iter()
+                .map(|&i| i32::try_from(i).unwrap_or(i32::MAX))
+                .collect::<Vec<_>>(),
+        )
+        // All of the answer, up to the server's "ready": the statement has then committed.
+        .fetch_all(&mut *conn)
+        .await?
+        .pop()
+        .ok_or(sqlx::Error::RowNotFound)?;
+    let idx: Vec<i32> = row.try_get("idx")?;
+    let previous: Vec<Option<String>> = row.try_get("previous")?;
+    let advanced: Vec<bool> = row.try_get("advanced")?;
+    let created_us: Vec<i64> = row.try_get("created_us")?;
+    let kept: HashSet<String> = row
+        .try_get::<Vec<String>, _>("kept_sids")?
+        .into_iter()
+        .collect();
+    let head: Option<i64> = row.try_get("head")?;
+    let expected = (0..cleaned.len()).filter_map(|i| i32::try_from(i).ok());
+    let n = cleaned.len();
+    let lengths = [previous.len(), advanced.len(), created_us.len()];
+    if !idx.iter().copied().eq(expected) || lengths.iter().any(|&l| l != n) {
+        return Err(answer_error(
+            "idx",
+            "the batch's answer is for other events",
+        ));
+    }
+    let mut applied = Vec::with_capacity(n);
+    let answers = previous.into_iter().zip(advanced).zip(created_us);
+    for (event, ((previous, advanced), created_us)) in cleaned.iter().zip(answers) {
+        let previous = previous.map(MessageStatus::from);
+        let outcome = transition(previous.as_ref(), &event.status);
+        if outcome.changed() != advanced {
+            return Err(answer_error(
+                "advanced",
+                "the database ranked a status differently from the crate",
+            ));
+        }
+        let current = match &previous {
+            Some(p) if !outcome.changed() => p.clone(),
+            _ => event.status.clone(),
+        };
+        let created_at =
+            from_micros(created_us, "created_us").map_err(|e| sqlx::Error::ColumnDecode {
+                index: "created_us".to_owned(),
+                source: Box::new(e),
+            })?;
+        let mut a = Applied::new(outcome, previous, current, false).created_at(created_at);
+        a.new_event = kept.contains(event.sid.as_str());
+        applied.push(a);
+    }
+    Ok((applied, head.and_then(|h| u64::try_from(h).ok())))
+}
+
+/// An answer of the database that does not fit the batch: the store reports it as corrupt.
+fn answer_error(column: &str, message: &'static str) -> sqlx::Error {
+    sqlx::Error::ColumnDecode {
+        index: column.to_owned(),
+        source: message.into(),
+    }
 }
 
 /// `record_sent` in one transaction on `conn`; `None` when it lost a creation race (retry).
