@@ -223,6 +223,16 @@ mod postgres {
     use common::pg::{drop_tables, pool, random_prefix};
     use twilio_delivery::store::PostgresStore;
 
+    /// [`same`] for a new store on fresh tables, dropped afterwards.
+    async fn compare(events: Vec<StatusEvent>, cuts: Vec<usize>) {
+        let Some(pool) = pool().await else { return };
+        let pb = random_prefix();
+        let b = PostgresStore::new(pool.clone()).with_prefix(pb.clone());
+        b.migrate().await.unwrap();
+        same(reference(), Arc::new(b), &events, &cuts).await;
+        drop_tables(&pool, &pb).await;
+    }
+
     /// Random batches over `messages` messages, cut wherever a message comes again, so that no
     /// batch holds two events of one message (the batches a store may write in one statement).
     fn distinct_batches(messages: u8) -> impl Strategy<Value = (Vec<StatusEvent>, Vec<usize>)> {
@@ -245,26 +255,12 @@ mod postgres {
 
         #[test]
         fn postgres_batch_is_one_by_one((events, cuts) in batches()) {
-            runtime().block_on(async {
-                let Some(pool) = pool().await else { return };
-                let pb = random_prefix();
-                let b = PostgresStore::new(pool.clone()).with_prefix(pb.clone());
-                b.migrate().await.unwrap();
-                same(reference(), Arc::new(b), &events, &cuts).await;
-                drop_tables(&pool, &pb).await;
-            });
+            runtime().block_on(compare(events, cuts));
         }
 
         #[test]
         fn postgres_distinct_batch_is_one_by_one((events, cuts) in distinct_batches(24)) {
-            runtime().block_on(async {
-                let Some(pool) = pool().await else { return };
-                let pb = random_prefix();
-                let b = PostgresStore::new(pool.clone()).with_prefix(pb.clone());
-                b.migrate().await.unwrap();
-                same(reference(), Arc::new(b), &events, &cuts).await;
-                drop_tables(&pool, &pb).await;
-            });
+            runtime().block_on(compare(events, cuts));
         }
     }
 }

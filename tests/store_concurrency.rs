@@ -270,33 +270,31 @@ async fn memory_store_converges_in_batches() {
     run_in(vec![store], 8).await;
 }
 
+/// The workload from two stores (two pools) over one file, like two handlers of one process,
+/// `batch` operations at a time (see `run_in`).
 #[cfg(feature = "sqlite")]
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sqlite_file_converges() {
+async fn sqlite_file(batch: usize) {
     use twilio_delivery::store::SqliteStore;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("concurrency.db");
     let path = path.to_str().unwrap();
-    // Two stores (two pools) over one file, like two handlers of one process.
     let a = SqliteStore::connect(path).await.unwrap();
     a.migrate().await.unwrap();
     let b = SqliteStore::connect(path).await.unwrap();
     b.migrate().await.unwrap();
-    run(vec![Arc::new(a), Arc::new(b)]).await;
+    run_in(vec![Arc::new(a), Arc::new(b)], batch).await;
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_file_converges() {
+    sqlite_file(1).await;
 }
 
 #[cfg(feature = "sqlite")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sqlite_file_converges_in_batches() {
-    use twilio_delivery::store::SqliteStore;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("concurrency.db");
-    let path = path.to_str().unwrap();
-    let a = SqliteStore::connect(path).await.unwrap();
-    a.migrate().await.unwrap();
-    let b = SqliteStore::connect(path).await.unwrap();
-    b.migrate().await.unwrap();
-    run_in(vec![Arc::new(a), Arc::new(b)], 8).await;
+    sqlite_file(8).await;
 }
 
 #[cfg(feature = "postgres")]
@@ -307,8 +305,9 @@ mod postgres {
     use crate::common::pg::{drop_tables, pool, random_prefix};
     use twilio_delivery::store::{PostgresStore, StatusStore};
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn four_instances_converge() {
+    /// The workload from four instances (four pools on one schema), `batch` operations at a
+    /// time (see `run_in`).
+    async fn four_instances(batch: usize) {
         let Some(first) = pool().await else { return };
         let prefix = random_prefix();
         let mut stores: Vec<Arc<dyn StatusStore>> = Vec::new();
@@ -322,29 +321,20 @@ mod postgres {
             store.migrate().await.unwrap();
             stores.push(Arc::new(store));
         }
-        super::run(stores).await;
+        super::run_in(stores, batch).await;
         drop_tables(&first, &prefix).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn four_instances_converge() {
+        four_instances(1).await;
     }
 
     /// Batches of several messages from four instances at once: rows locked in SID order by
     /// statements of either kind (distinct messages, or two events of one), creation races.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn four_instances_converge_in_batches() {
-        let Some(first) = pool().await else { return };
-        let prefix = random_prefix();
-        let mut stores: Vec<Arc<dyn StatusStore>> = Vec::new();
-        for i in 0..4 {
-            let pool = if i == 0 {
-                first.clone()
-            } else {
-                pool().await.unwrap()
-            };
-            let store = PostgresStore::new(pool).with_prefix(prefix.clone());
-            store.migrate().await.unwrap();
-            stores.push(Arc::new(store));
-        }
-        super::run_in(stores, 8).await;
-        drop_tables(&first, &prefix).await;
+        four_instances(8).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -46,6 +46,10 @@ use crate::model::{Applied, EventSource, SentMessage, StatusEvent};
 use crate::notify::StatusChange;
 use crate::status::{MessageStatus, transition};
 
+/// The columns a batch inserts into `messages`, in order.
+const MESSAGE_COLUMNS: &str = "sid, account_sid, to_addr, from_addr, messaging_service_sid, \
+    status, status_rank, error_code, error_message, sent_recorded, created_at, updated_at";
+
 /// The PostgreSQL-only write statements, rendered for a prefix.
 #[derive(Debug)]
 pub(super) struct Writes {
@@ -90,6 +94,16 @@ impl Writes {
         let p = sql.prefix.as_str();
         let lock = &gaps.take;
         let channel = format!("{p}feed");
+        // The pending list follows the messages written by `ins` and `upd`: both statements.
+        let pending_in = format!(
+            "pend_ins AS (INSERT INTO {p}pending (sid, created_at) \
+             SELECT sid, created_at FROM ins WHERE status_rank < {FINAL_RANK} \
+             ON CONFLICT (sid) DO NOTHING RETURNING 1),"
+        );
+        let pending_out = format!(
+            "pend_del AS (DELETE FROM {p}pending WHERE sid = ANY(ARRAY( \
+             SELECT sid FROM upd WHERE status_rank >= {FINAL_RANK})) RETURNING 1),"
+        );
         Self {
             read_rows: format!(
                 "SELECT sid, status, error_code, error_message, account_sid, to_addr, from_addr, \
@@ -108,9 +122,7 @@ impl Writes {
                    JOIN unnest($35::text[], $36::int8[]) AS e(sid, version) \
                      ON e.sid = l.sid AND e.version = l.version), \
                  ins AS ( \
-                   INSERT INTO {p}messages (sid, account_sid, to_addr, from_addr, \
-                     messaging_service_sid, status, status_rank, error_code, error_message, \
-                     sent_recorded, created_at, updated_at) \
+                   INSERT INTO {p}messages ({MESSAGE_COLUMNS}) \
                    SELECT u.sid, u.account_sid, u.to_addr, u.from_addr, u.service, u.status, \
                      u.rank, u.error_code, u.error_message, FALSE, u.created_at, $33 \
                    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
@@ -120,10 +132,7 @@ impl Writes {
                    WHERE (SELECT ok FROM gate) \
                    ORDER BY u.ord \
                    ON CONFLICT (sid) DO NOTHING RETURNING sid, created_at, status_rank), \
-                 pend_ins AS ( \
-                   INSERT INTO {p}pending (sid, created_at) \
-                   SELECT sid, created_at FROM ins WHERE status_rank < {FINAL_RANK} \
-                   ON CONFLICT (sid) DO NOTHING RETURNING 1), \
+                 {pending_in} \
                  upd AS ( \
                    UPDATE {p}messages AS m SET status = u.status, status_rank = u.rank, \
                      error_code = u.error_code, error_message = u.error_message, \
@@ -134,9 +143,7 @@ impl Writes {
                      AS u(sid, status, rank, error_code, error_message, account_sid, to_addr, \
                      from_addr, service) \
                    WHERE m.sid = u.sid AND (SELECT ok FROM gate) RETURNING m.sid, m.status_rank), \
-                 pend_del AS ( \
-                   DELETE FROM {p}pending WHERE sid = ANY(ARRAY( \
-                     SELECT sid FROM upd WHERE status_rank >= {FINAL_RANK})) RETURNING 1), \
+                 {pending_out} \
                  ev AS ( \
                    INSERT INTO {p}events (message_sid, status, error_code, received_at, source, \
                      idempotency_token, raw) \
@@ -192,17 +199,12 @@ impl Writes {
                      from_addr, service, received_at, source, token, raw, idx) \
                    LEFT JOIN locked AS l ON l.sid = e.sid), \
                  ins AS ( \
-                   INSERT INTO {p}messages (sid, account_sid, to_addr, from_addr, \
-                     messaging_service_sid, status, status_rank, error_code, error_message, \
-                     sent_recorded, created_at, updated_at) \
+                   INSERT INTO {p}messages ({MESSAGE_COLUMNS}) \
                    SELECT sid, account_sid, to_addr, from_addr, service, status, rank, \
                      error_code, error_message, FALSE, received_at, $14 \
                    FROM j WHERE NOT existed ORDER BY sid \
                    ON CONFLICT (sid) DO NOTHING RETURNING sid, created_at, status_rank), \
-                 pend_ins AS ( \
-                   INSERT INTO {p}pending (sid, created_at) \
-                   SELECT sid, created_at FROM ins WHERE status_rank < {FINAL_RANK} \
-                   ON CONFLICT (sid) DO NOTHING RETURNING 1), \
+                 {pending_in} \
                  upd AS ( \
                    UPDATE {p}messages AS m SET \
                      status = CASE WHEN j.advanced THEN j.status ELSE m.status END, \
@@ -221,9 +223,7 @@ impl Writes {
                      OR (j.had_from IS NULL AND j.from_addr IS NOT NULL) \
                      OR (j.had_service IS NULL AND j.service IS NOT NULL)) \
                    RETURNING m.sid, m.status_rank), \
-                 pend_del AS ( \
-                   DELETE FROM {p}pending WHERE sid = ANY(ARRAY( \
-                     SELECT sid FROM upd WHERE status_rank >= {FINAL_RANK})) RETURNING 1), \
+                 {pending_out} \
                  ev AS ( \
                    INSERT INTO {p}events (message_sid, status, error_code, received_at, source, \
                      idempotency_token, raw) \
