@@ -332,10 +332,12 @@ pub(super) async fn apply_batch(
     conn: &mut PgConnection,
     events: &[StatusEvent],
 ) -> Result<BatchOutcome, sqlx::Error> {
-    let mut sids: Vec<&str> = events.iter().map(|e| e.sid.as_str()).collect();
-    sids.sort_unstable();
-    if sids.windows(2).all(|pair| pair[0] != pair[1]) {
-        apply_distinct(w, lock_timeout, conn, events).await
+    // The events' places, in SID order.
+    let mut order: Vec<usize> = (0..events.len()).collect();
+    order.sort_unstable_by_key(|&i| events[i].sid.as_str());
+    let sid = |i: usize| events[i].sid.as_str();
+    if order.windows(2).all(|pair| sid(pair[0]) != sid(pair[1])) {
+        apply_distinct(w, lock_timeout, conn, events, &order).await
     } else {
         apply_planned(w, lock_timeout, conn, events).await
     }
@@ -515,16 +517,16 @@ async fn apply_planned(
 }
 
 /// Writes `events`, whose SIDs are all different, in one round trip: the statement locks their
-/// rows and applies the max-register rule itself (see [`Writes::new`]).
+/// rows and applies the max-register rule itself (see [`Writes::new`]). `order` lists the
+/// events' places in SID order.
 async fn apply_distinct(
     w: &Writes,
     lock_timeout: &str,
     conn: &mut PgConnection,
     events: &[StatusEvent],
+    order: &[usize],
 ) -> Result<BatchOutcome, sqlx::Error> {
     let cleaned: Vec<Cow<'_, StatusEvent>> = events.iter().map(cleaned).collect();
-    let mut order: Vec<usize> = (0..cleaned.len()).collect();
-    order.sort_unstable_by(|&a, &b| cleaned[a].sid.as_str().cmp(cleaned[b].sid.as_str()));
     let sorted: Vec<&StatusEvent> = order.iter().map(|&i| &*cleaned[i]).collect();
     let now = floor_time(OffsetDateTime::now_utc());
     let texts = |f: fn(&StatusEvent) -> Option<&str>| {
