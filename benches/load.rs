@@ -620,7 +620,7 @@ mod load {
                     ""
                 },
                 r.rate,
-                floor.map_or("-".into(), |f| format!("{:.0} %", 100.0 * r.rate / f)),
+                floor.map_or("-".into(), |f| format!("{:.1} %", 100.0 * r.rate / f)),
                 r.p50.as_secs_f64() * 1000.0,
                 r.p99.as_secs_f64() * 1000.0,
                 r.rss,
