@@ -3,7 +3,8 @@
 //! are also `record_sent`; the result must be the max-register answer with every distinct event
 //! in the history exactly once, and the `Applied` answers must form one consistent chain per
 //! message. PostgreSQL runs it through 4 pools, like 4 app instances, one event at a time and
-//! in batches.
+//! in batches; and one PostgreSQL batch is made to lose the race to create its messages on
+//! every try it makes as a batch.
 
 mod common;
 
@@ -18,11 +19,6 @@ use twilio_delivery::{MessageSid, MessageStatus};
 
 const MESSAGES: u32 = 200;
 const TASKS: usize = 16;
-/// Tasks writing in batches: as many as four instances' webhooks have writers (one each).
-/// Sixteen batch writers racing for the same 200 fresh messages starve each other: a batch
-/// is retried whole, five times at most, and under that contention it loses every time now
-/// and then.
-const BATCH_WRITERS: usize = 4;
 
 fn sid(n: u32) -> MessageSid {
     MessageSid::new(format!("SM{n:032x}")).unwrap()
@@ -120,14 +116,13 @@ async fn run(stores: Vec<Arc<dyn StatusStore>>) {
 
 /// As [`run`], each task taking `batch` operations at a time. With more than one, their events
 /// are written with one `apply_batch` (so batches of many messages, sometimes two events of
-/// one, race each other), after the sends among them, from [`BATCH_WRITERS`] tasks; with one,
-/// an event goes through `apply`, from [`TASKS`] tasks.
+/// one, race each other to create and change them), after the sends among them; with one, an
+/// event goes through `apply`.
 async fn run_in(stores: Vec<Arc<dyn StatusStore>>, batch: usize) {
     let (ops, expect) = workload(seed());
     let ops = Arc::new(ops);
     let next = Arc::new(AtomicUsize::new(0));
-    let writers = if batch == 1 { TASKS } else { BATCH_WRITERS };
-    let tasks: Vec<_> = (0..writers)
+    let tasks: Vec<_> = (0..TASKS)
         .map(|i| {
             let store = stores[i % stores.len()].clone();
             let (ops, next) = (ops.clone(), next.clone());
@@ -319,8 +314,15 @@ mod postgres {
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
+    use tokio::sync::oneshot;
+    use tokio::task::JoinHandle;
+
     use crate::common::pg::{drop_tables, pool, random_prefix};
-    use twilio_delivery::store::{PostgresStore, StatusStore};
+    use twilio_delivery::model::{EventSource, StatusEvent};
+    use twilio_delivery::store::sqlx::postgres::PgPool;
+    use twilio_delivery::store::sqlx::{self, AssertSqlSafe, Connection as _};
+    use twilio_delivery::store::{PostgresStore, StatusStore, TablePrefix};
+    use twilio_delivery::{MessageSid, MessageStatus};
 
     /// The workload from four instances (four pools on one schema), `batch` operations at a
     /// time (see `run_in`).
@@ -352,6 +354,166 @@ mod postgres {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn four_instances_converge_in_batches() {
         four_instances(8).await;
+    }
+
+    /// A session creating one message in a transaction it commits when told to.
+    struct Creator {
+        pid: i32,
+        /// Fires once its insert has returned (it created the row, or found it created).
+        inserted: oneshot::Receiver<()>,
+        commit: oneshot::Sender<()>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    impl Creator {
+        /// Begins creating `sid` (as `accepted`) in the tables of `prefix`.
+        async fn begin(pool: &PgPool, prefix: &TablePrefix, sid: &MessageSid) -> Self {
+            let mut conn = pool.acquire().await.unwrap();
+            let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            let insert = format!(
+                "INSERT INTO {p}messages (sid, status, status_rank, created_at, updated_at) \
+                 VALUES ($1, 'accepted', $2, now(), now()) ON CONFLICT DO NOTHING",
+                p = prefix.as_str()
+            );
+            let sid = sid.as_str().to_owned();
+            let (done, inserted) = oneshot::channel();
+            let (commit, told) = oneshot::channel();
+            let task = tokio::spawn(async move {
+                let mut tx = conn.begin().await.unwrap();
+                sqlx::query(AssertSqlSafe(insert))
+                    .bind(sid)
+                    .bind(i32::from(MessageStatus::Accepted.precedence()))
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+                let _ = done.send(());
+                if told.await.is_ok() {
+                    tx.commit().await.unwrap();
+                }
+            });
+            Self {
+                pid,
+                inserted,
+                commit,
+                task,
+            }
+        }
+
+        /// Whether its insert waits for another session's row (`false`: it returned).
+        async fn waits(&mut self, pool: &PgPool) -> bool {
+            loop {
+                if self.inserted.try_recv().is_ok() {
+                    return false;
+                }
+                if session_waits(pool, self.pid).await {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+
+        async fn commit(self) {
+            self.commit.send(()).unwrap();
+            self.task.await.unwrap();
+        }
+    }
+
+    /// Whether the session `pid` waits for a lock.
+    async fn session_waits(pool: &PgPool, pid: i32) -> bool {
+        sqlx::query_scalar("SELECT cardinality(pg_blocking_pids($1)) > 0")
+            .bind(pid)
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    }
+
+    /// Whether some session waits for `pid`, checked until `stop` ends.
+    async fn someone_waits_for<T>(pool: &PgPool, pid: i32, stop: &JoinHandle<T>) -> bool {
+        let sql =
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid)))";
+        while !stop.is_finished() {
+            let yes: bool = sqlx::query_scalar(sql)
+                .bind(pid)
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            if yes {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        false
+    }
+
+    /// A batch that loses the race to create one of its messages fails whole (nothing of it
+    /// is written) and is tried again. This drives one batch of eight fresh messages to lose
+    /// that race on every try: another session holds the creation of the batch's highest
+    /// message not yet created, uncommitted, until the batch waits on it; then a third session
+    /// queues to create the message just below (which the batch has inserted, uncommitted) and
+    /// the holder commits. The batch finds its message created by another, fails and rolls
+    /// back, the third session gets its row, and the next try waits on it. A store that gave
+    /// up after a fixed number of tries of the whole batch (five, before) answered an error for
+    /// callbacks it could have stored; the store now writes such a batch one event at a time.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_batch_that_loses_every_creation_race_still_lands() {
+        let Some(pool) = pool().await else { return };
+        let prefix = random_prefix();
+        let store = Arc::new(PostgresStore::new(pool.clone()).with_prefix(prefix.clone()));
+        store.migrate().await.unwrap();
+        let sids: Vec<MessageSid> = (1..=8).map(super::sid).collect();
+        let events: Vec<StatusEvent> = sids
+            .iter()
+            .map(|sid| {
+                StatusEvent::new(sid.clone(), MessageStatus::Delivered, EventSource::Callback)
+            })
+            .collect();
+
+        let mut holder = Creator::begin(&pool, &prefix, &sids[7]).await;
+        assert!(
+            !holder.waits(&pool).await,
+            "the first creator waits for nothing"
+        );
+        let batch = {
+            let (store, events) = (store.clone(), events.clone());
+            tokio::spawn(async move { store.apply_batch(&events).await })
+        };
+        // Races the batch lost: its message was created by the holder while it waited.
+        let mut lost = 0;
+        for below in (0..7).rev() {
+            if !someone_waits_for(&pool, holder.pid, &batch).await {
+                break; // the batch ended: its answer is checked below
+            }
+            let mut next = Creator::begin(&pool, &prefix, &sids[below]).await;
+            // The message below is the batch's, uncommitted, unless the batch (writing one
+            // event at a time by now) has committed it: then there is nothing to race for.
+            let racing = next.waits(&pool).await;
+            holder.commit().await;
+            lost += 1;
+            holder = next;
+            if !racing {
+                break;
+            }
+        }
+        holder.commit().await;
+
+        let answers = batch
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("the batch did not land after losing {lost} races: {e:?}"));
+        assert_eq!(answers.len(), events.len());
+        // Two tries of the whole batch and one of a lone event, at least.
+        assert!(lost >= 3, "the batch lost only {lost} races");
+        for sid in &sids {
+            let record = store.get(sid).await.unwrap().expect("created");
+            assert_eq!(record.status, MessageStatus::Delivered, "{sid}");
+            let history = store.history(sid).await.unwrap();
+            assert_eq!(history.len(), 1, "{sid}: {history:?}");
+            assert_eq!(history[0].status, MessageStatus::Delivered, "{sid}");
+        }
+        drop_tables(&pool, &prefix).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

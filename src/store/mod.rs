@@ -254,9 +254,10 @@ pub trait StatusStore: fmt::Debug + Send + Sync + 'static {
     /// it with the callbacks that arrived while the previous batch committed.
     ///
     /// The SQL stores write a batch in one transaction of set-based statements: all of it or
-    /// nothing. This default applies the events one by one, so that custom stores keep
-    /// working; a failure then leaves the events before it applied (which is harmless:
-    /// applying an event again changes nothing).
+    /// nothing (except that PostgreSQL writes a batch that keeps losing races with other
+    /// instances one event at a time). This default applies the events one by one, so that
+    /// custom stores keep working; a failure then leaves the events before it applied (which
+    /// is harmless: applying an event again changes nothing).
     ///
     /// # Errors
     /// [`StoreError`] when the store cannot be written.

@@ -37,6 +37,9 @@ const MIGRATE_LOCK_CLASS: i32 = 0x7477_6401;
 /// How often a write is tried when it loses a race or PostgreSQL aborts it as a deadlock or
 /// serialization failure.
 const MAX_ATTEMPTS: usize = 5;
+/// How often a batch of several events is tried whole before its events are written one at a
+/// time (see [`PostgresStore::write_one_by_one`]).
+const BATCH_ATTEMPTS: usize = 2;
 
 /// A store in a PostgreSQL database, shared by any number of app instances.
 ///
@@ -49,8 +52,9 @@ const MAX_ATTEMPTS: usize = 5;
 /// memory, then write it all with one statement that locks the rows it read in SID order and
 /// checks they did not change since; when one did (another instance wrote it), it fails whole
 /// and the batch is read and planned again. Either statement fails whole, and is tried again,
-/// when another instance created a message the batch meant to create. Rows are locked and
-/// created in SID order, so instances never deadlock. Any error in a write closes its
+/// when another instance created a message the batch meant to create. A batch of several
+/// events that loses that way twice is written one event at a time, which cannot starve (see
+/// `write_one_by_one`). Rows are locked and created in SID order, so instances never deadlock. Any error in a write closes its
 /// connection instead of returning it to the pool.
 ///
 /// The change feed's positions come from a sequence: writers never wait for each other, and a
@@ -226,19 +230,85 @@ impl PostgresStore {
     async fn conn(&self) -> Result<PoolConnection<Postgres>, sqlx::Error> {
         self.pool.acquire().await
     }
+
+    /// Writes `events` as one batch (see [`write::apply_batch`]), trying it `attempts` times at
+    /// most, each within the statement timeout.
+    async fn write(
+        &self,
+        events: &[StatusEvent],
+        attempts: usize,
+    ) -> Result<write::BatchOutcome, StoreError> {
+        retrying(self, attempts, |mut conn| async move {
+            let lock_timeout = self.options.lock_timeout.as_millis().to_string();
+            let write = write::apply_batch(&self.writes, &lock_timeout, &mut conn, events);
+            // The write runs outside a transaction, so the store bounds it itself: on time out
+            // its connection is closed (`retrying` closes a connection that failed).
+            let r = match tokio::time::timeout(self.options.statement_timeout, write).await {
+                Ok(r) => r.map(Some),
+                Err(_) => Err(sqlx::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "a batch write took more than the statement timeout ({:?})",
+                        self.options.statement_timeout
+                    ),
+                ))),
+            };
+            (conn, r)
+        })
+        .await
+    }
+
+    /// Writes `events` one at a time, each as a batch of one, for a batch that lost to other
+    /// writers on every try. A batch fails whole when a message it meant to create was created
+    /// by another session first (or, with two events for one message, when one of its rows
+    /// changed after it read them), and under enough contention (many instances receiving
+    /// callbacks for the same new messages) it could lose on every try. One event at a time
+    /// cannot starve so: a lone event's statement locks the row it finds, so it can only lose
+    /// the race to create its message, and only once. The events before a failure stay
+    /// written, which is harmless: applying an event again changes nothing.
+    async fn write_one_by_one(
+        &self,
+        events: &[StatusEvent],
+    ) -> Result<write::BatchOutcome, StoreError> {
+        tracing::debug!(
+            events = events.len(),
+            "a batch lost to other writers {BATCH_ATTEMPTS} times: writing its events one at a time"
+        );
+        let mut applied = Vec::with_capacity(events.len());
+        let mut head = None;
+        for event in events {
+            match self.write(std::slice::from_ref(event), MAX_ATTEMPTS).await {
+                Ok((one, written)) => {
+                    applied.extend(one);
+                    head = head.max(written);
+                }
+                Err(e) => {
+                    if head.is_some() {
+                        self.wake.bump();
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok((applied, head))
+    }
 }
 
 /// Runs `attempt` until it neither loses a creation race (`Ok(None)`) nor fails with a
-/// deadlock or serialization failure, at most [`MAX_ATTEMPTS`] times. Each attempt runs on a
+/// deadlock or serialization failure, at most `attempts` times. Each attempt runs on a
 /// connection of its own; one that failed is closed, not returned to the pool, so that the next
 /// write starts clean.
-async fn retrying<T, F, Fut>(store: &PostgresStore, mut attempt: F) -> Result<T, StoreError>
+async fn retrying<T, F, Fut>(
+    store: &PostgresStore,
+    attempts: usize,
+    mut attempt: F,
+) -> Result<T, StoreError>
 where
     F: FnMut(PoolConnection<Postgres>) -> Fut,
     Fut: Future<Output = (PoolConnection<Postgres>, Result<Option<T>, sqlx::Error>)>,
 {
     let mut last = None;
-    for _ in 0..MAX_ATTEMPTS {
+    for _ in 0..attempts {
         let conn = store.conn().await.map_err(db_error)?;
         let (mut conn, result) = attempt(conn).await;
         if result.is_err() {
@@ -254,7 +324,7 @@ where
     Err(match last {
         Some(e) => db_error(e),
         None => StoreError::Unavailable(
-            format!("write lost the race to create its message {MAX_ATTEMPTS} times").into(),
+            format!("write lost the race to create its message {attempts} times").into(),
         ),
     })
 }
@@ -293,6 +363,16 @@ fn settle(
         // The locked row did not change: the incoming status does not rank above it.
         (Some(prev), None) => Some(prev.clone()),
     })
+}
+
+/// Whether `retrying` gave up on `e` because every attempt lost to another writer.
+fn lost_races(e: &StoreError) -> bool {
+    match e {
+        StoreError::Unavailable(source) => source
+            .downcast_ref::<sqlx::Error>()
+            .is_some_and(is_retryable),
+        _ => false,
+    }
 }
 
 fn is_retryable(e: &sqlx::Error) -> bool {
@@ -367,7 +447,7 @@ fn event_row(row: &PgRow) -> Result<HistoryEntry, StoreError> {
 #[async_trait]
 impl StatusStore for PostgresStore {
     async fn record_sent(&self, sent: &SentMessage) -> Result<Applied, StoreError> {
-        let (applied, head) = retrying(self, |mut conn| async move {
+        let (applied, head) = retrying(self, MAX_ATTEMPTS, |mut conn| async move {
             let r = write::record_sent(&self.sql, &self.writes, &self.begin, &mut conn, sent).await;
             (conn, r)
         })
@@ -389,24 +469,15 @@ impl StatusStore for PostgresStore {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let (applied, head) = retrying(self, |mut conn| async move {
-            let lock_timeout = self.options.lock_timeout.as_millis().to_string();
-            let write = write::apply_batch(&self.writes, &lock_timeout, &mut conn, events);
-            // The write runs outside a transaction, so the store bounds it itself: on time out
-            // its connection is closed (`retrying` closes a connection that failed).
-            let r = match tokio::time::timeout(self.options.statement_timeout, write).await {
-                Ok(r) => r.map(Some),
-                Err(_) => Err(sqlx::Error::Io(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!(
-                        "a batch write took more than the statement timeout ({:?})",
-                        self.options.statement_timeout
-                    ),
-                ))),
-            };
-            (conn, r)
-        })
-        .await?;
+        let attempts = if events.len() == 1 {
+            MAX_ATTEMPTS
+        } else {
+            BATCH_ATTEMPTS
+        };
+        let (applied, head) = match self.write(events, attempts).await {
+            Err(e) if events.len() > 1 && lost_races(&e) => self.write_one_by_one(events).await?,
+            written => written?,
+        };
         if head.is_some() {
             self.wake.bump();
         }

@@ -19,7 +19,8 @@
 //! the store reads and plans again.
 //!
 //! Either statement fails the same way when a message it meant to create was created by
-//! another transaction first: it then retries on the row that exists.
+//! another transaction first: it then retries on the row that exists. (A batch that keeps
+//! losing is written one event at a time: `PostgresStore::write_one_by_one`.)
 //!
 //! A status change touches no index of `messages` (schema version 4), so PostgreSQL updates
 //! the row in place (HOT); the `pending` table, which lists the messages not final, loses the
