@@ -54,8 +54,8 @@ const BATCH_ATTEMPTS: usize = 2;
 /// and the batch is read and planned again. Either statement fails whole, and is tried again,
 /// when another instance created a message the batch meant to create. A batch of several
 /// events that loses that way twice is written one event at a time, which cannot starve (see
-/// `write_one_by_one`). Rows are locked and created in SID order, so instances never deadlock. Any error in a write closes its
-/// connection instead of returning it to the pool.
+/// `write_one_by_one`). Rows are locked and created in SID order, so instances never
+/// deadlock. Any error in a write closes its connection instead of returning it to the pool.
 ///
 /// The change feed's positions come from a sequence: writers never wait for each other, and a
 /// read that meets a missing position waits for the transactions that may still commit it
