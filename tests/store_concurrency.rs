@@ -314,7 +314,7 @@ mod postgres {
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
-    use tokio::sync::oneshot;
+    use tokio::sync::oneshot::{self, error::TryRecvError};
     use tokio::task::JoinHandle;
 
     use crate::common::pg::{drop_tables, pool, random_prefix};
@@ -362,7 +362,7 @@ mod postgres {
         /// Fires once its insert has returned (it created the row, or found it created).
         inserted: oneshot::Receiver<()>,
         commit: oneshot::Sender<()>,
-        task: tokio::task::JoinHandle<()>,
+        task: JoinHandle<()>,
     }
 
     impl Creator {
@@ -405,8 +405,10 @@ mod postgres {
         /// Whether its insert waits for another session's row (`false`: it returned).
         async fn waits(&mut self, pool: &PgPool) -> bool {
             loop {
-                if self.inserted.try_recv().is_ok() {
-                    return false;
+                match self.inserted.try_recv() {
+                    Ok(()) => return false,
+                    Err(TryRecvError::Closed) => panic!("the creator's insert failed"),
+                    Err(TryRecvError::Empty) => {}
                 }
                 if session_waits(pool, self.pid).await {
                     return true;
