@@ -534,10 +534,7 @@ async fn apply_distinct(
     let sorted: Vec<&StatusEvent> = order.iter().map(|&i| &*cleaned[i]).collect();
     let now = floor_time(OffsetDateTime::now_utc());
     let texts = |f: fn(&StatusEvent) -> Option<&str>| {
-        sorted
-            .iter()
-            .map(|e| f(e).map(str::to_owned))
-            .collect::<Vec<_>>()
+        sorted.iter().map(|e| f(e)).collect::<Vec<Option<&str>>>()
     };
     let row = sqlx::query(AssertSqlSafe(w.locked_batch.clone()))
         .bind(sorted.iter().map(|e| e.sid.as_str()).collect::<Vec<_>>())
