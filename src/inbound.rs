@@ -82,9 +82,9 @@ pub struct InboundMedia {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SharedLocation {
-    /// `Latitude`.
+    /// `Latitude`, in degrees (finite, within ±90).
     pub latitude: f64,
-    /// `Longitude`.
+    /// `Longitude`, in degrees (finite, within ±180).
     pub longitude: f64,
     /// `Address`, if given.
     pub address: Option<String>,
@@ -175,7 +175,8 @@ impl InboundMessage {
     ///
     /// # Errors
     /// [`InboundError`] when `MessageSid` (or its legacy names), `From` or `To` is missing, or a
-    /// SID, a count or a location is malformed.
+    /// SID, a count or a location is malformed (a coordinate that is not a finite number of
+    /// degrees within ±90 latitude, ±180 longitude).
     pub fn from_pairs(pairs: Vec<(String, String)>) -> Result<Self, InboundError> {
         let get = |name: &str| {
             pairs
@@ -220,12 +221,20 @@ impl InboundMessage {
             zip: non_empty(&format!("{prefix}Zip")),
             country: non_empty(&format!("{prefix}Country")),
         };
-        let coordinate = |name: &'static str| {
+        // Degrees, finite and on the globe: `NaN`, `inf` and `1e400` parse as `f64` too.
+        let coordinate = |name: &'static str, limit: f64| {
             non_empty(name)
-                .map(|v| v.parse::<f64>().map_err(|e| invalid(name, e)))
+                .map(|v| match v.parse::<f64>() {
+                    Ok(x) if x.is_finite() && x.abs() <= limit => Ok(x),
+                    Ok(_) => Err(invalid(name, format_args!("not within ±{limit} degrees"))),
+                    Err(e) => Err(invalid(name, e)),
+                })
                 .transpose()
         };
-        let location = match (coordinate("Latitude")?, coordinate("Longitude")?) {
+        let location = match (
+            coordinate("Latitude", 90.0)?,
+            coordinate("Longitude", 180.0)?,
+        ) {
             (Some(latitude), Some(longitude)) => Some(SharedLocation {
                 latitude,
                 longitude,
@@ -372,6 +381,15 @@ mod tests {
         assert!(parse(&format!("{ok}&NumMedia=1")).is_err());
         assert!(parse(&format!("{ok}&NumMedia=-1")).is_err());
         assert!(parse(&format!("{ok}&Latitude=north&Longitude=1")).is_err());
+        for (lat, lon) in [("NaN", "1"), ("1", "inf"), ("-inf", "1"), ("1e400", "1")] {
+            let form = format!("{ok}&Latitude={lat}&Longitude={lon}");
+            assert!(parse(&form).is_err(), "{form}");
+        }
+        assert!(parse(&format!("{ok}&Latitude=90.5&Longitude=1")).is_err());
+        assert!(parse(&format!("{ok}&Latitude=1&Longitude=-180.5")).is_err());
+        let edge = parse(&format!("{ok}&Latitude=-90&Longitude=180")).unwrap();
+        let edge = edge.location.unwrap();
+        assert_eq!((edge.latitude, edge.longitude), (-90.0, 180.0));
         assert!(parse("MessageSid=XX&From=a&To=b").is_err());
         assert!(parse("\u{0}&&==%%").is_err());
     }
