@@ -415,3 +415,68 @@ async fn a_garbled_success_body_is_a_decode_error_that_quotes_nothing() {
     assert!(!err.is_retryable());
     assert_clean(&err);
 }
+
+#[tokio::test]
+async fn a_create_redirected_elsewhere_sends_nothing_there() {
+    let api = MockServer::start().await;
+    let elsewhere = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(MESSAGES_PATH))
+        .respond_with(
+            ResponseTemplate::new(307)
+                .insert_header("location", format!("{}/grab", elsewhere.uri()).as_str()),
+        )
+        .expect(1)
+        .mount(&api)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(fetch_example()))
+        .mount(&elsewhere)
+        .await;
+    let err = client(&api).messages().create(&sms()).await.unwrap_err();
+    assert_eq!(err.http_status(), Some(307), "{err:?}");
+    assert_clean(&err);
+    assert!(elsewhere.received_requests().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_delete_retried_after_a_lost_answer_that_finds_the_message_gone_succeeds() {
+    let server = MockServer::start().await;
+    let gone =
+        json!({"code": 20404, "message": "The requested resource was not found", "status": 404});
+    // The first try's answer is a 500 (say the delete went through and the answer was lost).
+    Mock::given(method("DELETE"))
+        .and(path(MESSAGE_PATH))
+        .respond_with(ResponseTemplate::new(500).set_body_raw("", "text/plain"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path(MESSAGE_PATH))
+        .respond_with(ResponseTemplate::new(404).set_body_json(gone))
+        .mount(&server)
+        .await;
+    client(&server).messages().delete(&sid()).await.unwrap();
+    assert_eq!(server.received_requests().await.unwrap().len(), 2);
+    // A first try that finds nothing still says so.
+    let err = client(&server).messages().delete(&sid()).await.unwrap_err();
+    assert_eq!(err.http_status(), Some(404));
+    assert_eq!(server.received_requests().await.unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn a_body_too_large_to_read_is_not_fetched_again() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(MESSAGE_PATH))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_raw(vec![b' '; 32 * 1024 * 1024 + 1], "application/json"),
+        )
+        .mount(&server)
+        .await;
+    let err = client(&server).messages().fetch(&sid()).await.unwrap_err();
+    assert!(matches!(err, Error::Decode(_)), "{err:?}");
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+}

@@ -1,7 +1,8 @@
 //! What the client logs: a span per request with method, path, attempt, status and Twilio
-//! code, and never the auth token, a request body or query values. In its own test binary
-//! because tracing caches per-callsite interest process-wide: a test running without the
-//! subscriber on another thread could hide this test's spans.
+//! code, and never the auth token, a request body, query values or Twilio's error message
+//! (which can quote a number). In its own test binary because tracing caches per-callsite
+//! interest process-wide: a test running without the subscriber on another thread could hide
+//! this test's spans.
 
 mod client_support;
 
@@ -59,7 +60,32 @@ async fn logs_carry_method_path_status_and_code_but_no_secret_or_body() {
     let filter = ListFilter::new().to("+15550001111");
     let _ = client(&server).messages().list_page(&filter).await;
 
+    // Twilio's message can quote the recipient's number (documented 21211 body): the logs
+    // keep its status and code only.
+    let invalid = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(MESSAGES_PATH))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "code": 21211,
+            "message": "The 'To' number +15005550001 is not a valid phone number.",
+            "more_info": "https://www.twilio.com/docs/errors/21211",
+            "status": 400
+        })))
+        .mount(&invalid)
+        .await;
+    let to_invalid = SendMessage::new("+15005550001")
+        .from("+15017122661")
+        .body(BODY_TEXT);
+    let err = client(&invalid)
+        .messages()
+        .create(&to_invalid)
+        .await
+        .unwrap_err();
+    assert_eq!(err.http_status(), Some(400));
+
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("twilio api error 21211 (http 400)"), "{logs}");
+    assert!(!logs.contains("15005550001"), "number leaked: {logs}");
     assert!(logs.contains("retrying twilio request"), "{logs}");
     assert!(logs.contains("twilio_request"), "{logs}");
     assert!(logs.contains("method=POST"), "{logs}");

@@ -449,3 +449,60 @@ async fn a_next_page_off_the_api_host_is_refused() {
     assert!(items[0].is_ok());
     assert!(matches!(items[1], Err(twilio_delivery::Error::Decode(_))));
 }
+
+#[tokio::test]
+async fn pages_pointing_back_at_each_other_end_the_stream() {
+    let server = MockServer::start().await;
+    let uri = |n: u32| Some(format!("{MESSAGES_PATH}?PageSize=2&Page={n}"));
+    // Page 0 names page 1 as next, page 1 names page 0: A → B → A.
+    Mock::given(method("GET"))
+        .and(path(MESSAGES_PATH))
+        .and(query_param("Page", "1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(page(1, &[&sm(3)], uri(0))))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(MESSAGES_PATH))
+        .respond_with(ResponseTemplate::new(200).set_body_json(page(0, &[&sm(1), &sm(2)], uri(1))))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let all: Vec<Message> = client(&server)
+        .messages()
+        .list(&ListFilter::new().page_size(2))
+        .try_collect()
+        .await
+        .unwrap();
+    let sids: Vec<String> = all.iter().map(|m| m.sid.to_string()).collect();
+    assert_eq!(sids, vec![sm(1), sm(2), sm(3)]);
+    assert_eq!(server.received_requests().await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_redirect_to_another_host_is_not_followed() {
+    let api = MockServer::start().await;
+    let elsewhere = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(MESSAGES_PATH))
+        .respond_with(
+            ResponseTemplate::new(302)
+                .insert_header("location", format!("{}/steal", elsewhere.uri()).as_str()),
+        )
+        .expect(1)
+        .mount(&api)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(page(0, &[&sm(1)], None)))
+        .mount(&elsewhere)
+        .await;
+    let items: Vec<_> = client(&api)
+        .messages()
+        .list(&ListFilter::new())
+        .collect()
+        .await;
+    assert_eq!(items.len(), 1);
+    let err = items.into_iter().next().unwrap().unwrap_err();
+    assert_eq!(err.http_status(), Some(302), "{err:?}");
+    assert!(elsewhere.received_requests().await.unwrap().is_empty());
+}

@@ -112,6 +112,11 @@ impl ClientBuilder {
 
     /// Uses a `reqwest::Client` you configured (proxy, TLS roots, pool settings).
     ///
+    /// Build it with `.redirect(reqwest::redirect::Policy::none())`, as the crate's own client
+    /// is: reqwest follows redirects by default, and a redirected create would send the
+    /// message's form to wherever the redirect points. With redirects off, a `3xx` answer is an
+    /// [`Error::Api`] with its status.
+    ///
     /// **This makes reqwest 0.13 a public dependency of your code**: the crate promises to
     /// keep this method on reqwest 0.13 until a breaking release. Everything else in the
     /// crate's API is free of reqwest types.
@@ -162,8 +167,12 @@ impl ClientBuilder {
                         "https needs the rustls or native-tls feature".into(),
                     ));
                 }
+                // Twilio's API does not redirect. Following one would send a create's form to
+                // wherever it points and take that host's answer (reqwest only drops the
+                // credentials), and would take a read's page from another host.
                 reqwest::Client::builder()
                     .connect_timeout(self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT))
+                    .redirect(reqwest::redirect::Policy::none())
                     .build()
                     .map_err(|_| Error::Config("the http client could not be created".into()))?
             }

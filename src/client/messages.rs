@@ -1,5 +1,6 @@
 //! `Messages`: the Message resource's operations (create, fetch, list, cancel, redact, delete).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use futures_core::Stream;
@@ -123,6 +124,9 @@ impl<'a> Messages<'a> {
 
     /// Deletes a message: `DELETE .../Messages/{Sid}.json` (Twilio answers 204).
     ///
+    /// A delete retried after a lost answer (a timeout or a 5xx) that finds the message gone
+    /// (404) succeeds: the try before deleted it.
+    ///
     /// # Errors
     /// [`Error::Api`](crate::error::Error::Api) with code 20009 when the message is not finished yet,
     /// 20404 when unknown; transport errors as for [`fetch`](Self::fetch).
@@ -161,6 +165,7 @@ impl<'a> Messages<'a> {
     ///
     /// The stream owns a handle to the client, so it may outlive `self` and `filter`. An error
     /// ends it after being yielded. Use `.take(n)` to stop early (no further page is fetched).
+    /// A `next_page_uri` naming a page already fetched ends it too.
     ///
     /// ```no_run
     /// # async fn demo(client: twilio_delivery::Client) -> twilio_delivery::Result<()> {
@@ -181,24 +186,33 @@ impl<'a> Messages<'a> {
             Done,
         }
         let inner: Arc<Inner> = Arc::clone(&self.client.inner);
+        // The URIs of the pages fetched so far: a page pointing back at one of them (itself, or
+        // A → B → A) would loop forever, so it ends the stream.
+        let seen: HashSet<String> = HashSet::new();
         stream::try_unfold(
-            (inner, Next::First(filter.clone())),
-            |(inner, next)| async move {
+            (inner, Next::First(filter.clone()), seen),
+            |(inner, next, mut seen)| async move {
                 let page = match next {
                     Next::First(filter) => first_page(&inner, &filter).await?,
-                    Next::Uri(uri) => get_page(&inner, &uri).await?,
+                    Next::Uri(uri) => {
+                        let page = get_page(&inner, &uri).await?;
+                        seen.insert(uri);
+                        page
+                    }
                     Next::Done => return Ok::<_, crate::error::Error>(None),
                 };
+                if let Some(uri) = page.uri.as_deref().filter(|u| !u.is_empty()) {
+                    seen.insert(uri.to_owned());
+                }
                 let following = match page.next_page_uri.as_deref() {
-                    // A page pointing at itself would loop forever.
-                    Some(uri) if !uri.is_empty() && Some(uri) != page.uri.as_deref() => {
+                    Some(uri) if !uri.is_empty() && !seen.contains(uri) => {
                         Next::Uri(uri.to_owned())
                     }
                     _ => Next::Done,
                 };
                 let items =
                     stream::iter(page.messages.into_iter().map(Ok::<_, crate::error::Error>));
-                Ok(Some((items, (inner, following))))
+                Ok(Some((items, (inner, following, seen))))
             },
         )
         .try_flatten()

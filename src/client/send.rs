@@ -550,11 +550,14 @@ fn bool_str(b: bool) -> String {
 
 /// `SendAt` as ISO-8601 in UTC, whole seconds: `2024-05-01T12:00:00Z`.
 fn format_send_at(at: OffsetDateTime) -> Result<String> {
-    at.to_offset(time::UtcOffset::UTC)
-        .format(format_description!(
-            "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
-        ))
-        .map_err(|_| Error::invalid("SendAt", "cannot be formatted as iso-8601"))
+    at.checked_to_offset(time::UtcOffset::UTC)
+        .and_then(|at| {
+            at.format(format_description!(
+                "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
+            ))
+            .ok()
+        })
+        .ok_or_else(|| Error::invalid("SendAt", "cannot be formatted as iso-8601"))
 }
 
 fn check_sid(field: &'static str, prefix: &str, sid: &str) -> Result<()> {
@@ -723,5 +726,7 @@ mod tests {
     fn send_at_is_iso8601_utc_whole_seconds() {
         let at = datetime!(2025-05-01 14:00:00.250 +02:00);
         assert_eq!(format_send_at(at).unwrap(), "2025-05-01T12:00:00Z");
+        // In UTC this is past the last year `time` holds: an error, not a panic.
+        assert!(format_send_at(datetime!(9999-12-31 23:00 -05:00)).is_err());
     }
 }

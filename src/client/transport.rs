@@ -123,6 +123,13 @@ impl Inner {
             span.record("attempt", attempt);
             let (failure, retry_after, error) = match self.try_once(&req).await {
                 Ok(Try::Success(resp)) => return Ok(resp),
+                // The try before may have deleted it (its answer lost): gone is what was asked.
+                Ok(Try::Failed(api, _))
+                    if attempt > 1 && req.method == Method::DELETE && api.http_status == 404 =>
+                {
+                    tracing::debug!(attempt, "deleted by an earlier try");
+                    return Ok(ApiResponse { body: Bytes::new() });
+                }
                 Ok(Try::Failed(api, retry_after)) => {
                     if let Some(code) = api.code {
                         span.record("twilio_code", code);
@@ -142,18 +149,19 @@ impl Inner {
                     (failure, None, e)
                 }
             };
+            // A body that could not be read as an answer would be the same again.
             let retry = attempt < max
-                && !matches!(error, Error::Config(_))
+                && !matches!(error, Error::Config(_) | Error::Decode(_))
                 && self.retry.should_retry(req.idempotency, failure);
             if !retry {
-                tracing::debug!(attempt, error = %error, "twilio request failed");
+                tracing::debug!(attempt, error = %summary(&error), "twilio request failed");
                 return Err(error);
             }
             let delay = self.retry.delay(attempt - 1, retry_after);
             tracing::warn!(
                 attempt,
                 delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-                error = %error,
+                error = %summary(&error),
                 "retrying twilio request"
             );
             tokio::time::sleep(delay).await;
@@ -209,6 +217,18 @@ impl Inner {
             .unwrap_or_default();
         let api = api_error(status.as_u16(), &body, is_html_or_text);
         Ok(Try::Failed(api, retry_after))
+    }
+}
+
+/// What a log line says of a failed try: the error, but of Twilio's answer only its HTTP status
+/// and code, since Twilio's message can quote the recipient's number.
+fn summary(error: &Error) -> String {
+    match error {
+        Error::Api(api) => match api.code {
+            Some(code) => format!("twilio api error {code} (http {})", api.http_status),
+            None => format!("http {}", api.http_status),
+        },
+        other => other.to_string(),
     }
 }
 

@@ -23,9 +23,12 @@ pub(crate) mod rfc2822_opt {
         if s.is_empty() {
             return Ok(None);
         }
-        OffsetDateTime::parse(s, &Rfc2822)
-            .map(|t| Some(t.to_offset(UtcOffset::UTC)))
-            .map_err(|_| de::Error::custom("date is not an rfc 2822 timestamp"))
+        let t = OffsetDateTime::parse(s, &Rfc2822)
+            .map_err(|_| de::Error::custom("date is not an rfc 2822 timestamp"))?;
+        // In UTC the date may fall outside the years `time` can hold (9999 in another zone).
+        t.checked_to_offset(UtcOffset::UTC)
+            .map(Some)
+            .ok_or_else(|| de::Error::custom("date is out of range in utc"))
     }
 
     pub(crate) fn serialize<S: Serializer>(
@@ -36,9 +39,11 @@ pub(crate) mod rfc2822_opt {
             None => s.serialize_none(),
             Some(t) => {
                 let text = t
-                    .to_offset(UtcOffset::UTC)
-                    .format(&Rfc2822)
-                    .map_err(|_| serde::ser::Error::custom("date cannot be written as rfc 2822"))?;
+                    .checked_to_offset(UtcOffset::UTC)
+                    .and_then(|t| t.format(&Rfc2822).ok())
+                    .ok_or_else(|| {
+                        serde::ser::Error::custom("date cannot be written as rfc 2822")
+                    })?;
                 s.serialize_str(&text)
             }
         }
@@ -168,5 +173,14 @@ mod tests {
         assert!(serde_json::from_str::<T>(r#"{"n":"-1"}"#).is_err());
         assert!(serde_json::from_str::<T>(r#"{"n":-1}"#).is_err());
         assert!(serde_json::from_str::<T>(r#"{"d":"2023-08-24"}"#).is_err());
+        // Past the last year `time` holds once moved to UTC: an error, not a panic.
+        assert!(serde_json::from_str::<T>(r#"{"d":"Fri, 31 Dec 9999 23:59:59 -0100"}"#).is_err());
+        let last = serde_json::from_str::<T>(r#"{"d":"Fri, 31 Dec 9999 23:59:59 +0100"}"#);
+        assert!(last.unwrap().d.is_some());
+        let unwritable = T {
+            d: Some(time::macros::datetime!(9999-12-31 23:00 -05:00)),
+            n: None,
+        };
+        assert!(serde_json::to_string(&unwritable).is_err());
     }
 }
