@@ -63,6 +63,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
@@ -361,19 +362,40 @@ pub trait StatusStore: fmt::Debug + Send + Sync + 'static {
 /// Held while one reconciliation pass runs; dropping it releases the lock.
 pub struct ReconcileLock {
     _guard: Option<Box<dyn Send + Sync>>,
+    lost: Option<Arc<AtomicBool>>,
 }
 
 impl ReconcileLock {
     /// A lock that guards nothing beyond this process.
     pub fn local() -> Self {
-        Self { _guard: None }
+        Self {
+            _guard: None,
+            lost: None,
+        }
     }
 
     /// A lock whose release is `guard`'s drop (e.g. a connection holding an advisory lock).
     pub fn new(guard: Box<dyn Send + Sync>) -> Self {
         Self {
             _guard: Some(guard),
+            lost: None,
         }
+    }
+
+    /// A lock that can be lost while held (a lease that could not be renewed in time): the
+    /// store sets `lost` then, and the pass holding it starts no more work.
+    pub fn losable(guard: Box<dyn Send + Sync>, lost: Arc<AtomicBool>) -> Self {
+        Self {
+            _guard: Some(guard),
+            lost: Some(lost),
+        }
+    }
+
+    /// Whether the lock is known lost: another instance may be reconciling now.
+    pub fn is_lost(&self) -> bool {
+        self.lost
+            .as_ref()
+            .is_some_and(|l| l.load(Ordering::Acquire))
     }
 }
 
@@ -381,6 +403,7 @@ impl fmt::Debug for ReconcileLock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ReconcileLock")
             .field("shared", &self._guard.is_some())
+            .field("lost", &self.is_lost())
             .finish()
     }
 }
