@@ -2,15 +2,16 @@
 //!
 //! Twilio does not retry a callback that got a 5xx or timed out unless told to, and callbacks
 //! do go missing. The reconciler periodically takes the messages whose status is not final
-//! after a configurable age, up to a maximum age ([`StatusStore::pending_since`]), fetches each
-//! from the API and applies
-//! the result as an event marked [`EventSource::Reconciler`]. The max-register rule makes this
-//! safe to run at any time, alongside the webhook, in any number of app instances; with a
-//! shared store (PostgreSQL) only one instance runs a pass at a time
-//! ([`StatusStore::try_reconcile_lock`]).
+//! after a configurable age, up to a maximum age, a batch at a time, each pass going on through
+//! that window where the last one stopped ([`StatusStore::pending_page`]); it fetches each from
+//! the API and applies the result as an event marked [`EventSource::Reconciler`]. The
+//! max-register rule makes this safe to run at any time, alongside the webhook, in any number of
+//! app instances; with a shared store (PostgreSQL) only one instance runs a pass at a time
+//! ([`StatusStore::try_reconcile_lock`]), and a pass whose lock is lost starts no more fetches.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
@@ -45,6 +46,9 @@ pub struct PassReport {
     /// Messages of an account the reconciler has no client for: reported once, then left
     /// alone by this reconciler (configure the account's client to repair them).
     pub unknown_account: usize,
+    /// The pass stopped starting fetches because its lock was lost (a lease that could not be
+    /// renewed): another instance may be reconciling.
+    pub lock_lost: bool,
 }
 
 /// Why a [`Reconciler`] could not be built.
@@ -75,8 +79,11 @@ pub enum ReconcileError {
 #[derive(Clone)]
 pub struct Reconciler {
     clients: Clients,
-    /// Messages of unknown accounts seen already: not fetched again.
-    unknown: Arc<std::sync::Mutex<std::collections::HashSet<MessageSid>>>,
+    /// Messages of unknown accounts seen already, with their creation times: not fetched
+    /// again, and forgotten once they leave the window.
+    unknown: Arc<Mutex<HashMap<MessageSid, OffsetDateTime>>>,
+    /// The key of the last message the last pass took: the next pass goes on after it.
+    cursor: Arc<Mutex<Option<Key>>>,
     store: Arc<dyn StatusStore>,
     notifier: Option<Notifier>,
     min_age: Duration,
@@ -118,7 +125,7 @@ impl ReconcilerBuilder {
 
     /// Messages older than this are no longer polled (default 3 days): a message still not
     /// final by then (a carrier that never sends a delivery receipt) would otherwise be fetched
-    /// every pass forever and, once there are more of them than a batch, crowd out newer ones.
+    /// in every walk through the window forever.
     pub fn max_age(mut self, age: Duration) -> Self {
         self.inner.max_age = age;
         self
@@ -191,6 +198,7 @@ impl Reconciler {
             inner: Reconciler {
                 clients: clients.into(),
                 unknown: Arc::default(),
+                cursor: Arc::default(),
                 store,
                 notifier: None,
                 min_age: Duration::from_secs(15 * 60),
@@ -203,13 +211,18 @@ impl Reconciler {
         }
     }
 
-    /// Runs one pass now: lock, take pending messages, fetch and apply each.
+    /// Runs one pass now: lock, take the next pending messages, fetch and apply each.
+    ///
+    /// Passes walk the window (messages not final, between `max_age` and `min_age` old) in
+    /// creation order, each going on where the last one stopped and starting over at the
+    /// window's end, so every pending message is polled in turn however many of them never
+    /// turn final (a carrier without delivery receipts, a message deleted at Twilio).
     ///
     /// # Errors
     /// [`ReconcileError::Store`] when the store cannot be locked or read. Failed fetches and
     /// failed writes of single messages are counted in the report instead.
     pub async fn run_once(&self) -> Result<PassReport, ReconcileError> {
-        let Some(_lock) = self.store.try_reconcile_lock().await? else {
+        let Some(lock) = self.store.try_reconcile_lock().await? else {
             tracing::debug!("reconciliation pass skipped: another instance holds the lock");
             return Ok(PassReport {
                 skipped_locked: true,
@@ -219,20 +232,21 @@ impl Reconciler {
         let now = OffsetDateTime::now_utc();
         let from = ago(now, self.max_age).unwrap_or(OffsetDateTime::UNIX_EPOCH);
         let until = ago(now, self.min_age).unwrap_or(OffsetDateTime::UNIX_EPOCH);
-        let pending = self
-            .store
-            .pending_since(from, until, self.batch_size)
-            .await?;
+        let (pending, started_after) = self.next_batch(from, until).await?;
         let mut report = PassReport::default();
         let pending: Vec<MessageRecord> = {
-            let unknown = self.unknown.lock().unwrap_or_else(|e| e.into_inner());
+            let mut unknown = lock_or_recover(&self.unknown);
+            unknown.retain(|_, created_at| *created_at >= from);
             pending
                 .into_iter()
-                .filter(|r| !unknown.contains(&r.sid))
+                .filter(|r| !unknown.contains_key(&r.sid))
                 .collect()
         };
         let stuck = pending.len();
+        // A lost lock starts no more fetches; those in flight finish.
+        let lock = &lock;
         let mut results = futures_util::stream::iter(pending)
+            .take_while(|_| std::future::ready(!lock.is_lost()))
             .map(|record| self.fix(record))
             .buffer_unordered(self.concurrency);
         while let Some(result) = results.next().await {
@@ -262,6 +276,14 @@ impl Reconciler {
             }
         }
         drop(results);
+        if lock.is_lost() {
+            report.lock_lost = true;
+            tracing::warn!("reconciliation pass stopped: its lock was lost");
+        }
+        if report.rate_limited || report.lock_lost {
+            // Some of this batch were not fetched: the next pass takes it again.
+            *lock_or_recover(&self.cursor) = started_after;
+        }
         metrics::reconciler_pass(stuck, report.updated);
         tracing::info!(
             checked = report.checked,
@@ -275,6 +297,41 @@ impl Reconciler {
         Ok(report)
     }
 
+    /// The pass's messages: up to a batch after the last pass's last one, and, when the window
+    /// ends first, from the window's beginning up to where this walk began. Moves the cursor
+    /// to the last message taken, or to the beginning once the whole window was taken, and
+    /// returns the cursor it started from.
+    async fn next_batch(
+        &self,
+        from: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<(Vec<MessageRecord>, Option<Key>), StoreError> {
+        let after = lock_or_recover(&self.cursor).clone();
+        let after_key = after.as_ref().map(|(at, sid)| (*at, sid));
+        let mut batch = self
+            .store
+            .pending_page(from, until, after_key, self.batch_size)
+            .await?;
+        let mut full = batch.len() as u64 >= u64::from(self.batch_size);
+        if let (false, Some(start)) = (full, after_key) {
+            let room = self.batch_size - batch.len() as u32;
+            let wrapped = self.store.pending_page(from, until, None, room).await?;
+            let asked = wrapped.len() as u64 >= u64::from(room);
+            let before: Vec<MessageRecord> = wrapped
+                .into_iter()
+                .take_while(|r| (r.created_at, &r.sid) <= start)
+                .collect();
+            full = asked && before.len() as u64 >= u64::from(room);
+            batch.extend(before);
+        }
+        let next = batch
+            .last()
+            .filter(|_| full)
+            .map(|r| (r.created_at, r.sid.clone()));
+        *lock_or_recover(&self.cursor) = next;
+        Ok((batch, after))
+    }
+
     async fn fix(&self, record: MessageRecord) -> Fetched {
         let Some(client) = self.clients.for_account(record.account_sid.as_ref()) else {
             tracing::warn!(
@@ -282,8 +339,7 @@ impl Reconciler {
                 account_sid = ?record.account_sid,
                 "reconciler: no client for the message's account; not polled again"
             );
-            let mut unknown = self.unknown.lock().unwrap_or_else(|e| e.into_inner());
-            unknown.insert(record.sid.clone());
+            lock_or_recover(&self.unknown).insert(record.sid.clone(), record.created_at);
             return Fetched::UnknownAccount;
         };
         let message = match client.messages().fetch(&record.sid).await {
@@ -374,6 +430,15 @@ impl Reconciler {
         }));
         ReconcilerHandle { stop: tx, task }
     }
+}
+
+/// A message's place in the window's order: creation time, then SID.
+type Key = (OffsetDateTime, MessageSid);
+
+/// The guarded value, also after a panic elsewhere while it was held (it stays consistent:
+/// every update is one assignment or one insertion).
+fn lock_or_recover<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// `now - age`, or `None` when that is before the earliest representable time.

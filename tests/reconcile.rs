@@ -408,3 +408,207 @@ async fn each_message_is_polled_through_its_own_account_and_unknown_accounts_are
         MessageStatus::Sent
     );
 }
+
+/// How many requests the mock server got for each message's fetch path.
+async fn fetches(server: &MockServer, sid: &MessageSid) -> usize {
+    let requests = server.received_requests().await.unwrap();
+    let path = fetch_path(sid);
+    requests.iter().filter(|r| r.url.path() == path).count()
+}
+
+#[tokio::test]
+async fn messages_that_never_turn_final_do_not_crowd_out_newer_ones() {
+    let server = MockServer::start().await;
+    let store = Arc::new(MemoryStore::new());
+    // Two old messages whose carrier never sends a receipt fill a whole batch; a newer one
+    // lost its callback.
+    sent(&store, &sid(20), MessageStatus::Sent, 3 * HOUR).await;
+    sent(&store, &sid(21), MessageStatus::Sent, 3 * HOUR).await;
+    sent(&store, &sid(22), MessageStatus::Sent, 2 * HOUR).await;
+    for (n, status) in [(20, "sent"), (21, "sent"), (22, "delivered")] {
+        Mock::given(method("GET"))
+            .and(path(fetch_path(&sid(n))))
+            .respond_with(ResponseTemplate::new(200).set_body_json(message_json(
+                &sid(n),
+                status,
+                None,
+            )))
+            .mount(&server)
+            .await;
+    }
+    let rec = Reconciler::builder(client(&server), store.clone())
+        .min_age(Duration::from_secs(60))
+        .batch_size(2)
+        .build()
+        .unwrap();
+    let first = rec.run_once().await.unwrap();
+    assert_eq!((first.checked, first.updated), (2, 0));
+    // The next pass goes on after them, then back to the window's start.
+    let second = rec.run_once().await.unwrap();
+    assert_eq!((second.checked, second.updated), (2, 1));
+    assert_eq!(
+        store.get(&sid(22)).await.unwrap().unwrap().status,
+        MessageStatus::Delivered
+    );
+    assert_eq!(fetches(&server, &sid(20)).await, 2);
+    assert_eq!(fetches(&server, &sid(21)).await, 1);
+    assert_eq!(fetches(&server, &sid(22)).await, 1);
+    // Every pending message in turn: the next pass takes 21, then 20 again.
+    rec.run_once().await.unwrap();
+    assert_eq!(fetches(&server, &sid(21)).await, 2);
+    assert_eq!(
+        fetches(&server, &sid(22)).await,
+        1,
+        "final: not fetched again"
+    );
+}
+
+#[tokio::test]
+async fn a_batch_of_unknown_accounts_does_not_stop_the_reconciler() {
+    const STRANGER: &str = "AC11111111111111111111111111111111";
+    let server = MockServer::start().await;
+    let store = Arc::new(MemoryStore::new());
+    for n in [30, 31] {
+        let mut m = SentMessage::new(sid(n), "+14155550199", MessageStatus::Sent);
+        m.created_at = OffsetDateTime::now_utc() - 3 * HOUR;
+        m.account_sid = Some(AccountSid::new(STRANGER).unwrap());
+        store.record_sent(&m).await.unwrap();
+    }
+    sent(&store, &sid(32), MessageStatus::Sent, 2 * HOUR).await;
+    Mock::given(method("GET"))
+        .and(path(fetch_path(&sid(32))))
+        .respond_with(ResponseTemplate::new(200).set_body_json(message_json(
+            &sid(32),
+            "delivered",
+            None,
+        )))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let rec = Reconciler::builder(client(&server), store.clone())
+        .min_age(Duration::from_secs(60))
+        .batch_size(2)
+        .build()
+        .unwrap();
+    let first = rec.run_once().await.unwrap();
+    assert_eq!((first.checked, first.unknown_account), (0, 2));
+    let second = rec.run_once().await.unwrap();
+    assert_eq!((second.updated, second.unknown_account), (1, 0));
+    assert_eq!(
+        store.get(&sid(32)).await.unwrap().unwrap().status,
+        MessageStatus::Delivered
+    );
+}
+
+/// A store whose reconciliation lock is lost as soon as the API answers its first fetch.
+#[derive(Debug)]
+struct LosesItsLock {
+    inner: Arc<MemoryStore>,
+    lost: Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[twilio_delivery::async_trait]
+impl StatusStore for LosesItsLock {
+    async fn record_sent(
+        &self,
+        sent: &SentMessage,
+    ) -> Result<twilio_delivery::Applied, twilio_delivery::StoreError> {
+        self.inner.record_sent(sent).await
+    }
+    async fn apply(
+        &self,
+        event: &twilio_delivery::StatusEvent,
+    ) -> Result<twilio_delivery::Applied, twilio_delivery::StoreError> {
+        self.inner.apply(event).await
+    }
+    async fn get(
+        &self,
+        sid: &MessageSid,
+    ) -> Result<Option<twilio_delivery::MessageRecord>, twilio_delivery::StoreError> {
+        self.inner.get(sid).await
+    }
+    async fn history(
+        &self,
+        sid: &MessageSid,
+    ) -> Result<Vec<twilio_delivery::HistoryEntry>, twilio_delivery::StoreError> {
+        self.inner.history(sid).await
+    }
+    async fn pending_since(
+        &self,
+        created_from: OffsetDateTime,
+        older_than: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<twilio_delivery::MessageRecord>, twilio_delivery::StoreError> {
+        self.inner
+            .pending_since(created_from, older_than, limit)
+            .await
+    }
+    async fn list(
+        &self,
+        query: &twilio_delivery::store::ListQuery,
+    ) -> Result<twilio_delivery::store::Page, twilio_delivery::StoreError> {
+        self.inner.list(query).await
+    }
+    async fn try_reconcile_lock(
+        &self,
+    ) -> Result<Option<twilio_delivery::store::ReconcileLock>, twilio_delivery::StoreError> {
+        Ok(Some(twilio_delivery::store::ReconcileLock::losable(
+            Box::new(()),
+            self.lost.clone(),
+        )))
+    }
+}
+
+/// Answers a fetch with "delivered" and marks the lock lost.
+struct LoseTheLock(Arc<std::sync::atomic::AtomicBool>);
+
+impl wiremock::Respond for LoseTheLock {
+    fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
+        self.0.store(true, std::sync::atomic::Ordering::Release);
+        let file = request.url.path().rsplit('/').next().unwrap_or_default();
+        let sid = MessageSid::new(file.trim_end_matches(".json")).unwrap();
+        ResponseTemplate::new(200).set_body_json(message_json(&sid, "delivered", None))
+    }
+}
+
+#[tokio::test]
+async fn a_pass_whose_lock_is_lost_starts_no_more_fetches_and_the_next_takes_its_batch() {
+    let server = MockServer::start().await;
+    let inner = Arc::new(MemoryStore::new());
+    for n in 40..44 {
+        sent(&inner, &sid(n), MessageStatus::Sent, HOUR).await;
+    }
+    let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    Mock::given(method("GET"))
+        .respond_with(LoseTheLock(lost.clone()))
+        .mount(&server)
+        .await;
+    let store = Arc::new(LosesItsLock {
+        inner: inner.clone(),
+        lost: lost.clone(),
+    });
+    let rec = Reconciler::builder(client(&server), store)
+        .min_age(Duration::from_secs(60))
+        .batch_size(3)
+        .concurrency(1)
+        .build()
+        .unwrap();
+    let report = rec.run_once().await.unwrap();
+    assert!(report.lock_lost);
+    assert_eq!((report.checked, report.updated), (1, 1));
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+    // The lock is held again: the next pass takes the same batch (its first is final now).
+    lost.store(false, std::sync::atomic::Ordering::Release);
+    let next = rec.run_once().await.unwrap();
+    assert!(next.lock_lost, "lost again at its first fetch");
+    let fixed: Vec<u32> = {
+        let mut v = Vec::new();
+        for n in 40..44 {
+            if inner.get(&sid(n)).await.unwrap().unwrap().status == MessageStatus::Delivered {
+                v.push(n);
+            }
+        }
+        v
+    };
+    assert_eq!(fixed, vec![40, 41]);
+}

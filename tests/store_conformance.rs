@@ -560,6 +560,66 @@ async fn pending_lists_old_non_final_messages(store: &dyn StatusStore) {
     );
 }
 
+/// Pending messages for the walk cases: five created in one second (as Twilio's
+/// `date_created` would give a bulk send), one a microsecond later, others before and after,
+/// some final, one too recent; and the order a walk must visit them in.
+async fn pending_for_a_walk(store: &dyn StatusStore) -> Vec<MessageSid> {
+    for n in [14, 11, 15, 12, 13] {
+        store.record_sent(&sent(n, "sent", 20)).await.unwrap();
+    }
+    let mut later = sent(16, "queued", 20);
+    later.created_at += Duration::microseconds(1);
+    store.record_sent(&later).await.unwrap();
+    store.record_sent(&sent(10, "queued", 5)).await.unwrap();
+    store.record_sent(&sent(17, "sent", 30)).await.unwrap();
+    store.record_sent(&sent(18, "sent", 20)).await.unwrap();
+    store.apply(&event(18, "delivered", 40)).await.unwrap(); // final
+    store.record_sent(&sent(19, "sent", 500)).await.unwrap(); // too recent
+    [10, 11, 12, 13, 14, 15, 16, 17].map(sid).to_vec()
+}
+
+/// Walks the window `at(1)..at(100)` in pages of `size`, each after the last one's last message.
+async fn walk(store: &dyn StatusStore, size: u32) -> Vec<MessageSid> {
+    let mut seen = Vec::new();
+    let mut after: Option<MessageRecord> = None;
+    loop {
+        let key = after.as_ref().map(|r| (r.created_at, &r.sid));
+        let page = store.pending_page(at(1), at(100), key, size).await.unwrap();
+        assert!(page.len() <= size as usize);
+        seen.extend(page.iter().map(|r| r.sid.clone()));
+        if page.len() < size as usize {
+            return seen;
+        }
+        after = page.last().cloned();
+    }
+}
+
+async fn pending_pages_walk_the_window_once(store: &dyn StatusStore) {
+    let expected = pending_for_a_walk(store).await;
+    let whole = store.pending_since(at(1), at(100), 100).await.unwrap();
+    let whole: Vec<MessageSid> = whole.into_iter().map(|r| r.sid).collect();
+    assert_eq!(whole, expected);
+    for size in [1, 2, 3, 5, 8, 9] {
+        assert_eq!(walk(store, size).await, expected, "pages of {size}");
+    }
+    // After a time between two microseconds: every message of the microsecond before is
+    // behind it, whatever its SID.
+    let between = at(20) + Duration::nanoseconds(500);
+    let page = store
+        .pending_page(at(1), at(100), Some((between, &sid(0))), 10)
+        .await
+        .unwrap();
+    let page: Vec<MessageSid> = page.into_iter().map(|r| r.sid).collect();
+    assert_eq!(page, vec![sid(16), sid(17)]);
+    // The key's own message is not repeated; the window's start still applies.
+    let page = store
+        .pending_page(at(25), at(100), Some((at(20), &sid(13))), 10)
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].sid, sid(17));
+}
+
 async fn list_filters_and_pages(store: &dyn StatusStore) {
     // (n, created, to, final status); messages 3 and 4 share a creation time.
     type Row = (u32, i64, &'static str, &'static str);
@@ -644,6 +704,50 @@ async fn reconcile_lock_is_granted(store: &dyn StatusStore) {
     assert!(lock.is_some(), "nobody else holds it");
 }
 
+/// A store of its own that leaves `pending_page` to the trait's default.
+mod default_pending_page {
+    use twilio_delivery::MessageSid;
+    use twilio_delivery::async_trait;
+    use twilio_delivery::model::{Applied, HistoryEntry, MessageRecord, SentMessage, StatusEvent};
+    use twilio_delivery::store::{ListQuery, MemoryStore, Page, StatusStore, StoreError};
+
+    #[derive(Debug, Default)]
+    struct Plain(MemoryStore);
+
+    #[async_trait]
+    impl StatusStore for Plain {
+        async fn record_sent(&self, sent: &SentMessage) -> Result<Applied, StoreError> {
+            self.0.record_sent(sent).await
+        }
+        async fn apply(&self, event: &StatusEvent) -> Result<Applied, StoreError> {
+            self.0.apply(event).await
+        }
+        async fn get(&self, sid: &MessageSid) -> Result<Option<MessageRecord>, StoreError> {
+            self.0.get(sid).await
+        }
+        async fn history(&self, sid: &MessageSid) -> Result<Vec<HistoryEntry>, StoreError> {
+            self.0.history(sid).await
+        }
+        async fn pending_since(
+            &self,
+            created_from: time::OffsetDateTime,
+            older_than: time::OffsetDateTime,
+            limit: u32,
+        ) -> Result<Vec<MessageRecord>, StoreError> {
+            self.0.pending_since(created_from, older_than, limit).await
+        }
+        async fn list(&self, query: &ListQuery) -> Result<Page, StoreError> {
+            self.0.list(query).await
+        }
+    }
+
+    /// Five messages share a second, so pages of 1 and 2 make the default ask again.
+    #[tokio::test]
+    async fn walks_the_window_once() {
+        super::pending_pages_walk_the_window_once(&Plain::default()).await;
+    }
+}
+
 macro_rules! suite {
     ($($case:ident),* $(,)?) => {
         mod memory {
@@ -706,6 +810,7 @@ suite!(
     hostile_text_survives_a_later_batch,
     missing_message_reads_empty,
     pending_lists_old_non_final_messages,
+    pending_pages_walk_the_window_once,
     list_filters_and_pages,
     reconcile_lock_is_granted,
 );

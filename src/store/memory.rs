@@ -297,6 +297,35 @@ impl StatusStore for MemoryStore {
         Ok(out)
     }
 
+    async fn pending_page(
+        &self,
+        created_from: OffsetDateTime,
+        older_than: OffsetDateTime,
+        after: Option<(OffsetDateTime, &MessageSid)>,
+        limit: u32,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        let state = self.lock();
+        let mut out: Vec<MessageRecord> = state
+            .messages
+            .values()
+            .map(|e| &e.record)
+            .filter(|r| {
+                !r.status.is_final()
+                    && r.created_at >= created_from
+                    && r.created_at < older_than
+                    && after.is_none_or(|key| (r.created_at, &r.sid) > key)
+            })
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| {
+            a.created_at
+                .cmp(&b.created_at)
+                .then_with(|| a.sid.cmp(&b.sid))
+        });
+        out.truncate(limit as usize);
+        Ok(out)
+    }
+
     async fn list(&self, query: &ListQuery) -> Result<Page, StoreError> {
         let state = self.lock();
         let mut out: Vec<MessageRecord> = state

@@ -310,7 +310,7 @@ pub trait StatusStore: fmt::Debug + Send + Sync + 'static {
 
     /// As [`pending`](Self::pending), only messages created at or after `created_from`: the
     /// reconciler's window, so that messages stuck for good (a carrier that never sends a
-    /// delivery receipt) stop being polled after a while and never starve newer ones.
+    /// delivery receipt) stop being polled after a while.
     ///
     /// # Errors
     /// [`StoreError`] when the store cannot be read.
@@ -320,6 +320,46 @@ pub trait StatusStore: fmt::Debug + Send + Sync + 'static {
         older_than: OffsetDateTime,
         limit: u32,
     ) -> Result<Vec<MessageRecord>, StoreError>;
+
+    /// As [`pending_since`](Self::pending_since), one page of a walk through the window: only
+    /// messages after `after` in the window's order (`created_at`, then SID byte-wise), so that
+    /// a caller can go through more pending messages than one page holds, whatever order they
+    /// turn final in. `None` starts at the window's beginning. Messages created in the same
+    /// second (Twilio's `date_created`) are told apart by SID, so none is skipped or repeated.
+    ///
+    /// The default asks [`pending_since`](Self::pending_since) from `after`'s time on, for
+    /// twice as many each time, until it has `limit` messages after `after` or the window's
+    /// end: exact, and one query unless many messages share `after`'s time. The stores of this
+    /// crate answer with one keyset query.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store cannot be read.
+    async fn pending_page(
+        &self,
+        created_from: OffsetDateTime,
+        older_than: OffsetDateTime,
+        after: Option<(OffsetDateTime, &MessageSid)>,
+        limit: u32,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        let Some((at, sid)) = after else {
+            return self.pending_since(created_from, older_than, limit).await;
+        };
+        let from = created_from.max(at);
+        let mut ask = limit;
+        loop {
+            let rows = self.pending_since(from, older_than, ask).await?;
+            let ended = (rows.len() as u64) < u64::from(ask) || ask == u32::MAX;
+            let mut page: Vec<MessageRecord> = rows
+                .into_iter()
+                .filter(|r| (r.created_at, &r.sid) > (at, sid))
+                .collect();
+            if ended || page.len() as u64 >= u64::from(limit) {
+                page.truncate(limit as usize);
+                return Ok(page);
+            }
+            ask = ask.saturating_mul(2);
+        }
+    }
 
     /// A page of records, newest first, filtered by recipient, status and creation time.
     ///
@@ -449,6 +489,17 @@ impl<S: StatusStore + ?Sized> StatusStore for Arc<S> {
     ) -> Result<Vec<MessageRecord>, StoreError> {
         (**self)
             .pending_since(created_from, older_than, limit)
+            .await
+    }
+    async fn pending_page(
+        &self,
+        created_from: OffsetDateTime,
+        older_than: OffsetDateTime,
+        after: Option<(OffsetDateTime, &MessageSid)>,
+        limit: u32,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        (**self)
+            .pending_page(created_from, older_than, after, limit)
             .await
     }
     async fn list(&self, query: &ListQuery) -> Result<Page, StoreError> {

@@ -171,8 +171,10 @@ pub(crate) struct Statements {
     pub(crate) get: Arc<str>,
     /// `$1` sid → its events, oldest first.
     pub(crate) history: Arc<str>,
-    /// `$1` older than, `$2` limit → non-final records, oldest first.
+    /// `$1` older than, `$2` limit, `$3` created from → non-final records, oldest first.
     pub(crate) pending: Arc<str>,
+    /// As `pending`, only records after `$4` created at, `$5` sid in that order.
+    pub(crate) pending_after: Arc<str>,
     /// `SELECT <record columns> FROM messages WHERE TRUE`, for the list query builder.
     pub(crate) list_head: String,
     /// Creates the migrations table if missing.
@@ -286,6 +288,24 @@ pub(crate) fn from_position(p: u64) -> i64 {
     i64::try_from(p).unwrap_or(i64::MAX)
 }
 
+/// The pending messages' query of `dialect` for the tables of prefix `p`, with `and` added to
+/// its conditions.
+fn pending(dialect: Dialect, p: &str, and: &str) -> String {
+    match dialect {
+        // The partial index of messages not final.
+        Dialect::Sqlite => format!(
+            "SELECT {RECORD_COLUMNS} FROM {p}messages WHERE status_rank < {FINAL_RANK} \
+             AND created_at < $1 AND created_at >= $3{and} ORDER BY created_at, sid LIMIT $2"
+        ),
+        // The pending table (schema version 4) holds exactly the messages not final.
+        Dialect::Postgres => format!(
+            "SELECT {RECORD_COLUMNS} FROM {p}messages WHERE sid IN (SELECT sid \
+             FROM {p}pending WHERE created_at < $1 AND created_at >= $3{and} \
+             ORDER BY created_at, sid LIMIT $2) ORDER BY created_at, sid"
+        ),
+    }
+}
+
 impl Statements {
     /// Renders every statement for `prefix` in `dialect`.
     ///
@@ -350,20 +370,8 @@ impl Statements {
                  FROM {p}events WHERE {history_of} ORDER BY received_at, id"
             )
             .into(),
-            pending: match dialect {
-                // The partial index of messages not final.
-                Dialect::Sqlite => format!(
-                    "SELECT {RECORD_COLUMNS} FROM {p}messages WHERE status_rank < {FINAL_RANK} \
-                     AND created_at < $1 AND created_at >= $3 ORDER BY created_at, sid LIMIT $2"
-                ),
-                // The pending table (schema version 4) holds exactly the messages not final.
-                Dialect::Postgres => format!(
-                    "SELECT {RECORD_COLUMNS} FROM {p}messages WHERE sid IN (SELECT sid \
-                     FROM {p}pending WHERE created_at < $1 AND created_at >= $3 \
-                     ORDER BY created_at, sid LIMIT $2) ORDER BY created_at, sid"
-                ),
-            }
-            .into(),
+            pending: pending(dialect, p, "").into(),
+            pending_after: pending(dialect, p, " AND (created_at, sid) > ($4, $5)").into(),
             list_head: format!("SELECT {RECORD_COLUMNS} FROM {p}messages WHERE TRUE"),
             create_migrations,
             select_versions: format!("SELECT version FROM {p}migrations").into(),
@@ -518,6 +526,19 @@ pub(crate) fn micros_floor(t: OffsetDateTime) -> i64 {
 pub(crate) fn micros_ceil(t: OffsetDateTime) -> i64 {
     let n = t.unix_timestamp_nanos();
     saturate(n.div_euclid(1000) + i128::from(n.rem_euclid(1000) != 0))
+}
+
+/// The key to bind for "after `(at, sid)`" in the pending messages' order, at the stores'
+/// microsecond precision: microseconds and SID as they are when `at` is a whole microsecond
+/// (a stored time always is); otherwise every SID of `at`'s microsecond is before `at` and
+/// every SID of the next one after it, which the next microsecond with an empty SID says.
+pub(crate) fn after_key(at: OffsetDateTime, sid: &MessageSid) -> (i64, &str) {
+    let (floor, ceil) = (micros_floor(at), micros_ceil(at));
+    if floor == ceil {
+        (floor, sid.as_str())
+    } else {
+        (ceil, "")
+    }
 }
 
 fn saturate(n: i128) -> i64 {

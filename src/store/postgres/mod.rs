@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 
 use super::sql::{
     Dialect, EventRow, MAX_LIST_STATUSES, POSTGRES_MIGRATIONS, RecordRow, Statements, TablePrefix,
-    ceil_time, db_error, floor_time,
+    after_key, ceil_time, db_error, floor_time, from_micros,
 };
 use super::{ListQuery, Page, ReconcileLock, StatusStore, StoreError};
 use crate::feed::FeedStore;
@@ -515,6 +515,34 @@ impl StatusStore for PostgresStore {
             .bind(ceil_time(older_than))
             .bind(i64::from(limit))
             .bind(ceil_time(created_from))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?
+            .iter()
+            .map(record_row)
+            .collect()
+    }
+
+    async fn pending_page(
+        &self,
+        created_from: OffsetDateTime,
+        older_than: OffsetDateTime,
+        after: Option<(OffsetDateTime, &MessageSid)>,
+        limit: u32,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        let Some((at, sid)) = after else {
+            return self.pending_since(created_from, older_than, limit).await;
+        };
+        let (at, sid) = after_key(at, sid);
+        let at = from_micros(at, "after").map_err(|_| {
+            StoreError::Config("the page's key is outside the times a store can hold".into())
+        })?;
+        sqlx::query(AssertSqlSafe(self.sql.pending_after.clone()))
+            .bind(ceil_time(older_than))
+            .bind(i64::from(limit))
+            .bind(ceil_time(created_from))
+            .bind(at)
+            .bind(sid)
             .fetch_all(&self.pool)
             .await
             .map_err(db_error)?

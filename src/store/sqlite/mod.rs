@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 
 use super::sql::{
     Dialect, EventRow, MAX_LIST_STATUSES, RecordRow, SQLITE_MIGRATIONS, Statements, TablePrefix,
-    db_error, from_micros, micros_ceil, micros_floor,
+    after_key, db_error, from_micros, micros_ceil, micros_floor,
 };
 use super::{ListQuery, Page, StatusStore, StoreError};
 use crate::feed::LocalWake;
@@ -398,6 +398,31 @@ impl StatusStore for SqliteStore {
             .bind(micros_ceil(older_than))
             .bind(i64::from(limit))
             .bind(micros_ceil(created_from))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error)?
+            .iter()
+            .map(record_row)
+            .collect()
+    }
+
+    async fn pending_page(
+        &self,
+        created_from: OffsetDateTime,
+        older_than: OffsetDateTime,
+        after: Option<(OffsetDateTime, &MessageSid)>,
+        limit: u32,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        let Some((at, sid)) = after else {
+            return self.pending_since(created_from, older_than, limit).await;
+        };
+        let (at, sid) = after_key(at, sid);
+        sqlx::query(AssertSqlSafe(self.sql.pending_after.clone()))
+            .bind(micros_ceil(older_than))
+            .bind(i64::from(limit))
+            .bind(micros_ceil(created_from))
+            .bind(at)
+            .bind(sid)
             .fetch_all(&self.pool)
             .await
             .map_err(db_error)?
