@@ -37,7 +37,8 @@ pub struct PassReport {
     pub checked: usize,
     /// Messages whose current status changed.
     pub updated: usize,
-    /// Messages the API no longer knows (deleted, or another account's).
+    /// Messages the API no longer knows (deleted, or another account's): reported once, then
+    /// left alone by this reconciler.
     pub not_found: usize,
     /// Fetches that failed (the messages are tried again next pass).
     pub errors: usize,
@@ -79,9 +80,9 @@ pub enum ReconcileError {
 #[derive(Clone)]
 pub struct Reconciler {
     clients: Clients,
-    /// Messages of unknown accounts seen already, with their creation times: not fetched
-    /// again, and forgotten once they leave the window.
-    unknown: Arc<Mutex<HashMap<MessageSid, OffsetDateTime>>>,
+    /// Messages not to fetch again, with their creation times: those of accounts without a
+    /// client and those the API no longer knows. Forgotten once they leave the window.
+    skip: Arc<Mutex<HashMap<MessageSid, OffsetDateTime>>>,
     /// The key of the last message the last pass took: the next pass goes on after it.
     cursor: Arc<Mutex<Option<Key>>>,
     store: Arc<dyn StatusStore>,
@@ -197,7 +198,7 @@ impl Reconciler {
         ReconcilerBuilder {
             inner: Reconciler {
                 clients: clients.into(),
-                unknown: Arc::default(),
+                skip: Arc::default(),
                 cursor: Arc::default(),
                 store,
                 notifier: None,
@@ -235,11 +236,11 @@ impl Reconciler {
         let (pending, started_after) = self.next_batch(from, until).await?;
         let mut report = PassReport::default();
         let pending: Vec<MessageRecord> = {
-            let mut unknown = lock_or_recover(&self.unknown);
-            unknown.retain(|_, created_at| *created_at >= from);
+            let mut skip = lock_or_recover(&self.skip);
+            skip.retain(|_, created_at| *created_at >= from);
             pending
                 .into_iter()
-                .filter(|r| !unknown.contains_key(&r.sid))
+                .filter(|r| !skip.contains_key(&r.sid))
                 .collect()
         };
         let stuck = pending.len();
@@ -339,7 +340,7 @@ impl Reconciler {
                 account_sid = ?record.account_sid,
                 "reconciler: no client for the message's account; not polled again"
             );
-            lock_or_recover(&self.unknown).insert(record.sid.clone(), record.created_at);
+            lock_or_recover(&self.skip).insert(record.sid.clone(), record.created_at);
             return Fetched::UnknownAccount;
         };
         let message = match client.messages().fetch(&record.sid).await {
@@ -387,7 +388,11 @@ impl Reconciler {
 
     fn fetch_failed(&self, record: &MessageRecord, e: &Error) -> Fetched {
         if e.api_error().is_some_and(|a| a.is_not_found()) {
-            tracing::warn!(message_sid = %record.sid, "reconciler: message not found at the api");
+            tracing::warn!(
+                message_sid = %record.sid,
+                "reconciler: message not found at the api; not polled again"
+            );
+            lock_or_recover(&self.skip).insert(record.sid.clone(), record.created_at);
             return Fetched::NotFound;
         }
         let rate_limited = e.api_error().is_some_and(|a| a.is_rate_limited());

@@ -145,6 +145,11 @@ async fn unchanged_and_not_found_messages_are_counted_not_updated() {
         store.get(&sid(5)).await.unwrap().unwrap().status,
         MessageStatus::Sent
     );
+    // The next pass polls the unchanged message again, not the one the API does not know.
+    let again = rec.run_once().await.unwrap();
+    assert_eq!((again.checked, again.not_found), (1, 0));
+    assert_eq!(fetches(&server, &sid(5)).await, 2);
+    assert_eq!(fetches(&server, &sid(6)).await, 1);
 }
 
 #[tokio::test]
