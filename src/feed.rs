@@ -14,7 +14,9 @@
 //! as a [`DeadLetter`] with its error, the consumer moves on, and the letter can be
 //! [replayed](Consumer::replay) later. Consumers on every app instance are woken when a change
 //! commits anywhere (PostgreSQL `LISTEN/NOTIFY`, in-process for SQLite and memory) and poll as
-//! a fallback.
+//! a fallback. One consumer of a name runs at a time on a store: each holds the name's lease
+//! ([`FeedStore::lease_consumer`]) while it runs, so every app instance can spawn the same
+//! consumer and the others wait to take over.
 //!
 //! The in-process [`Notifier`](crate::notify::Notifier) stays as the live, best-effort view;
 //! use a consumer for anything that must not be missed.
@@ -34,10 +36,12 @@
 //! # Ok(()) }
 //! ```
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -159,6 +163,102 @@ pub trait FeedStore: fmt::Debug + Send + Sync {
     /// Returns when a change above `after` may have been written, or after `timeout`: a hint
     /// to read again, never a promise.
     async fn wait_for_change(&self, after: u64, timeout: Duration);
+
+    /// Takes the exclusive lease of the consumer name `consumer`, so that one consumer of a
+    /// name runs at a time on this store; `None` while another holds it. It is held until the
+    /// returned lease is released or dropped, or until it is [lost](ConsumerLease::is_lost).
+    ///
+    /// The default keeps the lease in this process, for this store instance: enough for a store
+    /// private to one process. A store that several processes share must override it and keep
+    /// the lease in the store (`PostgresStore`: a row with an expiry, renewed while held).
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store cannot be reached.
+    async fn lease_consumer(&self, consumer: &str) -> Result<Option<ConsumerLease>, StoreError> {
+        let scope = format!("{:p}", (self as *const Self).cast::<()>());
+        Ok(ConsumerLease::local(scope, consumer))
+    }
+}
+
+/// The store's side of a [`ConsumerLease`]: keeps the lease while it lives (renewing it, when
+/// it has an expiry) and gives it back.
+#[async_trait]
+pub trait LeaseGuard: fmt::Debug + Send + Sync {
+    /// Gives the lease back now. A guard dropped without this gives it back too, perhaps a
+    /// little later, or lets it expire.
+    async fn release(self: Box<Self>);
+}
+
+/// The exclusive lease of a consumer name on a store, from [`FeedStore::lease_consumer`]:
+/// while a [`Consumer`] holds it, no other consumer of that name on the store handles changes.
+#[derive(Debug)]
+pub struct ConsumerLease {
+    guard: Box<dyn LeaseGuard>,
+    lost: Option<Arc<AtomicBool>>,
+}
+
+impl ConsumerLease {
+    /// A lease that stays held until it is released or dropped (one kept in this process).
+    pub fn new(guard: Box<dyn LeaseGuard>) -> Self {
+        Self { guard, lost: None }
+    }
+
+    /// A lease that can be lost while held (one with an expiry that could not be renewed in
+    /// time, or that another holder took after it expired): the store sets `lost` then, and
+    /// the consumer holding it handles no further change.
+    pub fn losable(guard: Box<dyn LeaseGuard>, lost: Arc<AtomicBool>) -> Self {
+        Self {
+            guard,
+            lost: Some(lost),
+        }
+    }
+
+    /// Whether the lease is known lost: another consumer of the name may be running now.
+    pub fn is_lost(&self) -> bool {
+        self.lost
+            .as_ref()
+            .is_some_and(|l| l.load(Ordering::Acquire))
+    }
+
+    /// Gives the lease back, and waits until it is given back.
+    pub async fn release(self) {
+        self.guard.release().await;
+    }
+
+    /// The lease of `consumer` on the store known in this process as `scope`, unless another
+    /// holds it.
+    pub(crate) fn local(scope: String, consumer: &str) -> Option<Self> {
+        let key = (scope, consumer.to_owned());
+        let mut held = LOCAL_LEASES.lock().unwrap_or_else(PoisonError::into_inner);
+        if !held.insert(key.clone()) {
+            return None;
+        }
+        Some(Self::new(Box::new(LocalLease { key })))
+    }
+}
+
+/// The consumer leases held in this process: (store scope, consumer name).
+static LOCAL_LEASES: Mutex<BTreeSet<(String, String)>> = Mutex::new(BTreeSet::new());
+
+/// A lease held in this process; dropping it gives it back.
+#[derive(Debug)]
+struct LocalLease {
+    key: (String, String),
+}
+
+#[async_trait]
+impl LeaseGuard for LocalLease {
+    /// Dropping it gives it back.
+    async fn release(self: Box<Self>) {}
+}
+
+impl Drop for LocalLease {
+    fn drop(&mut self) {
+        LOCAL_LEASES
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.key);
+    }
 }
 
 /// In-process wake-ups for stores whose writers are all in this process: the head position,
@@ -220,6 +320,15 @@ fn check_name(name: &str) -> Result<(), StoreError> {
 
 /// A named reader of the change feed whose cursor lives in the store. Build with
 /// [`Consumer::builder`].
+///
+/// One consumer of a name handles changes at a time on a store, whichever app instance or
+/// task runs it: while it runs it holds the name's lease ([`FeedStore::lease_consumer`]).
+/// Another consumer of that name waits, trying to take the lease again whenever it is woken
+/// or its poll interval passes, and takes over when the holder stops or, on PostgreSQL, when
+/// the holder's lease expires (`PostgresOptions::lease_ttl`, 60 s by default, after an
+/// instance died). A consumer whose lease is found lost (it could not be renewed in time)
+/// stops after the change in progress, stores its cursor, and goes back to waiting for the
+/// lease. So every instance can spawn the same consumer, and the changes stay in order.
 #[derive(Clone)]
 pub struct Consumer {
     store: Arc<dyn StatusStore>,
@@ -356,8 +465,17 @@ impl Consumer {
         Ok(at)
     }
 
+    /// Takes the consumer's lease, unless another consumer of this name holds it.
+    async fn take_lease(&self) -> Result<Option<ConsumerLease>, StoreError> {
+        self.feed()?.lease_consumer(&self.name).await
+    }
+
     /// Handles every change after the stored cursor that is there now, one page at a time, and
     /// returns how many it handled (parked ones included). The cursor moves after each page.
+    ///
+    /// It holds the consumer's lease meanwhile: while another consumer of this name holds it,
+    /// it handles nothing and returns 0; if the lease is lost, it stops after the change in
+    /// progress.
     ///
     /// # Errors
     /// [`StoreError`] when the feed cannot be read or the cursor cannot be stored; the changes
@@ -367,46 +485,103 @@ impl Consumer {
         H: Fn(FeedEntry) -> Fut + Send + Sync,
         Fut: Future<Output = HandlerResult> + Send,
     {
+        let Some(lease) = self.take_lease().await? else {
+            tracing::debug!(consumer = %self.name, "change feed: another consumer of this name holds its lease");
+            return Ok(0);
+        };
+        // Never told to stop.
+        let (_keep, mut stop) = watch::channel(false);
+        let drained = self.drain(handler, &lease, &mut stop).await;
+        lease.release().await;
+        Ok(drained?.handled)
+    }
+
+    /// Handles the changes after the stored cursor, a page at a time, until there are none or
+    /// it must halt (checked between changes and while it waits): then it stores the cursor at
+    /// the last change handled. The cursor is also stored after each page.
+    async fn drain<H, Fut>(
+        &self,
+        handler: &H,
+        lease: &ConsumerLease,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<Drained, StoreError>
+    where
+        H: Fn(FeedEntry) -> Fut + Send + Sync,
+        Fut: Future<Output = HandlerResult> + Send,
+    {
         let feed = self.feed()?;
         let mut at = self.position().await?;
+        let mut stored = at;
         let mut handled = 0;
-        loop {
-            let page = feed.changes_after(at, self.page).await?;
-            let Some(last) = page.last().map(|e| e.position) else {
-                crate::metrics::feed_lag(&self.name, 0);
-                return Ok(handled);
+        let halted = 'pages: loop {
+            if let Some(halt) = halt(stop, lease) {
+                break Some(halt);
+            }
+            let Some(page) = unless_stopped(stop, feed.changes_after(at, self.page)).await else {
+                break Some(Halt::Stop);
             };
+            let page = page?;
+            if page.is_empty() {
+                crate::metrics::feed_lag(&self.name, 0);
+                break None;
+            }
             let full = page.len() >= self.page as usize;
             for entry in page {
+                if let Some(halt) = halt(stop, lease) {
+                    break 'pages Some(halt);
+                }
                 let position = entry.position;
-                if let Err((error, attempts)) = self.handle(handler, entry.clone()).await {
-                    // Everything before it succeeded: park it and move the cursor past it.
-                    tracing::error!(consumer = %self.name, position, message_sid = %entry.change.sid,
-                        attempts, error = %error, "change feed: handler keeps failing; change parked");
-                    let letter = DeadLetter::new(
-                        &*self.name,
-                        entry,
-                        error,
-                        attempts,
-                        OffsetDateTime::now_utc(),
-                    );
-                    feed.park(&letter).await?;
+                match self.handle(handler, &entry, lease, stop).await {
+                    Handled::Done => {}
+                    Handled::Failed { error, attempts } => {
+                        // Everything before it succeeded: park it and move the cursor past it.
+                        tracing::error!(consumer = %self.name, position, message_sid = %entry.change.sid,
+                            attempts, error = %error, "change feed: handler keeps failing; change parked");
+                        let letter = DeadLetter::new(
+                            &*self.name,
+                            entry,
+                            error,
+                            attempts,
+                            OffsetDateTime::now_utc(),
+                        );
+                        feed.park(&letter).await?;
+                        stored = position;
+                    }
+                    Handled::Halted(halt) => break 'pages Some(halt),
                 }
                 at = position;
                 handled += 1;
             }
-            feed.advance(&self.name, last).await?;
+            if at > stored {
+                feed.advance(&self.name, at).await?;
+                stored = at;
+            }
             if let Ok(head) = feed.head().await {
-                crate::metrics::feed_lag(&self.name, head.saturating_sub(last));
+                crate::metrics::feed_lag(&self.name, head.saturating_sub(at));
             }
             if !full {
-                return Ok(handled);
+                break None;
             }
+        };
+        if at > stored {
+            feed.advance(&self.name, at).await?;
         }
+        Ok(Drained {
+            handled,
+            at,
+            halted,
+        })
     }
 
-    /// Runs the handler on one entry with retries; the last error and the tries on failure.
-    async fn handle<H, Fut>(&self, handler: &H, entry: FeedEntry) -> Result<(), (String, u32)>
+    /// Runs the handler on one entry, with retries while it fails; between tries it waits the
+    /// backoff (less when told to stop), then halts if it must.
+    async fn handle<H, Fut>(
+        &self,
+        handler: &H,
+        entry: &FeedEntry,
+        lease: &ConsumerLease,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Handled
     where
         H: Fn(FeedEntry) -> Fut + Send + Sync,
         Fut: Future<Output = HandlerResult> + Send,
@@ -419,62 +594,125 @@ impl Consumer {
                 .catch_unwind()
                 .await
             {
-                Ok(Ok(())) => return Ok(()),
+                Ok(Ok(())) => return Handled::Done,
                 Ok(Err(e)) => e.to_string(),
                 Err(_) => "the handler panicked".to_owned(),
             };
             if tries >= self.attempts {
-                return Err((error, tries));
+                return Handled::Failed {
+                    error,
+                    attempts: tries,
+                };
             }
             tracing::warn!(consumer = %self.name, position = entry.position, attempt = tries,
                 error = %error, "change feed: handler failed; retrying");
-            tokio::time::sleep(wait).await;
+            unless_stopped(stop, tokio::time::sleep(wait)).await;
+            if let Some(halt) = halt(stop, lease) {
+                return Handled::Halted(halt);
+            }
             wait = wait.saturating_mul(2).min(self.max_backoff);
         }
     }
 
-    /// Runs the consumer until `shutdown` resolves: handles what is there, then waits for a
-    /// wake-up (or the poll interval) and handles again. Store errors are logged and retried
-    /// after a backoff.
+    /// Runs the consumer until `shutdown` resolves: takes the consumer's lease (while another
+    /// consumer of this name holds it, tries again whenever woken or the poll interval
+    /// passes), handles what is there, then waits for a wake-up (or the poll interval) and
+    /// handles again. Store errors are logged and retried after a backoff.
+    ///
+    /// When `shutdown` resolves it stops after the change in progress (a change waiting for
+    /// its handler's next try is left to the next run), stores the cursor at the last change
+    /// handled, gives the lease back and returns.
     pub async fn run_until<H, Fut, S>(self, handler: H, shutdown: S)
     where
         H: Fn(FeedEntry) -> Fut + Send + Sync,
         Fut: Future<Output = HandlerResult> + Send,
         S: Future<Output = ()> + Send,
     {
-        tokio::pin!(shutdown);
-        let mut failures = 0u32;
-        loop {
-            let pause = match self.run_once(&handler).await {
-                Ok(_) => {
-                    failures = 0;
-                    None
-                }
-                Err(e) => {
-                    failures = failures.saturating_add(1);
-                    tracing::error!(consumer = %self.name, error = %e, "change feed: cannot read or store the cursor");
-                    Some(backoff(self.first_backoff, self.max_backoff, failures))
-                }
-            };
-            let wait = async {
-                match pause {
-                    Some(p) => tokio::time::sleep(p).await,
-                    None => match (self.feed(), self.feed_cursor().await) {
-                        (Ok(feed), Some(at)) => feed.wait_for_change(at, self.poll).await,
-                        _ => tokio::time::sleep(self.poll).await,
-                    },
-                }
-            };
-            tokio::select! {
-                () = &mut shutdown => break,
-                () = wait => {}
+        let (stop, stopped) = watch::channel(false);
+        let work = self.work(&handler, stopped);
+        tokio::pin!(work, shutdown);
+        tokio::select! {
+            () = &mut work => {}
+            () = &mut shutdown => {
+                let _ = stop.send(true);
+                work.await;
             }
         }
         tracing::debug!(consumer = %self.name, "change feed consumer stopped");
     }
 
-    async fn feed_cursor(&self) -> Option<u64> {
-        self.feed().ok()?.cursor(&self.name).await.ok().flatten()
+    /// The body of [`run_until`](Self::run_until): takes the lease and handles changes while
+    /// it holds it, until told to stop.
+    async fn work<H, Fut>(&self, handler: &H, mut stop: watch::Receiver<bool>)
+    where
+        H: Fn(FeedEntry) -> Fut + Send + Sync,
+        Fut: Future<Output = HandlerResult> + Send,
+    {
+        let mut failures = 0u32;
+        while !*stop.borrow() {
+            let lease = match self.take_lease().await {
+                Ok(Some(lease)) => lease,
+                Ok(None) => {
+                    tracing::debug!(consumer = %self.name, "change feed: another consumer of this name holds its lease; waiting");
+                    let head = self.head().await;
+                    self.idle(&mut stop, head).await;
+                    continue;
+                }
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    tracing::error!(consumer = %self.name, error = %e, "change feed: cannot take the consumer's lease");
+                    let pause = backoff(self.first_backoff, self.max_backoff, failures);
+                    unless_stopped(&mut stop, tokio::time::sleep(pause)).await;
+                    continue;
+                }
+            };
+            while !*stop.borrow() {
+                match self.drain(handler, &lease, &mut stop).await {
+                    Ok(Drained {
+                        halted: Some(Halt::LeaseLost),
+                        ..
+                    }) => {
+                        tracing::warn!(consumer = %self.name, "change feed: the consumer's lease was lost; waiting to take it again");
+                        break;
+                    }
+                    Ok(Drained {
+                        halted: Some(Halt::Stop),
+                        ..
+                    }) => break,
+                    Ok(Drained {
+                        halted: None, at, ..
+                    }) => {
+                        failures = 0;
+                        self.idle(&mut stop, Some(at)).await;
+                    }
+                    Err(e) => {
+                        failures = failures.saturating_add(1);
+                        tracing::error!(consumer = %self.name, error = %e, "change feed: cannot read or store the cursor");
+                        let pause = backoff(self.first_backoff, self.max_backoff, failures);
+                        unless_stopped(&mut stop, tokio::time::sleep(pause)).await;
+                    }
+                }
+            }
+            lease.release().await;
+        }
+    }
+
+    /// The feed's head, `None` when it cannot be read.
+    async fn head(&self) -> Option<u64> {
+        self.feed().ok()?.head().await.ok()
+    }
+
+    /// Waits for a change after `after` (a wake-up) or the poll interval, less when told to
+    /// stop; for the poll interval when there is no position to wait after.
+    async fn idle(&self, stop: &mut watch::Receiver<bool>, after: Option<u64>) {
+        match (self.feed(), after) {
+            (Ok(feed), Some(at)) => {
+                unless_stopped(stop, feed.wait_for_change(at, self.poll)).await;
+            }
+            _ => {
+                unless_stopped(stop, tokio::time::sleep(self.poll)).await;
+            }
+        }
     }
 
     /// Runs [`run_until`](Self::run_until) in a background task; stop it with the handle.
@@ -534,6 +772,56 @@ pub enum ReplayError {
     Handler(String),
 }
 
+/// Why a consumer stopped handling before it ran out of changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Halt {
+    /// It was told to stop.
+    Stop,
+    /// Its lease was lost: another consumer of its name may be running.
+    LeaseLost,
+}
+
+/// How far a consumer went through the changes there were.
+#[derive(Debug)]
+struct Drained {
+    /// Changes handled (parked ones included).
+    handled: usize,
+    /// The last change handled (the cursor).
+    at: u64,
+    /// Why it stopped before the last change, if it did.
+    halted: Option<Halt>,
+}
+
+/// How handling one change ended.
+#[derive(Debug)]
+enum Handled {
+    /// The handler succeeded.
+    Done,
+    /// The handler failed on every try.
+    Failed { error: String, attempts: u32 },
+    /// It had to halt while waiting to try again.
+    Halted(Halt),
+}
+
+/// Why a consumer must halt now, if it must: told to stop, or its lease lost.
+fn halt(stop: &watch::Receiver<bool>, lease: &ConsumerLease) -> Option<Halt> {
+    if *stop.borrow() {
+        Some(Halt::Stop)
+    } else if lease.is_lost() {
+        Some(Halt::LeaseLost)
+    } else {
+        None
+    }
+}
+
+/// The output of `work`, or `None` when told to stop first.
+async fn unless_stopped<F: Future>(stop: &mut watch::Receiver<bool>, work: F) -> Option<F::Output> {
+    tokio::select! {
+        out = work => Some(out),
+        _ = stop.wait_for(|s| *s) => None,
+    }
+}
+
 /// The wait after `failures` consecutive failures.
 fn backoff(first: Duration, max: Duration, failures: u32) -> Duration {
     let factor = 1u32
@@ -550,7 +838,8 @@ pub struct ConsumerHandle {
 }
 
 impl ConsumerHandle {
-    /// Stops the consumer after the change in progress and waits for it.
+    /// Stops the consumer after the change in progress and waits for it: its cursor is then
+    /// stored at the last change handled and its lease given back.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         if let Err(e) = self.task.await

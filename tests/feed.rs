@@ -1,10 +1,14 @@
 //! The durable change feed: every real change once per position, in order, to named consumers
 //! whose cursors live in the store; failing changes retried, parked and replayable; restarts;
-//! and on PostgreSQL, concurrent writers on several instances, the out-of-order-commit case,
-//! and a consumer on one instance woken by a change made through another.
+//! shutdown after the change in progress; one consumer of a name at a time (its lease), across
+//! store instances; and on PostgreSQL, concurrent writers on several instances, the
+//! out-of-order-commit case, a consumer on one instance woken by a change made through
+//! another, and a consumer whose lease was taken.
 
 mod common;
 
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -197,6 +201,170 @@ async fn a_spawned_consumer_is_woken(store: Arc<dyn StatusStore>) {
     handle.shutdown().await;
 }
 
+/// A handler that takes `pause` over each change, then records it as `who`'s in `log`, and
+/// counts in `overlaps` the changes it started while another handler of `inside` was running.
+fn slow_handler(
+    pause: Duration,
+    who: usize,
+    log: Arc<Mutex<Vec<(usize, u64)>>>,
+    inside: Arc<AtomicUsize>,
+    overlaps: Arc<AtomicUsize>,
+) -> impl Fn(FeedEntry) -> std::pin::Pin<Box<dyn Future<Output = HandlerResult> + Send>>
++ Send
++ Sync
++ 'static {
+    move |e| {
+        let (log, inside, overlaps) = (log.clone(), inside.clone(), overlaps.clone());
+        Box::pin(async move {
+            if inside.fetch_add(1, Ordering::SeqCst) > 0 {
+                overlaps.fetch_add(1, Ordering::SeqCst);
+            }
+            tokio::time::sleep(pause).await;
+            log.lock().unwrap().push((who, e.position));
+            inside.fetch_sub(1, Ordering::SeqCst);
+            Ok(())
+        })
+    }
+}
+
+/// A backlog of 300 changes and a handler taking 10 ms over each: shutdown returns after the
+/// change in progress, not after the backlog, with the cursor at the last change handled; a
+/// new consumer of the name resumes right after it, losing and repeating nothing.
+async fn shutdown_stops_after_the_change_in_progress(store: Arc<dyn StatusStore>) {
+    const BACKLOG: u64 = 300;
+    let events: Vec<_> = (1..=BACKLOG as u32)
+        .map(|n| ev(n, MessageStatus::Sent))
+        .collect();
+    store.apply_batch(&events).await.unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let handler = slow_handler(
+        Duration::from_millis(10),
+        0,
+        log.clone(),
+        Arc::default(),
+        Arc::default(),
+    );
+    let handle = Consumer::builder(store.clone(), "slow")
+        .unwrap()
+        .spawn(handler);
+    wait_until(|| log.lock().unwrap().len() >= 5).await;
+    handle.shutdown().await;
+
+    let handled: Vec<u64> = log.lock().unwrap().iter().map(|(_, p)| *p).collect();
+    let last = handled.len() as u64;
+    assert!(
+        last < BACKLOG / 3,
+        "stopped after the change in progress, not the backlog: {last} handled"
+    );
+    assert_eq!(handled, (1..=last).collect::<Vec<_>>());
+    let feed = store.feed().unwrap();
+    assert_eq!(
+        feed.cursor("slow").await.unwrap(),
+        Some(last),
+        "the cursor is at the last change handled"
+    );
+
+    let rest = Seen::default();
+    let again = Consumer::builder(store.clone(), "slow").unwrap().build();
+    assert_eq!(
+        again.run_once(&rest.handler()).await.unwrap() as u64,
+        BACKLOG - last
+    );
+    assert_eq!(rest.positions(), (last + 1..=BACKLOG).collect::<Vec<_>>());
+}
+
+/// A handler that fails, with an hour's backoff before its next try: shutdown does not wait
+/// out the backoff, and the change is neither parked nor passed.
+async fn shutdown_interrupts_a_retry_backoff(store: Arc<dyn StatusStore>) {
+    store.apply(&ev(1, MessageStatus::Sent)).await.unwrap();
+    let tries = Arc::new(AtomicUsize::new(0));
+    let counted = tries.clone();
+    let hour = Duration::from_secs(3600);
+    let handle = Consumer::builder(store.clone(), "failing")
+        .unwrap()
+        .backoff(hour, hour)
+        .spawn(move |_| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            std::future::ready(Err("down".into()))
+        });
+    wait_until(|| tries.load(Ordering::SeqCst) == 1).await;
+    tokio::time::timeout(Duration::from_secs(10), handle.shutdown())
+        .await
+        .expect("shutdown does not wait out the backoff");
+    assert_eq!(tries.load(Ordering::SeqCst), 1);
+    let feed = store.feed().unwrap();
+    assert_eq!(feed.cursor("failing").await.unwrap(), Some(0), "not passed");
+    assert!(feed.dead_letters("failing", 10).await.unwrap().is_empty());
+}
+
+/// Two consumers of one name, on `a` and on `b` (two instances of one store, or one store
+/// twice): never two handlers at once, each change handled once, in order; when the one
+/// handling stops, the other takes over and finishes.
+async fn one_consumer_of_a_name_runs_at_a_time(a: Arc<dyn StatusStore>, b: Arc<dyn StatusStore>) {
+    const BACKLOG: u64 = 120;
+    let events: Vec<_> = (1..=BACKLOG as u32)
+        .map(|n| ev(n, MessageStatus::Sent))
+        .collect();
+    a.apply_batch(&events).await.unwrap();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (inside, overlaps) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let spawn = |store: &Arc<dyn StatusStore>, who: usize| {
+        Consumer::builder(store.clone(), "shared")
+            .unwrap()
+            .poll_interval(Duration::from_millis(20))
+            .spawn(slow_handler(
+                Duration::from_millis(5),
+                who,
+                log.clone(),
+                inside.clone(),
+                overlaps.clone(),
+            ))
+    };
+    let mut handles = [Some(spawn(&a, 0)), Some(spawn(&b, 1))];
+    wait_until(|| log.lock().unwrap().len() >= 10).await;
+    let first = log.lock().unwrap()[0].0;
+    handles[first].take().unwrap().shutdown().await;
+    wait_until(|| log.lock().unwrap().len() as u64 >= BACKLOG).await;
+    handles[1 - first].take().unwrap().shutdown().await;
+
+    assert_eq!(
+        overlaps.load(Ordering::SeqCst),
+        0,
+        "never two handlers at once"
+    );
+    let log = log.lock().unwrap().clone();
+    let positions: Vec<u64> = log.iter().map(|(_, p)| *p).collect();
+    assert_eq!(
+        positions,
+        (1..=BACKLOG).collect::<Vec<_>>(),
+        "once each, in order"
+    );
+    let handover = log.iter().position(|(who, _)| *who != first).unwrap();
+    assert!(handover < 60, "the second took over: {handover}");
+    assert!(
+        log[handover..].iter().all(|(who, _)| *who != first),
+        "the first handled nothing after it stopped"
+    );
+}
+
+#[tokio::test]
+async fn one_consumer_of_a_name_runs_at_a_time_on_a_memory_store() {
+    let store: Arc<dyn StatusStore> = Arc::new(twilio_delivery::MemoryStore::new());
+    one_consumer_of_a_name_runs_at_a_time(store.clone(), store).await;
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn one_consumer_of_a_name_runs_at_a_time_on_two_sqlite_stores_of_one_file() {
+    use twilio_delivery::store::SqliteStore;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("feed.db");
+    let a = SqliteStore::connect(path.to_str().unwrap()).await.unwrap();
+    a.migrate().await.unwrap();
+    let b = SqliteStore::connect(path.to_str().unwrap()).await.unwrap();
+    one_consumer_of_a_name_runs_at_a_time(Arc::new(a), Arc::new(b)).await;
+}
+
 /// Waits up to 10 s for `done`.
 async fn wait_until(done: impl Fn() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -255,6 +423,8 @@ every_store!(
     changes_are_numbered_and_consumed_in_order,
     failing_changes_are_parked_and_replayable,
     a_spawned_consumer_is_woken,
+    shutdown_stops_after_the_change_in_progress,
+    shutdown_interrupts_a_retry_backoff,
 );
 
 #[cfg(feature = "sqlite")]
@@ -296,7 +466,7 @@ mod postgres_instances {
     use super::*;
     use common::pg::{drop_tables, pool, random_prefix};
     use twilio_delivery::store::sqlx::{self, AssertSqlSafe};
-    use twilio_delivery::store::{PostgresStore, TablePrefix};
+    use twilio_delivery::store::{PostgresOptions, PostgresStore, TablePrefix};
 
     /// Two store instances (two pools, like two app instances) on one prefix.
     async fn two(prefix: &TablePrefix) -> Option<(PostgresStore, PostgresStore)> {
@@ -532,5 +702,94 @@ mod postgres_instances {
         );
         consumer.shutdown().await;
         drop_tables(&a.pool().clone(), &prefix).await;
+    }
+
+    /// Two stores on one database (two pools, like two app instances), each running a
+    /// consumer of the same name.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_consumer_of_a_name_runs_at_a_time_on_two_instances() {
+        let prefix = random_prefix();
+        let Some((a, b)) = two(&prefix).await else {
+            return;
+        };
+        one_consumer_of_a_name_runs_at_a_time(Arc::new(a.clone()), Arc::new(b)).await;
+        drop_tables(&a.pool().clone(), &prefix).await;
+    }
+
+    /// Another holder takes the consumer's lease (as after an expiry): at its next renewal
+    /// (a third of the 1 s lease) the consumer finds it lost, stops after the change in
+    /// progress with its cursor at the last change handled, and handles nothing while the
+    /// other holds it; once the lease is free it takes it again and resumes, losing and
+    /// repeating nothing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_consumer_whose_lease_is_taken_stops() {
+        const BACKLOG: u64 = 400;
+        let prefix = random_prefix();
+        let Some(pool) = pool().await else { return };
+        let store = PostgresStore::new(pool.clone())
+            .with_prefix(prefix.clone())
+            .with_options(PostgresOptions::new().lease_ttl(Duration::from_secs(1)));
+        store.migrate().await.unwrap();
+        let events: Vec<_> = (1..=BACKLOG as u32)
+            .map(|n| ev(n, MessageStatus::Sent))
+            .collect();
+        store.apply_batch(&events).await.unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let handler = slow_handler(
+            Duration::from_millis(10),
+            0,
+            log.clone(),
+            Arc::default(),
+            Arc::default(),
+        );
+        // One page for the whole backlog: the cursor moves only when the consumer halts.
+        let consumer = Consumer::builder(Arc::new(store.clone()), "c")
+            .unwrap()
+            .page_size(1000)
+            .poll_interval(Duration::from_millis(20))
+            .spawn(handler);
+        wait_until(|| log.lock().unwrap().len() >= 5).await;
+        let p = prefix.as_str();
+        let stolen = sqlx::query(AssertSqlSafe(format!(
+            "UPDATE {p}leases SET holder = 'another', expires_at = now() + interval '1 hour' \
+             WHERE name = 'feed:c'"
+        )))
+        .execute(&pool)
+        .await
+        .unwrap();
+        assert_eq!(stolen.rows_affected(), 1);
+
+        let feed = store.feed().unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let cursor = loop {
+            match feed.cursor("c").await.unwrap() {
+                Some(at) if at > 0 => break at,
+                _ => {}
+            }
+            assert!(tokio::time::Instant::now() < deadline, "not within 10 s");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        let handled = log.lock().unwrap().len() as u64;
+        assert!(cursor < BACKLOG, "stopped before the end: {cursor}");
+        assert_eq!(cursor, handled, "the cursor is at the last change handled");
+        // Several poll intervals: still nothing handled while the other holds the lease.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(log.lock().unwrap().len() as u64, handled);
+
+        sqlx::query(AssertSqlSafe(format!(
+            "DELETE FROM {p}leases WHERE name = 'feed:c'"
+        )))
+        .execute(&pool)
+        .await
+        .unwrap();
+        wait_until(|| log.lock().unwrap().len() as u64 >= BACKLOG).await;
+        consumer.shutdown().await;
+        let positions: Vec<u64> = log.lock().unwrap().iter().map(|(_, p)| *p).collect();
+        assert_eq!(
+            positions,
+            (1..=BACKLOG).collect::<Vec<_>>(),
+            "once each, in order"
+        );
+        drop_tables(&pool, &prefix).await;
     }
 }

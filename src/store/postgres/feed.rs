@@ -22,7 +22,7 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 
 use super::PostgresStore;
-use crate::feed::{DeadLetter, FeedEntry, FeedStore};
+use crate::feed::{ConsumerLease, DeadLetter, FeedEntry, FeedStore};
 use crate::store::StoreError;
 use crate::store::sql::{FeedRow, db_error, floor_time, from_position, to_position};
 
@@ -333,5 +333,12 @@ impl FeedStore for PostgresStore {
             return;
         }
         let _ = tokio::time::timeout(timeout, rx.changed()).await;
+    }
+
+    /// A row of `<prefix>leases` named `feed:<consumer>`, shared by every instance: taken when
+    /// free or expired, renewed every third of [`PostgresOptions::lease_ttl`](super::PostgresOptions)
+    /// while held, lost when a renewal finds it taken or its expiry passes unrenewed.
+    async fn lease_consumer(&self, consumer: &str) -> Result<Option<ConsumerLease>, StoreError> {
+        self.lease.take_consumer(&self.pool, consumer).await
     }
 }

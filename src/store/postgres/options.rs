@@ -16,7 +16,7 @@ use std::time::Duration;
 /// | `connect_timeout` | 3 s | the first connection of [`connect_with`](super::PostgresStore::connect_with) |
 /// | `statement_timeout` | 5 s | each write: a batch's two statements, timed by the store (which then closes the connection), and each statement of `record_sent`'s transaction (`SET LOCAL statement_timeout`) |
 /// | `lock_timeout` | 2 s | each wait for a lock held by another session (set inside a batch's statement, `SET LOCAL` in `record_sent`'s transaction) |
-/// | `lease_ttl` | 60 s | the reconciliation lease: another instance may take it this long after its holder died |
+/// | `lease_ttl` | 60 s | the reconciliation lease and each change-feed consumer's lease: another instance may take one this long after its holder died |
 ///
 /// The lock timeout is set per transaction (a batch's write is one statement, its own
 /// transaction), so it also works through PgBouncer in transaction mode. A batch write that
@@ -36,7 +36,8 @@ pub struct PostgresOptions {
     pub statement_timeout: Duration,
     /// Each wait for a lock held by another session.
     pub lock_timeout: Duration,
-    /// How long a reconciliation lease lasts without renewal.
+    /// How long a lease (the reconciliation lease, a change-feed consumer's) lasts without
+    /// renewal; it is renewed every third of it while held.
     pub lease_ttl: Duration,
 }
 
@@ -89,7 +90,8 @@ impl PostgresOptions {
         self
     }
 
-    /// Sets the reconciliation lease's time to live (at least 1 s).
+    /// Sets the time to live of the leases: the reconciliation lease and each change-feed
+    /// consumer's (at least 1 s).
     pub fn lease_ttl(mut self, ttl: Duration) -> Self {
         self.lease_ttl = ttl.max(Duration::from_secs(1));
         self

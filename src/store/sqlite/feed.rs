@@ -9,7 +9,7 @@ use sqlx::{AssertSqlSafe, Row};
 use time::OffsetDateTime;
 
 use super::SqliteStore;
-use crate::feed::{DeadLetter, FeedEntry, FeedStore};
+use crate::feed::{ConsumerLease, DeadLetter, FeedEntry, FeedStore};
 use crate::store::StoreError;
 use crate::store::sql::{FeedRow, db_error, from_micros, from_position, micros_floor, to_position};
 
@@ -149,5 +149,15 @@ impl FeedStore for SqliteStore {
 
     async fn wait_for_change(&self, after: u64, timeout: Duration) {
         self.wake.wait(after, timeout).await;
+    }
+
+    /// Held in this process, for the database file and the table prefix: two stores opened on
+    /// one file share it.
+    async fn lease_consumer(&self, consumer: &str) -> Result<Option<ConsumerLease>, StoreError> {
+        let options = self.pool.connect_options();
+        let file = options.get_filename();
+        let file = std::fs::canonicalize(file).unwrap_or_else(|_| file.to_owned());
+        let scope = format!("sqlite:{}:{}", self.sql.prefix.as_str(), file.display());
+        Ok(ConsumerLease::local(scope, consumer))
     }
 }
