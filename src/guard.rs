@@ -169,13 +169,23 @@ impl GuardError {
 
 /// A request that passed the guard: which key and URL candidate matched, and its form
 /// parameters (empty unless the body is a form). Adapters put it in the request's extensions.
-#[derive(Debug, Clone)]
+/// Its `Debug` shows how many parameters there are, not what they say (numbers, text).
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct ValidatedWebhook {
     /// What matched.
     pub verified: Verified,
     /// The decoded form pairs of the body, in wire order (empty for JSON bodies and GETs).
     pub params: Vec<(String, String)>,
+}
+
+impl fmt::Debug for ValidatedWebhook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ValidatedWebhook")
+            .field("verified", &self.verified)
+            .field("params", &crate::redact::Pairs(self.params.len()))
+            .finish()
+    }
 }
 
 impl WebhookGuard {

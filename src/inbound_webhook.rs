@@ -108,6 +108,22 @@ impl InboundResponse {
         }
     }
 
+    /// `405` with `Allow: POST`, for any other method.
+    fn method_not_allowed() -> Self {
+        let mut response = Self::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+        let post = http::HeaderValue::from_static("POST");
+        response.headers.push((http::header::ALLOW, post));
+        response
+    }
+
+    /// `503` with `Retry-After`: the message (or what it means for consent) is not stored.
+    fn unavailable() -> Self {
+        let mut response = Self::text(StatusCode::SERVICE_UNAVAILABLE, "temporarily unavailable\n");
+        let later = http::HeaderValue::from_static("5");
+        response.headers.push((http::header::RETRY_AFTER, later));
+        response
+    }
+
     /// The answer to a request the guard refused.
     pub fn refused(error: &GuardError) -> Self {
         Self {
@@ -159,7 +175,7 @@ impl InboundWebhook {
         body: &[u8],
     ) -> InboundResponse {
         if method != Method::POST {
-            return InboundResponse::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+            return InboundResponse::method_not_allowed();
         }
         let validated = match self.guard.check(method, target, headers, body).await {
             Ok(validated) => validated,
@@ -182,23 +198,20 @@ impl InboundWebhook {
             Ok(applied) => applied,
             Err(error) => {
                 tracing::error!(error = %error, "incoming message not stored: store failed");
-                let mut response = InboundResponse::text(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "temporarily unavailable\n",
-                );
-                response.headers.push((
-                    http::header::RETRY_AFTER,
-                    http::HeaderValue::from_static("5"),
-                ));
-                return response;
+                return InboundResponse::unavailable();
             }
         };
+        // A STOP the list did not take must not be answered 200: Twilio would not send it
+        // again. Applying it is repeat-safe, also for a message already recorded.
         if let Some(list) = &self.opt_outs {
             match list.apply_inbound(&message).await {
                 Ok(Some(OptOut::Stop)) => tracing::info!("incoming STOP: sender opted out"),
                 Ok(Some(OptOut::Start)) => tracing::info!("incoming START: sender opted in"),
                 Ok(_) => {}
-                Err(error) => tracing::error!(error = %error, "opt-out list not updated"),
+                Err(error) => {
+                    tracing::error!(error = %error, "incoming message: opt-out list not updated");
+                    return InboundResponse::unavailable();
+                }
             }
         }
         // A repeat delivery of a message already recorded is not answered again.

@@ -27,6 +27,28 @@ impl fmt::Debug for Pairs {
     }
 }
 
+/// A URL with the user information of its authority (`user:password@`) printed as
+/// `[redacted]@`: Twilio signs the URL with the HTTP Basic credentials in it, so a configured
+/// public URL can hold a password.
+pub(crate) struct Url<'a>(pub(crate) &'a str);
+
+impl fmt::Debug for Url<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let url = self.0;
+        let start = url.find("://").map_or(0, |i| i + 3);
+        let rest = url.get(start..).unwrap_or_default();
+        let authority = rest.find(['/', '?', '#']).map_or(rest, |end| &rest[..end]);
+        match authority.rfind('@') {
+            Some(at) => {
+                let host_and_after = url.get(start + at + 1..).unwrap_or_default();
+                let scheme = url.get(..start).unwrap_or_default();
+                fmt::Debug::fmt(&format!("{scheme}[redacted]@{host_and_after}"), f)
+            }
+            None => fmt::Debug::fmt(url, f),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use time::OffsetDateTime;
@@ -71,5 +93,39 @@ mod tests {
         assert_clean(format!("{callback:?}"));
         assert_clean(format!("{:?}", callback.to_event()));
         assert_clean(format!("{:?}", SendMessage::new(TO).from(FROM).body(TEXT)));
+    }
+
+    #[test]
+    fn a_password_in_a_public_url_never_reaches_debug() {
+        use crate::endpoint::PublicEndpoint;
+        use crate::guard::{BasicCredentials, WebhookGuard};
+        use crate::secret::AuthToken;
+        use crate::signature::SignatureValidator;
+
+        let url = "https://twilio:s3cretPW@app.example.com";
+        let shown = format!("{:?}", super::Url(&format!("{url}/hooks?x=1")));
+        assert_eq!(shown, r#""https://[redacted]@app.example.com/hooks?x=1""#);
+        // An `@` after the authority is not user information.
+        let plain = "https://app.example.com/a@b?c=d@e";
+        assert_eq!(format!("{:?}", super::Url(plain)), format!("{plain:?}"));
+
+        let endpoint = PublicEndpoint::new(url, "/twilio/status").unwrap();
+        let guard = WebhookGuard::builder(SignatureValidator::new(AuthToken::new("token")))
+            .endpoint(&endpoint)
+            .basic_auth(BasicCredentials::new("twilio", "s3cretPW"))
+            .build()
+            .unwrap();
+        let fixed = WebhookGuard::builder(SignatureValidator::new(AuthToken::new("token")))
+            .public_url(format!("{url}/fixed"))
+            .build()
+            .unwrap();
+        for debug in [
+            format!("{endpoint:?}"),
+            format!("{guard:?}"),
+            format!("{fixed:?}"),
+        ] {
+            assert!(!debug.contains("s3cretPW"), "{debug}");
+            assert!(debug.contains("[redacted]@app.example.com"), "{debug}");
+        }
     }
 }

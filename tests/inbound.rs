@@ -9,7 +9,7 @@ use std::sync::Arc;
 use twilio_delivery::feed::FeedStore;
 use twilio_delivery::guard::WebhookGuard;
 use twilio_delivery::inbound_webhook::InboundWebhook;
-use twilio_delivery::optout::OptOutList;
+use twilio_delivery::optout::{OptOutError, OptOutList, OptOutSource, Suppression};
 use twilio_delivery::twiml::{Message, MessagingResponse};
 use twilio_delivery::{
     Client, Error, MemoryStore, MessageStatus, PublicEndpoint, SendMessage, SignatureValidator,
@@ -178,6 +178,87 @@ async fn end_to_end(framework: Framework) {
         .await
         .unwrap();
     assert_eq!(forged.status(), 403);
+
+    // Any other method: 405, saying which one is allowed.
+    let get = reqwest::Client::new()
+        .get(url.split('#').next().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), 405, "{framework:?}");
+    assert_eq!(
+        get.headers().get("allow").map(|v| v.as_bytes()),
+        Some(&b"POST"[..]),
+        "{framework:?}"
+    );
+    emulator.shutdown().await;
+}
+
+/// An opt-out list that cannot be written until it is told it can.
+#[derive(Debug)]
+struct Flaky {
+    list: Arc<MemoryStore>,
+    down: std::sync::atomic::AtomicBool,
+}
+
+#[twilio_delivery::async_trait]
+impl OptOutList for Flaky {
+    async fn is_opted_out(&self, number: &str) -> Result<bool, OptOutError> {
+        self.list.is_opted_out(number).await
+    }
+    async fn opt_out(&self, number: &str, source: OptOutSource) -> Result<bool, OptOutError> {
+        if self.down.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(OptOutError(Box::new(std::io::Error::other("list down"))));
+        }
+        self.list.opt_out(number, source).await
+    }
+    async fn opt_in(&self, number: &str) -> Result<bool, OptOutError> {
+        self.list.opt_in(number).await
+    }
+    async fn opt_outs(&self) -> Result<Vec<Suppression>, OptOutError> {
+        self.list.opt_outs().await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_the_list_cannot_take_is_answered_503_and_taken_on_redelivery() {
+    let emulator = Emulator::builder()
+        .seed(6)
+        .chaos(Chaos::calm())
+        .start()
+        .await
+        .unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let endpoint = PublicEndpoint::new(&format!("http://{addr}"), "/twilio/incoming").unwrap();
+    let guard = WebhookGuard::builder(SignatureValidator::new(emulator.auth_token().clone()))
+        .endpoint(&endpoint)
+        .build()
+        .unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let flaky = Arc::new(Flaky {
+        list: store.clone(),
+        down: std::sync::atomic::AtomicBool::new(true),
+    });
+    let inbound = InboundWebhook::builder(guard, store.clone())
+        .opt_outs(flaky.clone())
+        .build();
+    serve(Framework::Axum, inbound, listener);
+    let url = endpoint.callback_url();
+
+    let stop = emulator
+        .deliver_inbound(Inbound::new(&url, ALICE, APP_NUMBER, "STOP"))
+        .await
+        .unwrap();
+    assert_eq!(stop.status(), Some(503), "{}", stop.body);
+    assert!(!store.is_opted_out(ALICE).await.unwrap());
+    // Twilio delivers it again (a retry, or the fallback URL): now the list takes it.
+    flaky
+        .down
+        .store(false, std::sync::atomic::Ordering::Release);
+    let again = emulator.redeliver_inbound(&stop.message_sid).await.unwrap();
+    assert_eq!(again.status(), Some(200));
+    assert!(store.is_opted_out(ALICE).await.unwrap());
     emulator.shutdown().await;
 }
 

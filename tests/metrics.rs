@@ -99,6 +99,40 @@ async fn post(webhook: &StatusWebhook, body: &str, signature: &str) -> u16 {
         .as_u16()
 }
 
+/// Posts a callback whose body stops short of its `Content-Length` to the status webhook
+/// served by axum on 127.0.0.1, and returns the status of the answer.
+#[cfg(feature = "axum")]
+async fn stalled_body_through_axum() -> u16 {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let webhook = StatusWebhook::builder(
+        SignatureValidator::new(token()),
+        Arc::new(MemoryStore::new()),
+    )
+    .public_url(BASE)
+    .body_read_timeout(Duration::from_millis(300))
+    .build()
+    .unwrap();
+    let app = twilio_delivery::adapters::axum::router(webhook, TARGET);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST {TARGET} HTTP/1.1\r\nHost: {addr}\r\nX-Twilio-Signature: x\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 50\r\n\r\nMessageSid"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    let answer = String::from_utf8_lossy(&answer);
+    answer
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {answer:?}"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_documented_metric_moves_and_no_label_identifies_anyone() {
     let recorder = DebuggingRecorder::new();
@@ -136,6 +170,10 @@ async fn every_documented_metric_moves_and_no_label_identifies_anyone() {
     .unwrap();
     let (body, signature) = signed(&url, &callback_pairs(&sid(3), "sent", None));
     assert_eq!(post(&down, &body, &signature).await, 503);
+
+    // A body that never comes in full, through an adapter: 408, counted like the others.
+    #[cfg(feature = "axum")]
+    assert_eq!(stalled_body_through_axum().await, 408);
 
     // A message whose callbacks never came: the reconciler repairs it.
     let twilio = MockServer::start().await;
@@ -178,6 +216,8 @@ async fn every_documented_metric_moves_and_no_label_identifies_anyone() {
     assert_eq!(counter(&seen, names::CALLBACKS, &[("status", "403")]), 1);
     assert_eq!(counter(&seen, names::CALLBACKS, &[("status", "400")]), 1);
     assert_eq!(counter(&seen, names::CALLBACKS, &[("status", "503")]), 1);
+    #[cfg(feature = "axum")]
+    assert_eq!(counter(&seen, names::CALLBACKS, &[("status", "408")]), 1);
     let t = |from, to, source| {
         counter(
             &seen,

@@ -41,6 +41,10 @@ struct Seen {
 
 impl Seen {
     fn record(&self, body: &str, hook: &ValidatedWebhook) {
+        // Numbers and text stay out of `Debug` (here the caller's number).
+        let debug = format!("{hook:?}");
+        assert!(!debug.contains("4158675309"), "{debug}");
+        assert!(debug.contains("[5 pairs]"), "{debug}");
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.bodies.lock().unwrap().push(body.to_owned());
         let digits = hook
@@ -151,6 +155,29 @@ async fn the_layer_guards_an_axum_route_and_the_extractor_reads_it() {
             }),
         )
         .layer(TwilioSignatureLayer::new(guard(256, false)));
+    let (listener, addr) = listen().await;
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    check_mount(addr, &seen).await;
+}
+
+#[tokio::test]
+async fn the_layer_checks_the_whole_path_inside_a_nested_axum_router() {
+    let seen = Arc::new(Seen::default());
+    let handler_seen = seen.clone();
+    // The inner router sees `/`, the signature covers `/myapp.php?foo=1&bar=2`.
+    let inner = axum::Router::new()
+        .route(
+            "/",
+            axum::routing::post(move |hook: ValidatedWebhook, body: String| {
+                let seen = handler_seen.clone();
+                async move {
+                    seen.record(&body, &hook);
+                    "ok"
+                }
+            }),
+        )
+        .layer(TwilioSignatureLayer::new(guard(256, false)));
+    let app = axum::Router::new().nest("/myapp.php", inner);
     let (listener, addr) = listen().await;
     tokio::spawn(async move { axum::serve(listener, app).await });
     check_mount(addr, &seen).await;

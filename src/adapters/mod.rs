@@ -142,17 +142,20 @@ mod shared {
         webhook: &crate::webhook::StatusWebhook,
         error: BodyError,
     ) -> http::Response<B> {
-        match error {
-            BodyError::TooLarge => to_http(&webhook.payload_too_large()),
+        // (The webhook counts its own 413.)
+        let refusal = match error {
+            BodyError::TooLarge => return to_http(&webhook.payload_too_large()),
             BodyError::Read => {
                 tracing::debug!("status callback body could not be read");
-                guard_response(&guard_error(error, webhook.body_limit()))
+                guard_error(error, webhook.body_limit())
             }
             BodyError::Timeout => {
                 tracing::warn!("status callback refused: body not received in time");
-                guard_response(&guard_error(error, webhook.body_limit()))
+                guard_error(error, webhook.body_limit())
             }
-        }
+        };
+        crate::metrics::callback_answered(refusal.status_code().as_u16());
+        guard_response(&refusal)
     }
 
     /// The webhook's answer as an `http` response: its status, its headers, and its short reason

@@ -7,6 +7,9 @@
 //! service is never called) or calls the inner service with the same body, buffered, and the
 //! [`ValidatedWebhook`] (key, URL candidate, form pairs) in the request's extensions.
 //!
+//! Under axum the URL checked is the one the request came in with (`OriginalUri`), so the
+//! layer works inside a router nested under a prefix, as on the outer router.
+//!
 //! ```
 //! use axum::{Router, routing::post};
 //! use twilio_delivery::adapters::tower::TwilioSignatureLayer;
@@ -109,7 +112,7 @@ where
             let limit = guard.body_limit();
             let frames = body.into_data_stream();
             let read = read_within(limit, guard.body_read_timeout(), &parts.headers, frames).await;
-            let target = parts.uri.path_and_query().map_or("", |pq| pq.as_str());
+            let target = request_target(&parts);
             let checked = match read {
                 Ok(body) => guard
                     .check(&parts.method, target, &parts.headers, &body)
@@ -132,6 +135,19 @@ where
             Ok(response.map(|b| b.map_err(Into::into).boxed_unsync()))
         })
     }
+}
+
+/// The request target (path and query) Twilio called. Inside an axum router nested under a
+/// prefix the request's URI has lost that prefix; axum keeps the whole one as `OriginalUri`.
+fn request_target(parts: &http::request::Parts) -> &str {
+    #[cfg(feature = "axum")]
+    let uri = parts
+        .extensions
+        .get::<axum::extract::OriginalUri>()
+        .map_or(&parts.uri, |original| &original.0);
+    #[cfg(not(feature = "axum"))]
+    let uri = &parts.uri;
+    uri.path_and_query().map_or("", |pq| pq.as_str())
 }
 
 /// `Full`'s error never happens.

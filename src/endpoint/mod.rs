@@ -62,11 +62,22 @@ impl EndpointError {
 /// assert_eq!(endpoint.path(), "/twilio/status");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct PublicEndpoint {
     base: String,
     route: String,
     overrides: Option<ConnectionOverrides>,
+}
+
+impl fmt::Debug for PublicEndpoint {
+    /// A password in the base (`https://user:password@host`) is redacted.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PublicEndpoint")
+            .field("base", &crate::redact::Url(&self.base))
+            .field("route", &self.route)
+            .field("overrides", &self.overrides)
+            .finish()
+    }
 }
 
 impl PublicEndpoint {

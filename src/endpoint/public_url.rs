@@ -1,6 +1,10 @@
 //! `PublicUrl`: the URL Twilio called, from configuration or, opt-in, from a trusted proxy's headers.
 
+use std::fmt;
+
 use http::HeaderMap;
+
+use crate::redact::Url;
 
 /// Where the public URL of a webhook (the URL Twilio signed) comes from.
 ///
@@ -22,7 +26,7 @@ use http::HeaderMap;
 /// );
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PublicUrl {
     /// The full URL exactly as configured in Twilio, query included; the request target is ignored.
@@ -32,6 +36,17 @@ pub enum PublicUrl {
     Base(String),
     /// Rebuilt from the headers of a reverse proxy you trust.
     TrustedProxy(TrustedProxy),
+}
+
+impl fmt::Debug for PublicUrl {
+    /// A password in the URL (`https://user:password@host`) is redacted.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Fixed(url) => f.debug_tuple("Fixed").field(&Url(url)).finish(),
+            Self::Base(url) => f.debug_tuple("Base").field(&Url(url)).finish(),
+            Self::TrustedProxy(proxy) => f.debug_tuple("TrustedProxy").field(proxy).finish(),
+        }
+    }
 }
 
 /// The scheme used when a trusted proxy sends no protocol.
