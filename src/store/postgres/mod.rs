@@ -60,7 +60,8 @@ const BATCH_ATTEMPTS: usize = 2;
 /// The change feed's positions come from a sequence: writers never wait for each other, and a
 /// read that meets a missing position waits for the transactions that may still commit it
 /// (see [`crate::feed`]); every instance's consumers are woken by `NOTIFY`. The
-/// reconciliation lock is a lease row with an expiry, renewed while a pass runs, so it works
+/// reconciliation lock, and each change-feed consumer's (one consumer of a name runs at a
+/// time across instances), is a lease row with an expiry, renewed while held, so it works
 /// through PgBouncer in transaction mode. Timeouts: see [`PostgresOptions`].
 ///
 /// Text cannot hold U+0000 in PostgreSQL: it is stored as U+FFFD in every column but the raw
