@@ -154,6 +154,22 @@ pub trait FeedStore: fmt::Debug + Send + Sync {
     async fn dead_letters(&self, consumer: &str, limit: u32)
     -> Result<Vec<DeadLetter>, StoreError>;
 
+    /// The dead letter of `consumer` at `position`, if there is one.
+    ///
+    /// The default looks through [`dead_letters`](Self::dead_letters); the crate's stores look
+    /// it up by its key.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store cannot be read.
+    async fn dead_letter(
+        &self,
+        consumer: &str,
+        position: u64,
+    ) -> Result<Option<DeadLetter>, StoreError> {
+        let letters = self.dead_letters(consumer, u32::MAX).await?;
+        Ok(letters.into_iter().find(|l| l.entry.position == position))
+    }
+
     /// Removes the dead letter of `consumer` at `position`; whether there was one.
     ///
     /// # Errors
@@ -748,8 +764,7 @@ impl Consumer {
         Fut: Future<Output = HandlerResult> + Send,
     {
         let feed = self.feed()?;
-        let letters = feed.dead_letters(&self.name, u32::MAX).await?;
-        let Some(letter) = letters.into_iter().find(|l| l.entry.position == position) else {
+        let Some(letter) = feed.dead_letter(&self.name, position).await? else {
             return Ok(false);
         };
         match AssertUnwindSafe(handler(letter.entry)).catch_unwind().await {

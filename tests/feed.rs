@@ -175,6 +175,21 @@ async fn failing_changes_are_parked_and_replayable(store: Arc<dyn StatusStore>) 
         Some(4)
     );
 
+    // One letter read by its key: the same as in the list; none where nothing was parked.
+    let feed = store.feed().unwrap();
+    let one = feed.dead_letter("notify", 2).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            one.entry.position,
+            one.entry.change.sid.clone(),
+            one.attempts
+        ),
+        (2, sid(2), 3)
+    );
+    assert_eq!(one.error, dead[0].error);
+    assert!(feed.dead_letter("notify", 3).await.unwrap().is_none());
+    assert!(feed.dead_letter("someone-else", 2).await.unwrap().is_none());
+
     // Replaying with the same failing handler keeps the letter; a fixed one removes it.
     assert!(consumer.replay(2, &handler).await.is_err());
     assert_eq!(consumer.dead_letters().await.unwrap().len(), 1);

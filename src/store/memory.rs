@@ -410,6 +410,15 @@ impl FeedStore for MemoryStore {
             .collect())
     }
 
+    async fn dead_letter(
+        &self,
+        consumer: &str,
+        position: u64,
+    ) -> Result<Option<DeadLetter>, StoreError> {
+        let state = self.lock();
+        Ok(state.dead.get(&(consumer.to_owned(), position)).cloned())
+    }
+
     async fn remove_dead_letter(&self, consumer: &str, position: u64) -> Result<bool, StoreError> {
         Ok(self
             .lock()

@@ -202,6 +202,8 @@ pub(crate) struct FeedStatements {
     pub(crate) park: Arc<str>,
     /// `$1` consumer, `$2` limit → dead letters joined with their feed rows.
     pub(crate) dead_letters: Arc<str>,
+    /// `$1` consumer, `$2` position → its dead letter.
+    pub(crate) dead_letter: Arc<str>,
     /// `$1` consumer, `$2` position: removes a dead letter.
     pub(crate) remove_dead_letter: Arc<str>,
 }
@@ -241,6 +243,12 @@ impl FeedStatements {
                 "SELECT d.consumer, d.error, d.attempts, d.parked_at, {FEED_COLUMNS} \
                  FROM {p}dead_letters AS d JOIN {p}feed AS f ON f.position = d.position \
                  WHERE d.consumer = $1 ORDER BY d.position LIMIT $2"
+            )
+            .into(),
+            dead_letter: format!(
+                "SELECT d.consumer, d.error, d.attempts, d.parked_at, {FEED_COLUMNS} \
+                 FROM {p}dead_letters AS d JOIN {p}feed AS f ON f.position = d.position \
+                 WHERE d.consumer = $1 AND d.position = $2"
             )
             .into(),
             remove_dead_letter: format!(

@@ -315,6 +315,22 @@ impl FeedStore for PostgresStore {
             .collect()
     }
 
+    async fn dead_letter(
+        &self,
+        consumer: &str,
+        position: u64,
+    ) -> Result<Option<DeadLetter>, StoreError> {
+        sqlx::query(AssertSqlSafe(self.sql.feed.dead_letter.clone()))
+            .bind(consumer)
+            .bind(from_position(position))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?
+            .as_ref()
+            .map(dead_letter_row)
+            .transpose()
+    }
+
     async fn remove_dead_letter(&self, consumer: &str, position: u64) -> Result<bool, StoreError> {
         let done = sqlx::query(AssertSqlSafe(self.sql.feed.remove_dead_letter.clone()))
             .bind(consumer)

@@ -135,6 +135,22 @@ impl FeedStore for SqliteStore {
             .collect()
     }
 
+    async fn dead_letter(
+        &self,
+        consumer: &str,
+        position: u64,
+    ) -> Result<Option<DeadLetter>, StoreError> {
+        sqlx::query(AssertSqlSafe(self.sql.feed.dead_letter.clone()))
+            .bind(consumer)
+            .bind(from_position(position))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?
+            .as_ref()
+            .map(dead_letter_row)
+            .transpose()
+    }
+
     async fn remove_dead_letter(&self, consumer: &str, position: u64) -> Result<bool, StoreError> {
         let mut tx = self.writer.begin(&self.pool).await?;
         let result = sqlx::query(AssertSqlSafe(self.sql.feed.remove_dead_letter.clone()))
