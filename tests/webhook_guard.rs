@@ -133,6 +133,18 @@ async fn the_layer_guards_a_hyper_style_service() {
     assert_eq!(seen.bodies.lock().unwrap().as_slice(), [BODY]);
 }
 
+/// An axum `POST` route that records what the layer let through into `seen`.
+fn recording(seen: &Arc<Seen>) -> axum::routing::MethodRouter {
+    let seen = seen.clone();
+    axum::routing::post(move |hook: ValidatedWebhook, body: String| {
+        let seen = seen.clone();
+        async move {
+            seen.record(&body, &hook);
+            "ok"
+        }
+    })
+}
+
 async fn listen() -> (tokio::net::TcpListener, SocketAddr) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -142,18 +154,8 @@ async fn listen() -> (tokio::net::TcpListener, SocketAddr) {
 #[tokio::test]
 async fn the_layer_guards_an_axum_route_and_the_extractor_reads_it() {
     let seen = Arc::new(Seen::default());
-    let handler_seen = seen.clone();
     let app = axum::Router::new()
-        .route(
-            "/myapp.php",
-            axum::routing::post(move |hook: ValidatedWebhook, body: String| {
-                let seen = handler_seen.clone();
-                async move {
-                    seen.record(&body, &hook);
-                    "ok"
-                }
-            }),
-        )
+        .route("/myapp.php", recording(&seen))
         .layer(TwilioSignatureLayer::new(guard(256, false)));
     let (listener, addr) = listen().await;
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -163,19 +165,9 @@ async fn the_layer_guards_an_axum_route_and_the_extractor_reads_it() {
 #[tokio::test]
 async fn the_layer_checks_the_whole_path_inside_a_nested_axum_router() {
     let seen = Arc::new(Seen::default());
-    let handler_seen = seen.clone();
     // The inner router sees `/`, the signature covers `/myapp.php?foo=1&bar=2`.
     let inner = axum::Router::new()
-        .route(
-            "/",
-            axum::routing::post(move |hook: ValidatedWebhook, body: String| {
-                let seen = handler_seen.clone();
-                async move {
-                    seen.record(&body, &hook);
-                    "ok"
-                }
-            }),
-        )
+        .route("/", recording(&seen))
         .layer(TwilioSignatureLayer::new(guard(256, false)));
     let app = axum::Router::new().nest("/myapp.php", inner);
     let (listener, addr) = listen().await;

@@ -278,23 +278,8 @@ impl StatusStore for MemoryStore {
         older_than: OffsetDateTime,
         limit: u32,
     ) -> Result<Vec<MessageRecord>, StoreError> {
-        let state = self.lock();
-        let mut out: Vec<MessageRecord> = state
-            .messages
-            .values()
-            .map(|e| &e.record)
-            .filter(|r| {
-                !r.status.is_final() && r.created_at >= created_from && r.created_at < older_than
-            })
-            .cloned()
-            .collect();
-        out.sort_by(|a, b| {
-            a.created_at
-                .cmp(&b.created_at)
-                .then_with(|| a.sid.cmp(&b.sid))
-        });
-        out.truncate(limit as usize);
-        Ok(out)
+        self.pending_page(created_from, older_than, None, limit)
+            .await
     }
 
     async fn pending_page(
