@@ -948,6 +948,43 @@ mod sqlite {
         super::prefixes_isolate(&a, &b).await;
     }
 
+    /// A change under one prefix wakes that prefix's readers, not another's (whose readers
+    /// would otherwise read again at once and find nothing, over and over); a clone with the
+    /// same prefix shares the wake-ups.
+    #[tokio::test]
+    async fn prefixes_wake_only_their_own_readers() {
+        let (a, _dir) = in_file().await;
+        let other = TablePrefix::new("other_").unwrap();
+        let b = a.clone().with_prefix(other.clone());
+        b.migrate().await.unwrap();
+        let b_again = a.clone().with_prefix(other);
+        a.apply(&super::event(1, "sent", 1)).await.unwrap();
+        let wait = std::time::Duration::from_secs(60);
+        tokio::time::pause();
+        // B's feed is empty: its reader waits its whole timeout (virtual time here).
+        let started = tokio::time::Instant::now();
+        b.feed().unwrap().wait_for_change(0, wait).await;
+        assert!(
+            started.elapsed() >= wait,
+            "woken by another prefix's change"
+        );
+        // A's reader, after A's change, returns at once.
+        let started = tokio::time::Instant::now();
+        a.feed().unwrap().wait_for_change(0, wait).await;
+        assert!(started.elapsed() < wait);
+        tokio::time::resume();
+        // A change through one store of B's prefix wakes a reader on another.
+        let reader = tokio::spawn(async move {
+            b_again.feed().unwrap().wait_for_change(0, wait).await;
+        });
+        tokio::task::yield_now().await;
+        b.apply(&super::event(2, "sent", 1)).await.unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(30), reader)
+            .await
+            .expect("the reader on B's clone was woken")
+            .unwrap();
+    }
+
     #[tokio::test]
     async fn migrate_twice_is_fine() {
         let (store, dir) = in_file().await;
@@ -1178,6 +1215,87 @@ mod pg {
         }
     }
 
+    /// A deleted message leaves the pending list with its history (schema version 8), and a
+    /// pending row whose message is gone (left by an older version) takes no place of a page.
+    #[tokio::test]
+    async fn deleted_messages_leave_the_pending_pages() {
+        let Some(db) = TestDb::open().await else {
+            return;
+        };
+        let store = db.store().await;
+        for n in 1..=5 {
+            store
+                .record_sent(&super::sent(n, "sent", 10))
+                .await
+                .unwrap();
+        }
+        let p = store.prefix().as_str();
+        db.exec(format!(
+            "DELETE FROM {p}messages WHERE sid = '{}'",
+            super::sid(1)
+        ))
+        .await;
+        let left: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT count(*) FROM {p}pending WHERE sid = '{}'",
+            super::sid(1)
+        )))
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(left, 0, "the trigger took it off the list");
+        // As an older version left it: a pending row without its message.
+        db.exec(format!(
+            "INSERT INTO {p}pending (sid, created_at) VALUES ('{}', '{}')",
+            super::sid(0),
+            "2024-05-01 12:00:05+00" // at(5): before every message of the page
+        ))
+        .await;
+        let first = store
+            .pending_page(super::at(-100_000), super::at(100), None, 2)
+            .await
+            .unwrap();
+        let first: Vec<_> = first.into_iter().map(|r| r.sid).collect();
+        assert_eq!(first, vec![super::sid(2), super::sid(3)]);
+        assert_eq!(
+            super::walk(&store, 2).await,
+            [2, 3, 4, 5].map(super::sid).to_vec()
+        );
+        db.cleanup().await;
+    }
+
+    /// Timeouts of 0 (off) and beyond what PostgreSQL takes (about 24.8 days) still let every
+    /// write through: 0 is off on both sides, a long one is the server's longest.
+    #[tokio::test]
+    async fn writes_pass_with_timeouts_off_or_very_long() {
+        use std::time::Duration;
+        use twilio_delivery::store::PostgresOptions;
+        let Some(db) = TestDb::open().await else {
+            return;
+        };
+        let store = db.store().await;
+        let month = Duration::from_secs(30 * 24 * 3600);
+        for (statement, lock) in [(Duration::ZERO, Duration::ZERO), (month, month)] {
+            let store = store.clone().with_options(
+                PostgresOptions::new()
+                    .statement_timeout(statement)
+                    .lock_timeout(lock),
+            );
+            store
+                .record_sent(&super::sent(1, "queued", 1))
+                .await
+                .unwrap_or_else(|e| panic!("{statement:?}: {e}"));
+            store
+                .apply(&super::event(1, "sent", 2))
+                .await
+                .unwrap_or_else(|e| panic!("{statement:?}: {e}"));
+            store
+                .apply_batch(&[super::event(2, "sent", 2), super::event(3, "sent", 2)])
+                .await
+                .unwrap_or_else(|e| panic!("{statement:?}: {e}"));
+        }
+        db.cleanup().await;
+    }
+
     /// Schema version 4 lists the messages not final in a table of their own instead of a
     /// partial index: a database written under version 3 keeps them listed, and only them.
     #[tokio::test]
@@ -1319,7 +1437,7 @@ mod pg {
         .fetch_all(store.pool())
         .await
         .unwrap();
-        assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7, 8]);
         db.cleanup().await;
     }
 

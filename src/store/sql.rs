@@ -144,6 +144,11 @@ pub(crate) const POSTGRES_MIGRATIONS: &[Migration] = &[
         name: "batch_conflict",
         ddl: include_str!("../../sql/postgres/0007_batch_conflict.sql"),
     },
+    Migration {
+        version: 8,
+        name: "pending_follows_deletes",
+        ddl: include_str!("../../sql/postgres/0008_pending_follows_deletes.sql"),
+    },
 ];
 
 /// The lowest precedence of a final status. Every non-final status ranks below it (a law of
@@ -305,10 +310,13 @@ fn pending(dialect: Dialect, p: &str, and: &str) -> String {
             "SELECT {RECORD_COLUMNS} FROM {p}messages WHERE status_rank < {FINAL_RANK} \
              AND created_at < $1 AND created_at >= $3{and} ORDER BY created_at, sid LIMIT $2"
         ),
-        // The pending table (schema version 4) holds exactly the messages not final.
+        // The pending table (schema version 4) holds exactly the messages not final; a row
+        // whose message is gone (deleted before schema version 8) does not take a place of
+        // the page, which ends only where the list does.
         Dialect::Postgres => format!(
             "SELECT {RECORD_COLUMNS} FROM {p}messages WHERE sid IN (SELECT sid \
-             FROM {p}pending WHERE created_at < $1 AND created_at >= $3{and} \
+             FROM {p}pending AS p WHERE created_at < $1 AND created_at >= $3{and} \
+             AND EXISTS (SELECT 1 FROM {p}messages AS m WHERE m.sid = p.sid) \
              ORDER BY created_at, sid LIMIT $2) ORDER BY created_at, sid"
         ),
     }

@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::pool::PoolConnection;
@@ -29,6 +30,7 @@ mod write;
 use feed::{Gaps, PgWake};
 use lease::Lease;
 pub use options::PostgresOptions;
+use options::setting_ms;
 use write::Writes;
 
 /// First key of the advisory lock `migrate` holds (the second is the prefix's hash); it is
@@ -240,11 +242,16 @@ impl PostgresStore {
         attempts: usize,
     ) -> Result<write::BatchOutcome, StoreError> {
         retrying(self, attempts, |mut conn| async move {
-            let lock_timeout = self.options.lock_timeout.as_millis().to_string();
+            let lock_timeout = setting_ms(self.options.lock_timeout).to_string();
             let write = write::apply_batch(&self.writes, &lock_timeout, &mut conn, events);
             // The write runs outside a transaction, so the store bounds it itself: on time out
-            // its connection is closed (`retrying` closes a connection that failed).
-            let r = match tokio::time::timeout(self.options.statement_timeout, write).await {
+            // its connection is closed (`retrying` closes a connection that failed). A zero
+            // timeout is off.
+            let limit = match self.options.statement_timeout {
+                Duration::ZERO => Duration::MAX,
+                limit => limit,
+            };
+            let r = match tokio::time::timeout(limit, write).await {
                 Ok(r) => r.map(Some),
                 Err(_) => Err(sqlx::Error::Io(std::io::Error::new(
                     std::io::ErrorKind::TimedOut,

@@ -102,8 +102,16 @@ impl PostgresOptions {
         format!(
             "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL statement_timeout = {}; \
              SET LOCAL lock_timeout = {}",
-            self.statement_timeout.as_millis(),
-            self.lock_timeout.as_millis()
+            setting_ms(self.statement_timeout),
+            setting_ms(self.lock_timeout)
         )
     }
+}
+
+/// A timeout as PostgreSQL's `statement_timeout` and `lock_timeout` take it: whole
+/// milliseconds, rounded up so that a short timeout does not become 0 (off), and at most
+/// `i32::MAX` (about 24.8 days), the largest the server accepts. Zero stays 0: off.
+pub(super) fn setting_ms(timeout: Duration) -> u128 {
+    let ms = timeout.as_nanos().div_ceil(1_000_000);
+    ms.min(i32::MAX as u128)
 }

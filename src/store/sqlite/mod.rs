@@ -1,8 +1,8 @@
 //! `SqliteStore`: the embedded store for a single process (feature `sqlite`).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -127,7 +127,11 @@ pub struct SqliteStore {
     pool: SqlitePool,
     sql: Arc<Statements>,
     writer: Arc<Writer>,
+    /// The wake-ups of this store's tables.
     wake: Arc<LocalWake>,
+    /// The wake-ups of each table prefix, shared by every store made from the same one (its
+    /// clones and [`with_prefix`](Self::with_prefix)): one prefix's feed never wakes another's.
+    wakes: Arc<Mutex<HashMap<String, Arc<LocalWake>>>>,
 }
 
 impl SqliteStore {
@@ -143,19 +147,31 @@ impl SqliteStore {
     }
 
     fn with_writer(pool: SqlitePool, writer: Writer) -> Self {
+        let prefix = TablePrefix::default();
+        let wake = Arc::new(LocalWake::new());
+        let wakes = HashMap::from([(prefix.as_str().to_owned(), wake.clone())]);
         Self {
             pool,
-            sql: Arc::new(Statements::new(TablePrefix::default(), Dialect::Sqlite)),
+            sql: Arc::new(Statements::new(prefix, Dialect::Sqlite)),
             writer: Arc::new(writer),
-            wake: Arc::new(LocalWake::new()),
+            wake,
+            wakes: Arc::new(Mutex::new(wakes)),
         }
     }
 
     /// The same store with its tables named `<prefix>messages`, `<prefix>events`,
     /// `<prefix>feed`, ... and `<prefix>migrations`.
     pub fn with_prefix(self, prefix: TablePrefix) -> Self {
+        let wake = self
+            .wakes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(prefix.as_str().to_owned())
+            .or_insert_with(|| Arc::new(LocalWake::new()))
+            .clone();
         Self {
             sql: Arc::new(Statements::new(prefix, Dialect::Sqlite)),
+            wake,
             ..self
         }
     }
