@@ -620,6 +620,32 @@ async fn pending_pages_walk_the_window_once(store: &dyn StatusStore) {
     assert_eq!(page[0].sid, sid(17));
 }
 
+/// An incoming message recorded once: its first delivery creates the record (a change), a
+/// repeat later changes nothing, not even its times.
+async fn repeat_inbound_deliveries_change_nothing(store: &dyn StatusStore) {
+    use twilio_delivery::inbound::InboundMessage;
+    let form = format!(
+        "MessageSid={}&From=%2B15550000002&To=%2B15550000001&Body=hi",
+        sid(30)
+    );
+    let message = InboundMessage::from_form(form.as_bytes()).unwrap();
+    let first = store.record_inbound(&message).await.unwrap();
+    assert!(first.changed());
+    let before = get(store, 30).await;
+    assert_eq!(before.status, MessageStatus::Received);
+    let history = history_statuses(store, 30).await;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let again = store.record_inbound(&message).await.unwrap();
+    assert!(!again.changed());
+    assert_eq!(again.current, MessageStatus::Received);
+    let after = get(store, 30).await;
+    assert_eq!(
+        (after.created_at, after.updated_at),
+        (before.created_at, before.updated_at)
+    );
+    assert_eq!(history_statuses(store, 30).await, history);
+}
+
 async fn list_filters_and_pages(store: &dyn StatusStore) {
     // (n, created, to, final status); messages 3 and 4 share a creation time.
     type Row = (u32, i64, &'static str, &'static str);
@@ -811,6 +837,7 @@ suite!(
     missing_message_reads_empty,
     pending_lists_old_non_final_messages,
     pending_pages_walk_the_window_once,
+    repeat_inbound_deliveries_change_nothing,
     list_filters_and_pages,
     reconcile_lock_is_granted,
 );

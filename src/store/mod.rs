@@ -369,15 +369,24 @@ pub trait StatusStore: fmt::Debug + Send + Sync + 'static {
 
     /// Records an incoming message once per `MessageSid` (Twilio may deliver it again): the
     /// first delivery creates its record with status `received` (a change, on the change feed),
-    /// a repeat changes nothing.
+    /// a repeat changes nothing, not even the record's times.
     ///
     /// # Errors
-    /// [`StoreError`] when the store cannot be written.
+    /// [`StoreError`] when the store cannot be read or written.
     async fn record_inbound(
         &self,
         message: &crate::inbound::InboundMessage,
     ) -> Result<Applied, StoreError> {
-        self.record_sent(&message.to_record()).await
+        let record = message.to_record();
+        if let Some(existing) = self.get(&message.sid).await? {
+            let outcome = crate::status::transition(Some(&existing.status), &record.status);
+            if !outcome.changed() {
+                let current = existing.status.clone();
+                let seen = Applied::new(outcome, Some(existing.status), current, false);
+                return Ok(seen.created_at(existing.created_at));
+            }
+        }
+        self.record_sent(&record).await
     }
 
     /// Tries to become the one holder of the reconciliation lock, so that of many app instances
