@@ -65,6 +65,18 @@ fn serve(framework: Framework, inbound: InboundWebhook, listener: std::net::TcpL
 }
 
 async fn app(framework: Framework, emulator: &EmulatorHandle) -> (String, Arc<MemoryStore>) {
+    let store = Arc::new(MemoryStore::new());
+    let url = app_with(framework, emulator, store.clone(), store.clone());
+    (url, store)
+}
+
+/// Serves the app over `store`, with `list` as its opt-out list; its callback URL.
+fn app_with(
+    framework: Framework,
+    emulator: &EmulatorHandle,
+    store: Arc<MemoryStore>,
+    list: Arc<dyn OptOutList>,
+) -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
     let endpoint = PublicEndpoint::new(&format!("http://{addr}"), "/twilio/incoming").unwrap();
@@ -72,9 +84,7 @@ async fn app(framework: Framework, emulator: &EmulatorHandle) -> (String, Arc<Me
         .endpoint(&endpoint)
         .build()
         .unwrap();
-    let store = Arc::new(MemoryStore::new());
-    let list: Arc<dyn OptOutList> = store.clone();
-    let inbound = InboundWebhook::builder(guard, store.clone())
+    let inbound = InboundWebhook::builder(guard, store)
         .opt_outs(list)
         .reply(|message| async move {
             if message.opt_out().is_some() {
@@ -85,7 +95,7 @@ async fn app(framework: Framework, emulator: &EmulatorHandle) -> (String, Arc<Me
         })
         .build();
     serve(framework, inbound, listener);
-    (endpoint.callback_url(), store)
+    endpoint.callback_url()
 }
 
 async fn end_to_end(framework: Framework) {
@@ -228,23 +238,12 @@ async fn a_stop_the_list_cannot_take_is_answered_503_and_taken_on_redelivery() {
         .start()
         .await
         .unwrap();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr: SocketAddr = listener.local_addr().unwrap();
-    let endpoint = PublicEndpoint::new(&format!("http://{addr}"), "/twilio/incoming").unwrap();
-    let guard = WebhookGuard::builder(SignatureValidator::new(emulator.auth_token().clone()))
-        .endpoint(&endpoint)
-        .build()
-        .unwrap();
     let store = Arc::new(MemoryStore::new());
     let flaky = Arc::new(Flaky {
         list: store.clone(),
         down: std::sync::atomic::AtomicBool::new(true),
     });
-    let inbound = InboundWebhook::builder(guard, store.clone())
-        .opt_outs(flaky.clone())
-        .build();
-    serve(Framework::Axum, inbound, listener);
-    let url = endpoint.callback_url();
+    let url = app_with(Framework::Axum, &emulator, store.clone(), flaky.clone());
 
     let stop = emulator
         .deliver_inbound(Inbound::new(&url, ALICE, APP_NUMBER, "STOP"))
