@@ -339,8 +339,8 @@ fn check_name(name: &str) -> Result<(), StoreError> {
 ///
 /// One consumer of a name handles changes at a time on a store, whichever app instance or
 /// task runs it: while it runs it holds the name's lease ([`FeedStore::lease_consumer`]).
-/// Another consumer of that name waits, trying to take the lease again whenever it is woken
-/// or its poll interval passes, and takes over when the holder stops or, on PostgreSQL, when
+/// Another consumer of that name waits, trying to take the lease again each time its poll
+/// interval passes (not at each change), and takes over when the holder stops or, on PostgreSQL, when
 /// the holder's lease expires (`PostgresOptions::lease_ttl`, 60 s by default, after an
 /// instance died). A consumer whose lease is found lost (it could not be renewed in time)
 /// stops after the change in progress, stores its cursor, and goes back to waiting for the
@@ -631,8 +631,8 @@ impl Consumer {
     }
 
     /// Runs the consumer until `shutdown` resolves: takes the consumer's lease (while another
-    /// consumer of this name holds it, tries again whenever woken or the poll interval
-    /// passes), handles what is there, then waits for a wake-up (or the poll interval) and
+    /// consumer of this name holds it, tries again each time the poll interval passes),
+    /// handles what is there, then waits for a wake-up (or the poll interval) and
     /// handles again. Store errors are logged and retried after a backoff.
     ///
     /// When `shutdown` resolves it stops after the change in progress (a change waiting for
@@ -669,9 +669,10 @@ impl Consumer {
             let lease = match self.take_lease().await {
                 Ok(Some(lease)) => lease,
                 Ok(None) => {
+                    // Not woken by changes: those come with every batch written, and trying the
+                    // lease each time would cost the store two queries a batch per waiter.
                     tracing::debug!(consumer = %self.name, "change feed: another consumer of this name holds its lease; waiting");
-                    let head = self.head().await;
-                    self.idle(&mut stop, head).await;
+                    unless_stopped(&mut stop, tokio::time::sleep(self.poll)).await;
                     continue;
                 }
                 Err(e) => {
@@ -699,7 +700,7 @@ impl Consumer {
                         halted: None, at, ..
                     }) => {
                         failures = 0;
-                        self.idle(&mut stop, Some(at)).await;
+                        self.idle(&mut stop, at).await;
                     }
                     Err(e) => {
                         failures = failures.saturating_add(1);
@@ -713,19 +714,14 @@ impl Consumer {
         }
     }
 
-    /// The feed's head, `None` when it cannot be read.
-    async fn head(&self) -> Option<u64> {
-        self.feed().ok()?.head().await.ok()
-    }
-
     /// Waits for a change after `after` (a wake-up) or the poll interval, less when told to
-    /// stop; for the poll interval when there is no position to wait after.
-    async fn idle(&self, stop: &mut watch::Receiver<bool>, after: Option<u64>) {
-        match (self.feed(), after) {
-            (Ok(feed), Some(at)) => {
-                unless_stopped(stop, feed.wait_for_change(at, self.poll)).await;
+    /// stop.
+    async fn idle(&self, stop: &mut watch::Receiver<bool>, after: u64) {
+        match self.feed() {
+            Ok(feed) => {
+                unless_stopped(stop, feed.wait_for_change(after, self.poll)).await;
             }
-            _ => {
+            Err(_) => {
                 unless_stopped(stop, tokio::time::sleep(self.poll)).await;
             }
         }
@@ -754,6 +750,10 @@ impl Consumer {
 
     /// Runs `handler` once more on the parked change at `position`; on success the dead
     /// letter is removed. `Ok(false)`: there is no such dead letter.
+    ///
+    /// It does not take the consumer's lease, so that a dead letter can be replayed while the
+    /// consumer runs: `handler` may then run beside the consumer's handler, and the replayed
+    /// change is older than changes already handled for its message.
     ///
     /// # Errors
     /// [`ReplayError::Store`] when the store fails; [`ReplayError::Handler`] with the handler's

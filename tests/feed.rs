@@ -12,10 +12,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use twilio_delivery::feed::{Consumer, FeedEntry, HandlerResult, StartFrom};
+use twilio_delivery::feed::{
+    Consumer, ConsumerLease, DeadLetter, FeedEntry, FeedStore, HandlerResult, StartFrom,
+};
 use twilio_delivery::model::{EventSource, SentMessage, StatusEvent};
-use twilio_delivery::store::StatusStore;
-use twilio_delivery::{MessageSid, MessageStatus};
+use twilio_delivery::store::{ListQuery, Page, StatusStore};
+use twilio_delivery::{
+    Applied, HistoryEntry, MessageRecord, MessageSid, MessageStatus, StoreError,
+};
 
 fn sid(n: u32) -> MessageSid {
     MessageSid::new(format!("SM{n:032x}")).unwrap()
@@ -378,6 +382,117 @@ async fn one_consumer_of_a_name_runs_at_a_time_on_two_sqlite_stores_of_one_file(
     a.migrate().await.unwrap();
     let b = SqliteStore::connect(path.to_str().unwrap()).await.unwrap();
     one_consumer_of_a_name_runs_at_a_time(Arc::new(a), Arc::new(b)).await;
+}
+
+/// A memory store that counts the consumer-lease attempts made through it.
+#[derive(Debug, Default)]
+struct CountsLeaseTries {
+    inner: twilio_delivery::MemoryStore,
+    tries: AtomicUsize,
+}
+
+#[twilio_delivery::async_trait]
+impl StatusStore for CountsLeaseTries {
+    async fn record_sent(&self, sent: &SentMessage) -> Result<Applied, StoreError> {
+        self.inner.record_sent(sent).await
+    }
+    async fn apply(&self, event: &StatusEvent) -> Result<Applied, StoreError> {
+        self.inner.apply(event).await
+    }
+    async fn get(&self, sid: &MessageSid) -> Result<Option<MessageRecord>, StoreError> {
+        self.inner.get(sid).await
+    }
+    async fn history(&self, sid: &MessageSid) -> Result<Vec<HistoryEntry>, StoreError> {
+        self.inner.history(sid).await
+    }
+    async fn pending_since(
+        &self,
+        created_from: time::OffsetDateTime,
+        older_than: time::OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        self.inner
+            .pending_since(created_from, older_than, limit)
+            .await
+    }
+    async fn list(&self, query: &ListQuery) -> Result<Page, StoreError> {
+        self.inner.list(query).await
+    }
+    fn feed(&self) -> Option<&dyn FeedStore> {
+        Some(self)
+    }
+}
+
+#[twilio_delivery::async_trait]
+impl FeedStore for CountsLeaseTries {
+    async fn changes_after(&self, after: u64, limit: u32) -> Result<Vec<FeedEntry>, StoreError> {
+        self.inner.changes_after(after, limit).await
+    }
+    async fn head(&self) -> Result<u64, StoreError> {
+        FeedStore::head(&self.inner).await
+    }
+    async fn cursor(&self, consumer: &str) -> Result<Option<u64>, StoreError> {
+        self.inner.cursor(consumer).await
+    }
+    async fn advance(&self, consumer: &str, position: u64) -> Result<(), StoreError> {
+        self.inner.advance(consumer, position).await
+    }
+    async fn park(&self, letter: &DeadLetter) -> Result<(), StoreError> {
+        self.inner.park(letter).await
+    }
+    async fn dead_letters(&self, consumer: &str, limit: u32) -> Result<Vec<DeadLetter>, StoreError> {
+        self.inner.dead_letters(consumer, limit).await
+    }
+    async fn remove_dead_letter(&self, consumer: &str, position: u64) -> Result<bool, StoreError> {
+        self.inner.remove_dead_letter(consumer, position).await
+    }
+    async fn wait_for_change(&self, after: u64, timeout: Duration) {
+        self.inner.wait_for_change(after, timeout).await;
+    }
+    async fn lease_consumer(&self, consumer: &str) -> Result<Option<ConsumerLease>, StoreError> {
+        self.tries.fetch_add(1, Ordering::SeqCst);
+        self.inner.lease_consumer(consumer).await
+    }
+}
+
+/// A consumer waiting for its name's lease tries it once a poll interval, not at every change
+/// written meanwhile: on PostgreSQL each try is two queries, and changes come with every batch.
+#[tokio::test]
+async fn a_waiting_consumer_tries_the_lease_once_a_poll_interval() {
+    let store = Arc::new(CountsLeaseTries::default());
+    let seen = Seen::default();
+    let holder = Consumer::builder(store.clone(), "shared")
+        .unwrap()
+        .poll_interval(Duration::from_millis(20))
+        .spawn(seen.handler());
+    store.apply(&ev(1, MessageStatus::Sent)).await.unwrap();
+    wait_until(|| seen.positions().len() == 1).await;
+    let tries_by_holder = store.tries.load(Ordering::SeqCst);
+
+    let waiter_seen = Seen::default();
+    let waiter = Consumer::builder(store.clone(), "shared")
+        .unwrap()
+        .poll_interval(Duration::from_millis(400))
+        .spawn(waiter_seen.handler());
+    let started = std::time::Instant::now();
+    for n in 2..=41 {
+        store.apply(&ev(n, MessageStatus::Sent)).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(15)).await;
+    }
+    wait_until(|| seen.positions().len() == 41).await;
+    let tries = store.tries.load(Ordering::SeqCst) - tries_by_holder;
+    let polls = (started.elapsed().as_millis() / 400) as usize;
+    assert!(
+        (1..=polls + 2).contains(&tries),
+        "40 changes in {:?}, a 400 ms poll: {tries} tries of the lease",
+        started.elapsed()
+    );
+
+    holder.shutdown().await;
+    store.apply(&ev(42, MessageStatus::Sent)).await.unwrap();
+    wait_until(|| waiter_seen.positions().contains(&42)).await;
+    waiter.shutdown().await;
+    assert!(waiter_seen.positions().iter().all(|p| *p >= 2));
 }
 
 /// Waits up to 10 s for `done`.
