@@ -440,7 +440,11 @@ impl FeedStore for CountsLeaseTries {
     async fn park(&self, letter: &DeadLetter) -> Result<(), StoreError> {
         self.inner.park(letter).await
     }
-    async fn dead_letters(&self, consumer: &str, limit: u32) -> Result<Vec<DeadLetter>, StoreError> {
+    async fn dead_letters(
+        &self,
+        consumer: &str,
+        limit: u32,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
         self.inner.dead_letters(consumer, limit).await
     }
     async fn remove_dead_letter(&self, consumer: &str, position: u64) -> Result<bool, StoreError> {

@@ -10,7 +10,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteRow, SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite};
+use sqlx::{AssertSqlSafe, ConnectOptions as _, QueryBuilder, Row, Sqlite};
 use time::OffsetDateTime;
 
 use super::sql::{
@@ -132,6 +132,23 @@ pub struct SqliteStore {
     /// The wake-ups of each table prefix, shared by every store made from the same one (its
     /// clones and [`with_prefix`](Self::with_prefix)): one prefix's feed never wakes another's.
     wakes: Arc<Mutex<HashMap<String, Arc<LocalWake>>>>,
+    /// For an in-memory database from [`connect`](Self::connect): a connection that does
+    /// nothing but keep the database alive while the store lives.
+    _anchor: Option<Arc<MemoryAnchor>>,
+}
+
+/// A connection to a shared-cache in-memory database, held open so that the database outlives
+/// the pool's connection. sqlx closes a connection whose statement was given up half-way (a
+/// cancelled write or read), and an in-memory database is gone with its last connection: the
+/// pool's next connection would open a new, empty one.
+struct MemoryAnchor {
+    _conn: Mutex<SqliteConnection>,
+}
+
+impl std::fmt::Debug for MemoryAnchor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MemoryAnchor")
+    }
 }
 
 impl SqliteStore {
@@ -156,6 +173,7 @@ impl SqliteStore {
             writer: Arc::new(writer),
             wake,
             wakes: Arc::new(Mutex::new(wakes)),
+            _anchor: None,
         }
     }
 
@@ -191,7 +209,9 @@ impl SqliteStore {
     ///
     /// A file gets a writer connection of its own, a pool of `read_connections` for reads,
     /// WAL mode, the `synchronous` level and foreign keys on. An in-memory database gets a pool
-    /// of one connection, never closed while the store lives, that serves reads and writes.
+    /// of one connection that serves reads and writes, and a second connection, idle, that
+    /// keeps the database alive while the store lives: when a cancelled statement makes sqlx
+    /// close the pool's connection, the next one finds the same database.
     ///
     /// # Errors
     /// [`StoreError::Config`] when the URL cannot be parsed, [`StoreError::Unavailable`] when
@@ -216,6 +236,7 @@ impl SqliteStore {
         .foreign_keys(true)
         .busy_timeout(options.busy_timeout);
         if in_memory {
+            let anchor = connect.connect().await.map_err(db_error)?;
             let pool = SqlitePoolOptions::new()
                 .max_connections(1)
                 .min_connections(1)
@@ -224,7 +245,12 @@ impl SqliteStore {
                 .connect_with(connect)
                 .await
                 .map_err(db_error)?;
-            return Ok(Self::new(pool));
+            return Ok(Self {
+                _anchor: Some(Arc::new(MemoryAnchor {
+                    _conn: Mutex::new(anchor),
+                })),
+                ..Self::new(pool)
+            });
         }
         let connect =
             connect
