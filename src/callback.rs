@@ -80,7 +80,8 @@ pub struct StatusCallback {
     pub dlr_done_at: Option<OffsetDateTime>,
     /// WhatsApp/RCS channel fields.
     pub channel: ChannelInfo,
-    /// The `I-Twilio-Idempotency-Token` header (differs between retry attempts).
+    /// The `I-Twilio-Idempotency-Token` header (differs between retry attempts); `None` when
+    /// absent or longer than [`MAX_IDEMPOTENCY_TOKEN`] bytes.
     pub idempotency_token: Option<String>,
     /// Every form pair, decoded, in wire order.
     pub raw: Vec<(String, String)>,
@@ -106,6 +107,11 @@ impl std::fmt::Debug for StatusCallback {
             .finish()
     }
 }
+
+/// The longest `I-Twilio-Idempotency-Token` kept, in bytes. The header is not signed, so a
+/// longer one (Twilio's are far shorter) is left out rather than stored with every callback; the
+/// callback itself, which is signed, is kept.
+pub const MAX_IDEMPOTENCY_TOKEN: usize = 256;
 
 fn field<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
     pairs
@@ -223,7 +229,9 @@ impl StatusCallback {
                 to_address: owned(p, "ChannelToAddress"),
                 event_type: owned(p, "EventType"),
             },
-            idempotency_token: idempotency_token.map(str::to_owned),
+            idempotency_token: idempotency_token
+                .filter(|t| t.len() <= MAX_IDEMPOTENCY_TOKEN)
+                .map(str::to_owned),
             raw: pairs,
         })
     }
@@ -295,6 +303,13 @@ mod tests {
         );
         let e = cb.to_event();
         assert_eq!(e.idempotency_token.as_deref(), Some("tok-1"));
+
+        let longest = "t".repeat(MAX_IDEMPOTENCY_TOKEN);
+        let cb = StatusCallback::from_form(body.as_bytes(), Some(&longest)).unwrap();
+        assert_eq!(cb.idempotency_token.as_deref(), Some(longest.as_str()));
+        let longer = format!("{longest}t");
+        let cb = StatusCallback::from_form(body.as_bytes(), Some(&longer)).unwrap();
+        assert_eq!(cb.idempotency_token, None, "too long: left out, the callback kept");
         assert_eq!(e.source, EventSource::Callback);
         assert_eq!(e.raw, cb.raw);
     }
