@@ -309,7 +309,10 @@ mod tests {
         assert_eq!(cb.idempotency_token.as_deref(), Some(longest.as_str()));
         let longer = format!("{longest}t");
         let cb = StatusCallback::from_form(body.as_bytes(), Some(&longer)).unwrap();
-        assert_eq!(cb.idempotency_token, None, "too long: left out, the callback kept");
+        assert_eq!(
+            cb.idempotency_token, None,
+            "too long: left out, the callback kept"
+        );
         assert_eq!(e.source, EventSource::Callback);
         assert_eq!(e.raw, cb.raw);
     }

@@ -1564,6 +1564,63 @@ mod pg {
         db.cleanup().await;
     }
 
+    /// Times outside the years -9999 to 9999 (`infinity`, a row edited by hand) read as
+    /// `Corrupt`: sqlx's own decoding of such a time panics.
+    #[tokio::test]
+    async fn times_out_of_range_are_reported() {
+        let Some(db) = TestDb::open().await else {
+            return;
+        };
+        let store = db.store().await;
+        let p = store.prefix().as_str();
+        db.exec(format!(
+            "INSERT INTO {p}messages (sid, status, status_rank, created_at, updated_at) \
+             VALUES ('{s1}', 'sent', 6, 'infinity', now()); \
+             INSERT INTO {p}messages (sid, status, status_rank, created_at, updated_at) \
+             VALUES ('{s2}', 'sent', 6, now(), '10000-01-01 00:00:00+00'); \
+             INSERT INTO {p}events (message_sid, status, received_at, source, raw) \
+             VALUES ('{s2}', 'sent', '-infinity', 'callback', '[]');",
+            s1 = super::sid(1),
+            s2 = super::sid(2),
+        ))
+        .await;
+        for n in [1, 2] {
+            match store.get(&super::sid(n)).await {
+                Err(StoreError::Corrupt(msg)) => {
+                    assert!(msg.contains("_at"), "names the column: {msg}")
+                }
+                other => panic!("expected corrupt, got {other:?}"),
+            }
+        }
+        assert!(matches!(
+            store.history(&super::sid(2)).await,
+            Err(StoreError::Corrupt(_))
+        ));
+        assert!(matches!(
+            store.list(&twilio_delivery::store::ListQuery::new()).await,
+            Err(StoreError::Corrupt(_))
+        ));
+
+        // The feed's and the opt-out list's times.
+        use twilio_delivery::optout::{OptOutList, OptOutSource};
+        store.apply(&super::event(3, "sent", 1)).await.unwrap();
+        store
+            .opt_out("+15005550006", OptOutSource::Keyword)
+            .await
+            .unwrap();
+        db.exec(format!(
+            "UPDATE {p}feed SET at = 'infinity'; UPDATE {p}opt_outs SET since = 'infinity';"
+        ))
+        .await;
+        let feed = store.feed().unwrap();
+        assert!(matches!(
+            feed.changes_after(0, 10).await,
+            Err(StoreError::Corrupt(_))
+        ));
+        assert!(store.opt_outs().await.is_err());
+        db.cleanup().await;
+    }
+
     #[tokio::test]
     async fn closed_pool_is_unavailable() {
         let Some(db) = TestDb::open().await else {

@@ -197,7 +197,7 @@ fn feed_row(row: &PgRow) -> Result<FeedEntry, StoreError> {
             current: row.try_get("current")?,
             error_code: row.try_get("error_code")?,
             source: row.try_get("source")?,
-            at: row.try_get("at")?,
+            at: super::time_column(row, "at")?,
         })
     })()
     .map_err(db_error)?
@@ -211,7 +211,7 @@ fn dead_letter_row(row: &PgRow) -> Result<DeadLetter, StoreError> {
         feed_row(row)?,
         row.try_get::<String, _>("error").map_err(db_error)?,
         u32::try_from(attempts).unwrap_or(0),
-        row.try_get("parked_at").map_err(db_error)?,
+        super::time_column(row, "parked_at").map_err(db_error)?,
     ))
 }
 

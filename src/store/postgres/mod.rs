@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::pool::PoolConnection;
-use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow, PgValueFormat};
 use sqlx::{AssertSqlSafe, Postgres, QueryBuilder, Row};
 use time::OffsetDateTime;
 
@@ -415,6 +415,25 @@ fn fnv1a(s: &str) -> i32 {
     i32::from_ne_bytes(h.to_ne_bytes())
 }
 
+/// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01).
+const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+
+/// A `timestamptz` column, read from its binary value (microseconds since 2000-01-01). A time
+/// outside `time`'s years ±9999 (`infinity`, a row edited by hand) is then a decode error:
+/// sqlx's own decoding panics on it.
+fn time_column(row: &PgRow, column: &str) -> Result<OffsetDateTime, sqlx::Error> {
+    if row.try_get_raw(column)?.format() != PgValueFormat::Binary {
+        return row.try_get(column);
+    }
+    let us: i64 = row.try_get_unchecked(column)?;
+    us.checked_add(PG_EPOCH_MICROS)
+        .and_then(|us| OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000).ok())
+        .ok_or_else(|| sqlx::Error::ColumnDecode {
+            index: column.to_owned(),
+            source: "a time outside the years -9999 to 9999".into(),
+        })
+}
+
 fn record_row(row: &PgRow) -> Result<MessageRecord, StoreError> {
     let raw: RecordRow<OffsetDateTime> = (|| {
         Ok::<_, sqlx::Error>(RecordRow {
@@ -429,8 +448,8 @@ fn record_row(row: &PgRow) -> Result<MessageRecord, StoreError> {
             error_code: row.try_get("error_code")?,
             error_message: row.try_get("error_message")?,
             sent_recorded: row.try_get("sent_recorded")?,
-            created_at: row.try_get("created_at")?,
-            updated_at: row.try_get("updated_at")?,
+            created_at: time_column(row, "created_at")?,
+            updated_at: time_column(row, "updated_at")?,
         })
     })()
     .map_err(db_error)?;
@@ -442,7 +461,7 @@ fn event_row(row: &PgRow) -> Result<HistoryEntry, StoreError> {
         Ok::<_, sqlx::Error>(EventRow {
             status: row.try_get("status")?,
             error_code: row.try_get("error_code")?,
-            received_at: row.try_get("received_at")?,
+            received_at: time_column(row, "received_at")?,
             source: row.try_get("source")?,
             idempotency_token: row.try_get("idempotency_token")?,
             raw: row.try_get("raw")?,

@@ -72,7 +72,7 @@ impl OptOutList for PostgresStore {
                 };
                 let number: String = row.try_get("number").map_err(|_| corrupt("number"))?;
                 let source: String = row.try_get("source").map_err(|_| corrupt("source"))?;
-                let since: OffsetDateTime = row.try_get("since").map_err(|_| corrupt("since"))?;
+                let since = super::time_column(row, "since").map_err(|_| corrupt("since"))?;
                 let source = OptOutSource::parse(&source).ok_or_else(|| corrupt("source"))?;
                 Ok(Suppression::new(number, source, since))
             })
