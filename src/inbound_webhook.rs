@@ -1,8 +1,9 @@
 //! `InboundWebhook`: the framework-agnostic handler of Twilio's incoming-message webhook.
 //!
 //! For each request it checks the signature ([`WebhookGuard`]), parses the
-//! [`InboundMessage`], records it in the store once per `MessageSid` (a repeat delivery changes
-//! nothing and is not answered twice), applies STOP/START to the opt-out list, and answers with
+//! [`InboundMessage`], applies STOP/START to the opt-out list, records the message in the
+//! store once per `MessageSid` (a repeat delivery changes nothing and is not answered twice;
+//! a delivery answered 503 is not recorded, so its redelivery is handled in full), and answers with
 //! the TwiML your replier returns (`text/xml`; an empty `<Response/>` for "no reply"). Adapters
 //! mount it: `adapters::axum::inbound_router`, `adapters::actix_web::inbound_resource`,
 //! `adapters::warp::inbound_filter`.
@@ -76,8 +77,9 @@ impl fmt::Debug for InboundWebhookBuilder {
     }
 }
 
-/// What the handler answered, for adapters to send.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the handler answered, for adapters to send. Its `Debug` shows the body's length, not
+/// the reply's text and numbers.
+#[derive(Clone, PartialEq, Eq)]
 pub struct InboundResponse {
     /// The HTTP status.
     pub status: StatusCode,
@@ -87,6 +89,17 @@ pub struct InboundResponse {
     pub body: String,
     /// Extra headers (`WWW-Authenticate` with a 401, `Connection: close` after a slow body).
     pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+}
+
+impl fmt::Debug for InboundResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InboundResponse")
+            .field("status", &self.status)
+            .field("content_type", &self.content_type)
+            .field("body", &format_args!("[{} bytes]", self.body.len()))
+            .field("headers", &self.headers)
+            .finish()
+    }
 }
 
 impl InboundResponse {
@@ -194,15 +207,21 @@ impl InboundWebhook {
                 );
             }
         };
-        let applied = match self.store.record_inbound(&message).await {
-            Ok(applied) => applied,
+        // A repeat delivery of a message already recorded changes nothing and is not answered
+        // again. Its keyword was applied before it was recorded (below), so applying it again
+        // could only undo a later keyword of the same sender (START, then STOP, then a
+        // redelivery of the START).
+        match self.store.get(&message.sid).await {
+            Ok(Some(_)) => return InboundResponse::twiml(&MessagingResponse::new()),
+            Ok(None) => {}
             Err(error) => {
                 tracing::error!(error = %error, "incoming message not stored: store failed");
                 return InboundResponse::unavailable();
             }
-        };
-        // A STOP the list did not take must not be answered 200: Twilio would not send it
-        // again. Applying it is repeat-safe, also for a message already recorded.
+        }
+        // The keyword before the record: a STOP the list did not take must not be answered
+        // 200 (Twilio would not send it again), and its redelivery must find the message not
+        // yet recorded, so that it is applied and answered then.
         if let Some(list) = &self.opt_outs {
             match list.apply_inbound(&message).await {
                 Ok(Some(OptOut::Stop)) => tracing::info!("incoming STOP: sender opted out"),
@@ -214,7 +233,14 @@ impl InboundWebhook {
                 }
             }
         }
-        // A repeat delivery of a message already recorded is not answered again.
+        let applied = match self.store.record_inbound(&message).await {
+            Ok(applied) => applied,
+            Err(error) => {
+                tracing::error!(error = %error, "incoming message not stored: store failed");
+                return InboundResponse::unavailable();
+            }
+        };
+        // Another delivery of the same message recorded it first.
         if !applied.changed() {
             return InboundResponse::twiml(&MessagingResponse::new());
         }

@@ -5,6 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use twilio_delivery::feed::FeedStore;
 use twilio_delivery::guard::WebhookGuard;
@@ -66,17 +67,18 @@ fn serve(framework: Framework, inbound: InboundWebhook, listener: std::net::TcpL
 
 async fn app(framework: Framework, emulator: &EmulatorHandle) -> (String, Arc<MemoryStore>) {
     let store = Arc::new(MemoryStore::new());
-    let url = app_with(framework, emulator, store.clone(), store.clone());
+    let (url, _) = app_with(framework, emulator, store.clone(), store.clone());
     (url, store)
 }
 
-/// Serves the app over `store`, with `list` as its opt-out list; its callback URL.
+/// Serves the app over `store`, with `list` as its opt-out list; its callback URL, and how many
+/// messages its replier was called for.
 fn app_with(
     framework: Framework,
     emulator: &EmulatorHandle,
     store: Arc<MemoryStore>,
     list: Arc<dyn OptOutList>,
-) -> String {
+) -> (String, Arc<AtomicUsize>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
     let endpoint = PublicEndpoint::new(&format!("http://{addr}"), "/twilio/incoming").unwrap();
@@ -84,18 +86,23 @@ fn app_with(
         .endpoint(&endpoint)
         .build()
         .unwrap();
+    let replied = Arc::new(AtomicUsize::new(0));
+    let counted = replied.clone();
     let inbound = InboundWebhook::builder(guard, store)
         .opt_outs(list)
-        .reply(|message| async move {
-            if message.opt_out().is_some() {
-                return MessagingResponse::new();
+        .reply(move |message| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if message.opt_out().is_some() {
+                    return MessagingResponse::new();
+                }
+                MessagingResponse::new()
+                    .message(Message::new(format!("Thanks, you said: {}", message.body)))
             }
-            MessagingResponse::new()
-                .message(Message::new(format!("Thanks, you said: {}", message.body)))
         })
         .build();
     serve(framework, inbound, listener);
-    endpoint.callback_url()
+    (endpoint.callback_url(), replied)
 }
 
 async fn end_to_end(framework: Framework) {
@@ -217,12 +224,15 @@ impl OptOutList for Flaky {
         self.list.is_opted_out(number).await
     }
     async fn opt_out(&self, number: &str, source: OptOutSource) -> Result<bool, OptOutError> {
-        if self.down.load(std::sync::atomic::Ordering::Acquire) {
+        if self.down.load(Ordering::Acquire) {
             return Err(OptOutError(Box::new(std::io::Error::other("list down"))));
         }
         self.list.opt_out(number, source).await
     }
     async fn opt_in(&self, number: &str) -> Result<bool, OptOutError> {
+        if self.down.load(Ordering::Acquire) {
+            return Err(OptOutError(Box::new(std::io::Error::other("list down"))));
+        }
         self.list.opt_in(number).await
     }
     async fn opt_outs(&self) -> Result<Vec<Suppression>, OptOutError> {
@@ -243,7 +253,7 @@ async fn a_stop_the_list_cannot_take_is_answered_503_and_taken_on_redelivery() {
         list: store.clone(),
         down: std::sync::atomic::AtomicBool::new(true),
     });
-    let url = app_with(Framework::Axum, &emulator, store.clone(), flaky.clone());
+    let (url, replied) = app_with(Framework::Axum, &emulator, store.clone(), flaky.clone());
 
     let stop = emulator
         .deliver_inbound(Inbound::new(&url, ALICE, APP_NUMBER, "STOP"))
@@ -252,12 +262,56 @@ async fn a_stop_the_list_cannot_take_is_answered_503_and_taken_on_redelivery() {
     assert_eq!(stop.status(), Some(503), "{}", stop.body);
     assert!(!store.is_opted_out(ALICE).await.unwrap());
     // Twilio delivers it again (a retry, or the fallback URL): now the list takes it.
-    flaky
-        .down
-        .store(false, std::sync::atomic::Ordering::Release);
+    flaky.down.store(false, Ordering::Release);
     let again = emulator.redeliver_inbound(&stop.message_sid).await.unwrap();
     assert_eq!(again.status(), Some(200));
     assert!(store.is_opted_out(ALICE).await.unwrap());
+    assert_eq!(
+        replied.load(Ordering::SeqCst),
+        1,
+        "the redelivery is answered: the 503 recorded nothing"
+    );
+    emulator.shutdown().await;
+}
+
+/// A START handled, then a STOP, then the START delivered again (a Twilio retry after a lost
+/// answer): the sender stays opted out, and the repeat is not answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivered_start_does_not_undo_a_later_stop() {
+    let emulator = Emulator::builder()
+        .seed(7)
+        .chaos(Chaos::calm())
+        .start()
+        .await
+        .unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let (url, replied) = app_with(Framework::Axum, &emulator, store.clone(), store.clone());
+    let start = emulator
+        .deliver_inbound(Inbound::new(&url, ALICE, APP_NUMBER, "START"))
+        .await
+        .unwrap();
+    assert_eq!(start.status(), Some(200), "{}", start.body);
+    let stop = emulator
+        .deliver_inbound(Inbound::new(&url, ALICE, APP_NUMBER, "STOP"))
+        .await
+        .unwrap();
+    assert_eq!(stop.status(), Some(200), "{}", stop.body);
+    assert!(store.is_opted_out(ALICE).await.unwrap());
+
+    let again = emulator
+        .redeliver_inbound(&start.message_sid)
+        .await
+        .unwrap();
+    assert_eq!(again.status(), Some(200));
+    assert!(
+        store.is_opted_out(ALICE).await.unwrap(),
+        "the older START did not undo the STOP"
+    );
+    assert_eq!(
+        replied.load(Ordering::SeqCst),
+        2,
+        "the repeat is not answered"
+    );
     emulator.shutdown().await;
 }
 
