@@ -78,8 +78,8 @@ pub struct InboundMedia {
     pub content_type: Option<String>,
 }
 
-/// A location the sender shared (WhatsApp).
-#[derive(Debug, Clone, PartialEq)]
+/// A location the sender shared (WhatsApp). Its `Debug` redacts it.
+#[derive(Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SharedLocation {
     /// `Latitude`, in degrees (finite, within ±90).
@@ -93,7 +93,8 @@ pub struct SharedLocation {
 }
 
 /// Where Twilio places a number: `FromCity`, `FromState`, `FromZip`, `FromCountry` (or `To…`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Its `Debug` redacts all but the country.
+#[derive(Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Place {
     /// `…City`.
@@ -146,6 +147,28 @@ pub struct InboundMessage {
     pub button_text: Option<String>,
     /// Every form pair, decoded, in wire order (unknown parameters included).
     pub raw: Vec<(String, String)>,
+}
+
+impl fmt::Debug for SharedLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedLocation")
+            .field("latitude", &crate::redact::Redacted)
+            .field("longitude", &crate::redact::Redacted)
+            .field("address", &crate::redact::opt(&self.address))
+            .field("label", &crate::redact::opt(&self.label))
+            .finish()
+    }
+}
+
+impl fmt::Debug for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Place")
+            .field("city", &crate::redact::opt(&self.city))
+            .field("state", &crate::redact::opt(&self.state))
+            .field("zip", &crate::redact::opt(&self.zip))
+            .field("country", &self.country)
+            .finish()
+    }
 }
 
 impl fmt::Debug for InboundMessage {

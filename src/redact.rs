@@ -96,6 +96,34 @@ mod tests {
     }
 
     #[test]
+    fn replies_and_places_never_reach_debug() {
+        use crate::inbound::InboundMessage;
+        use crate::twiml::{Message, MessagingResponse, Redirect};
+
+        let reply = MessagingResponse::new()
+            .message(Message::new(TEXT).to(TO).from(FROM))
+            .redirect(Redirect::new(
+                "https://twilio:s3cretPW@app.example.com/next",
+            ));
+        let debug = format!("{reply:?}");
+        assert_clean(debug.clone());
+        assert!(!debug.contains("s3cretPW"), "{debug}");
+
+        let body = format!(
+            "MessageSid={}&From=%2B14155550100&To=%2B14155550199&Body=secret+text&Latitude=37.7879\
+             &Longitude=-122.3917&Address=375+Beale+St&FromCity=SAN+FRANCISCO&FromZip=94105\
+             &FromCountry=US",
+            sid()
+        );
+        let m = InboundMessage::from_form(body.as_bytes()).unwrap();
+        let debug = format!("{:?} {:?}", m.location.unwrap(), m.from_place);
+        for leaked in ["37.78", "122.39", "Beale", "FRANCISCO", "94105"] {
+            assert!(!debug.contains(leaked), "{leaked} in {debug}");
+        }
+        assert!(debug.contains("US"), "the country is kept: {debug}");
+    }
+
+    #[test]
     fn a_password_in_a_public_url_never_reaches_debug() {
         use crate::endpoint::PublicEndpoint;
         use crate::guard::{BasicCredentials, WebhookGuard};
@@ -119,10 +147,16 @@ mod tests {
             .public_url(format!("{url}/fixed"))
             .build()
             .unwrap();
+        let signed = crate::signature::SignedRequest::new(
+            &http::Method::POST,
+            "https://twilio:s3cretPW@app.example.com/twilio/status",
+            b"a=1",
+        );
         for debug in [
             format!("{endpoint:?}"),
             format!("{guard:?}"),
             format!("{fixed:?}"),
+            format!("{signed:?}"),
         ] {
             assert!(!debug.contains("s3cretPW"), "{debug}");
             assert!(debug.contains("[redacted]@app.example.com"), "{debug}");

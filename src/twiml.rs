@@ -17,7 +17,9 @@
 //! );
 //! ```
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
+
+use crate::redact;
 
 /// The content type TwiML is served with.
 pub const CONTENT_TYPE: &str = "text/xml; charset=utf-8";
@@ -41,7 +43,8 @@ impl Method {
     }
 }
 
-/// A `<Response>` for an incoming message: replies and redirects, in order.
+/// A `<Response>` for an incoming message: replies and redirects, in order. Its `Debug`
+/// redacts numbers and text.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[must_use]
 pub struct MessagingResponse {
@@ -55,7 +58,7 @@ enum Verb {
 }
 
 /// A `<Message>`: a reply with text and/or media, optionally to another number.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 #[must_use]
 pub struct Message {
     body: Option<String>,
@@ -67,11 +70,35 @@ pub struct Message {
 }
 
 /// A `<Redirect>`: Twilio fetches more TwiML from a URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 #[must_use]
 pub struct Redirect {
     url: String,
     method: Option<Method>,
+}
+
+impl fmt::Debug for Message {
+    /// Text, numbers and media URLs are redacted.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Message")
+            .field("body", &redact::opt(&self.body))
+            .field("media", &self.media.len())
+            .field("to", &redact::opt(&self.to))
+            .field("from", &redact::opt(&self.from))
+            .field("action", &self.action.as_deref().map(redact::Url))
+            .field("method", &self.method)
+            .finish()
+    }
+}
+
+impl fmt::Debug for Redirect {
+    /// A password in the URL is redacted.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Redirect")
+            .field("url", &redact::Url(&self.url))
+            .field("method", &self.method)
+            .finish()
+    }
 }
 
 impl MessagingResponse {

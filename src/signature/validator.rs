@@ -102,7 +102,7 @@ impl fmt::Debug for SignedRequest<'_> {
         let text = |v: Option<&[u8]>| v.map(|v| String::from_utf8_lossy(v).into_owned());
         f.debug_struct("SignedRequest")
             .field("method", self.method)
-            .field("url", &self.url)
+            .field("url", &crate::redact::Url(self.url))
             .field("body_len", &self.body.len())
             .field("content_type", &text(self.content_type))
             .field("signature", &text(self.signature))
