@@ -854,6 +854,17 @@ fn public_url_from_a_trusted_proxy() {
         ]),
         Ok("http://hooks.example.com:8080/twilio/status?tenant=acme".into())
     );
+    // A scheme is case-insensitive, and Twilio signs it in lower case (as twilio-python's
+    // `urlparse(...).geturl()` and twilio-node's `new URL()` rebuild it).
+    for upper in [
+        ("x-forwarded-proto", "HTTPS"),
+        ("forwarded", "proto=HTTPS;host=hooks.example.com"),
+    ] {
+        assert_eq!(
+            resolve(&[("host", "hooks.example.com"), upper]),
+            Ok("https://hooks.example.com/twilio/status?tenant=acme".into())
+        );
+    }
     // Forwarded wins over X-Forwarded-*, and the last element (nearest proxy) is used.
     assert_eq!(
         resolve(&[

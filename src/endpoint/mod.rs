@@ -17,6 +17,11 @@ pub use public_url::{PublicUrl, PublicUrlError, Scheme, TrustedProxy};
 /// The longest `StatusCallback` Twilio accepts (longer: error 21609).
 pub const MAX_CALLBACK_URL_LEN: usize = 4000;
 
+/// The room a [`PublicEndpoint`] keeps below [`MAX_CALLBACK_URL_LEN`] for the `#` and the
+/// longest fragment [`ConnectionOverrides`] can make, so that adding overrides (which cannot
+/// fail) never makes the callback URL too long.
+const OVERRIDES_ROOM: usize = 64;
+
 /// Why an endpoint, a callback URL or connection overrides were refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid {field}: {reason}")]
@@ -88,8 +93,8 @@ impl PublicEndpoint {
     /// [`EndpointError`] (field `base` or `route`) when the base is not `http(s)://` with a host,
     /// its host has an underscore (Twilio rejects those), it has a query or fragment, the route
     /// has a fragment, either holds a character that is not visible ASCII or a `%` not followed
-    /// by two hex digits (Twilio wants the URL encoded already), or the whole URL is longer than
-    /// [`MAX_CALLBACK_URL_LEN`].
+    /// by two hex digits (Twilio wants the URL encoded already), or the URL is longer than
+    /// [`MAX_CALLBACK_URL_LEN`] less 64 characters, the room kept for connection overrides.
     pub fn new(base: &str, route: &str) -> Result<Self, EndpointError> {
         let base = base.strip_suffix('/').unwrap_or(base);
         check_base(base)?;
@@ -107,10 +112,10 @@ impl PublicEndpoint {
             route,
             overrides: None,
         };
-        if endpoint.callback_url().len() > MAX_CALLBACK_URL_LEN {
+        if endpoint.signed_url().len() > MAX_CALLBACK_URL_LEN - OVERRIDES_ROOM {
             return Err(EndpointError::new(
                 "route",
-                "the url is over 4000 characters",
+                "the url is over 3936 characters (4000 with room for connection overrides)",
             ));
         }
         Ok(endpoint)
@@ -481,6 +486,39 @@ mod tests {
         assert_eq!(e.callback_url(), format!("{}#rc=0", e.signed_url()));
         assert_eq!(e.to_string(), e.callback_url());
         assert_eq!(String::from(&e), e.callback_url());
+    }
+
+    /// The longest fragment fits the room `new` keeps, so an endpoint with any overrides
+    /// stays within Twilio's limit.
+    #[test]
+    fn any_overrides_fit_below_the_limit() {
+        let longest = ConnectionOverrides::builder()
+            .retry_count(5)
+            .retry_on(RetryOn::ClientError)
+            .retry_on(RetryOn::ServerError)
+            .retry_on(RetryOn::ConnectTimeout)
+            .retry_on(RetryOn::ReadTimeout)
+            .retry_on(RetryOn::All)
+            .connect_timeout(Duration::from_millis(CT_RANGE.1))
+            .read_timeout(Duration::from_millis(RT_RANGE.1))
+            .total_timeout(Duration::from_millis(TT_RANGE.1))
+            .build()
+            .unwrap();
+        assert!(longest.to_fragment().len() < OVERRIDES_ROOM, "with its `#`");
+        let base = "https://app.example.com";
+        let longest_route = format!(
+            "/{}",
+            "a".repeat(MAX_CALLBACK_URL_LEN - OVERRIDES_ROOM - base.len() - 1)
+        );
+        let e = PublicEndpoint::new(base, &longest_route).unwrap();
+        let with = e.with_overrides(longest);
+        assert!(with.callback_url().len() <= MAX_CALLBACK_URL_LEN);
+        assert!(check_callback_url(&with.callback_url()).is_ok());
+        let too_long = format!("{longest_route}a");
+        assert_eq!(
+            PublicEndpoint::new(base, &too_long).unwrap_err().field,
+            "route"
+        );
     }
 
     #[test]

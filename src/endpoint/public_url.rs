@@ -158,7 +158,11 @@ impl TrustedProxy {
             ("x-forwarded-proto", "x-forwarded-host")
         };
         let scheme = match proto {
-            Some(p) if p.eq_ignore_ascii_case("http") || p.eq_ignore_ascii_case("https") => p,
+            // Schemes are case-insensitive, and Twilio signs the URL with its scheme in lower
+            // case (as the official libraries rebuild it): `HTTPS` from a proxy is `https`.
+            Some(p) if p.eq_ignore_ascii_case("http") || p.eq_ignore_ascii_case("https") => {
+                p.to_ascii_lowercase()
+            }
             Some(_) => {
                 return Err(PublicUrlError::InvalidHeader {
                     header: proto_label,
