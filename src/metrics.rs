@@ -5,9 +5,9 @@
 //! | name | kind | labels | what |
 //! |---|---|---|---|
 //! | `twilio_delivery_callbacks_total` | counter | `status` (HTTP code) | status callbacks answered, by answer (204, 400, 403, 405, 408, 413, 415, 500, 503) |
-//! | `twilio_delivery_status_transitions_total` | counter | `from`, `to`, `source` | real changes of a message's current status (`from` is `new` for a first sight; `source` is `callback`, `reconciler`, `send`) |
+//! | `twilio_delivery_status_transitions_total` | counter | `from`, `to`, `source` | real changes of a message's current status made by the webhook or the reconciler (`from` is `new` for a first sight; `source` is `callback` or `reconciler`) |
 //! | `twilio_delivery_send_to_final_seconds` | histogram | `status` | from a message's creation to the change that made it final |
-//! | `twilio_delivery_store_write_seconds` | histogram | `operation` | store write latency (`apply`, `apply_batch`, `record_sent`) |
+//! | `twilio_delivery_store_write_seconds` | histogram | `operation` | store write latency of the webhook's and the reconciler's writes (`apply`, `apply_batch`) |
 //! | `twilio_delivery_batch_size` | histogram | | events per group commit of the webhook's write queue |
 //! | `twilio_delivery_reconciler_stuck_messages` | gauge | | messages a reconciliation pass found not final past the minimum age |
 //! | `twilio_delivery_reconciler_repairs_total` | counter | | statuses the reconciler repaired (a callback was missed) |

@@ -97,9 +97,14 @@ impl Default for Notifier {
 }
 
 impl Notifier {
-    /// A notifier whose subscriptions and listeners may fall `capacity` changes behind.
+    /// The largest capacity [`new`](Self::new) takes: about a million changes.
+    pub const MAX_CAPACITY: usize = 1 << 20;
+
+    /// A notifier whose subscriptions and listeners may fall `capacity` changes behind,
+    /// between 1 and [`MAX_CAPACITY`](Self::MAX_CAPACITY) (a capacity outside is brought to
+    /// the nearer bound). The broadcast's buffer is allocated at once, a slot per change.
     pub fn new(capacity: usize) -> Self {
-        let capacity = capacity.max(1);
+        let capacity = capacity.clamp(1, Self::MAX_CAPACITY);
         let (broadcast, _) = broadcast::channel(capacity);
         Self {
             inner: Arc::new(Inner {
@@ -219,6 +224,18 @@ mod tests {
             created_at: None,
         };
         StatusChange::from_applied(&sid, &applied, None, EventSource::Callback).unwrap()
+    }
+
+    /// Any capacity is taken: `usize::MAX` used to panic in tokio's broadcast channel.
+    #[tokio::test]
+    async fn any_capacity_is_brought_within_bounds() {
+        for capacity in [0, usize::MAX] {
+            let n = Notifier::new(capacity);
+            let mut sub = n.subscribe();
+            n.on_change(|_| async {}).unwrap();
+            n.publish(change(1));
+            assert_eq!(sub.recv().await.unwrap().sid, change(1).sid);
+        }
     }
 
     #[tokio::test]
