@@ -265,7 +265,18 @@ pub(crate) async fn handle(
         (&Method::POST, "/time/advance") => {
             let by = seconds(&params, "Seconds")?
                 .ok_or_else(|| ApiError::invalid_parameter("Seconds is required"))?;
-            let by = Duration::try_from_secs_f64(by).unwrap_or(Duration::MAX);
+            // An advance past the last date the API can show would have nowhere to go.
+            let headroom = shared.clock.headroom();
+            let by = Duration::try_from_secs_f64(by)
+                .ok()
+                .filter(|by| *by <= headroom)
+                .ok_or_else(|| {
+                    ApiError::invalid_parameter(format!(
+                        "Seconds would move the emulated clock past the end of the year 9999 \
+                         (at most {} more seconds)",
+                        headroom.as_secs()
+                    ))
+                })?;
             shared.clock.advance(by);
             Ok(json(StatusCode::OK, info(shared)))
         }

@@ -4,9 +4,13 @@
 
 use std::time::Duration;
 
-use time::OffsetDateTime;
+use time::{OffsetDateTime, PrimitiveDateTime};
 use tokio::sync::watch;
 use tokio::time::Instant;
+
+/// The latest emulated time: the end of the year 9999, the last instant the API's dates can
+/// represent. The clock stops there; it never wraps back to real time.
+const END: OffsetDateTime = PrimitiveDateTime::MAX.assume_utc();
 
 /// Real time shifted forward by the total advanced so far.
 #[derive(Debug)]
@@ -23,15 +27,38 @@ impl Default for Clock {
     }
 }
 
+/// A moment of the emulated clock, read at once: the emulated time, the total advanced and the
+/// real instant, so that a wait can be measured from it (see [`Clock::wait`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Mark {
+    /// The emulated time at this moment.
+    pub(crate) now: OffsetDateTime,
+    advanced: Duration,
+    real: Instant,
+}
+
+/// `real` shifted forward by `advanced`, or [`END`] when that is later.
+fn shifted(real: OffsetDateTime, advanced: Duration) -> OffsetDateTime {
+    time::Duration::try_from(advanced)
+        .ok()
+        .and_then(|d| real.checked_add(d))
+        .unwrap_or(END)
+}
+
 impl Clock {
     /// The emulated time: dates of messages, and the "now" that `SendAt` is checked against.
     pub(crate) fn now(&self) -> OffsetDateTime {
+        self.mark().now
+    }
+
+    /// The current moment, to measure a wait from (a message's creation).
+    pub(crate) fn mark(&self) -> Mark {
         let advanced = *self.advanced.borrow();
-        let now = OffsetDateTime::now_utc();
-        time::Duration::try_from(advanced)
-            .ok()
-            .and_then(|d| now.checked_add(d))
-            .unwrap_or(now)
+        Mark {
+            now: shifted(OffsetDateTime::now_utc(), advanced),
+            advanced,
+            real: Instant::now(),
+        }
     }
 
     /// The total advanced so far.
@@ -39,8 +66,15 @@ impl Clock {
         *self.advanced.borrow()
     }
 
-    /// Moves the emulated time forward by `by`; scheduled messages whose time comes are sent.
+    /// How far the emulated time can still be advanced: up to the end of the year 9999.
+    pub(crate) fn headroom(&self) -> Duration {
+        Duration::try_from(END - self.now()).unwrap_or_default()
+    }
+
+    /// Moves the emulated time forward by `by`, but never past the end of the year 9999 (see
+    /// [`headroom`](Self::headroom)); scheduled messages whose time comes are sent.
     pub(crate) fn advance(&self, by: Duration) {
+        let by = by.min(self.headroom());
         self.advanced.send_modify(|a| *a = a.saturating_add(by));
     }
 
@@ -49,15 +83,14 @@ impl Clock {
         self.advanced.send_replace(Duration::ZERO);
     }
 
-    /// Waits until `ahead` of emulated time has passed since this call: real time counts
-    /// `scale` times faster or slower (`ahead * scale` of real time when nothing is advanced),
-    /// and every advance counts in full.
-    pub(crate) async fn wait(&self, ahead: Duration, scale: f64) {
+    /// Waits until `ahead` of emulated time has passed since `since`: real time since then
+    /// counts `scale` times faster or slower (`ahead * scale` of real time when nothing is
+    /// advanced), and every advance made since counts in full, including those made before
+    /// this call.
+    pub(crate) async fn wait(&self, since: Mark, ahead: Duration, scale: f64) {
         let mut rx = self.advanced.subscribe();
-        let start = *rx.borrow_and_update();
-        let origin = Instant::now();
         loop {
-            let advanced = rx.borrow_and_update().saturating_sub(start);
+            let advanced = rx.borrow_and_update().saturating_sub(since.advanced);
             let remaining = ahead.saturating_sub(advanced);
             if remaining.is_zero() {
                 return;
@@ -66,7 +99,7 @@ impl Clock {
             let real = Duration::try_from_secs_f64(remaining.as_secs_f64() * scale)
                 .unwrap_or(Duration::MAX);
             let sleep = async {
-                match origin.checked_add(real) {
+                match since.real.checked_add(real) {
                     Some(deadline) => tokio::time::sleep_until(deadline).await,
                     None => std::future::pending().await,
                 }
@@ -93,7 +126,8 @@ mod tests {
         let clock = std::sync::Arc::new(Clock::default());
         let waiter = {
             let clock = std::sync::Arc::clone(&clock);
-            tokio::spawn(async move { clock.wait(Duration::from_secs(3600), 1.0).await })
+            let since = clock.mark();
+            tokio::spawn(async move { clock.wait(since, Duration::from_secs(3600), 1.0).await })
         };
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!waiter.is_finished());
@@ -115,9 +149,42 @@ mod tests {
     async fn scaled_real_time_and_zero_scale() {
         let clock = Clock::default();
         let started = Instant::now();
-        clock.wait(Duration::from_secs(100), 0.001).await;
+        clock
+            .wait(clock.mark(), Duration::from_secs(100), 0.001)
+            .await;
         assert!(started.elapsed() >= Duration::from_millis(100));
-        clock.wait(Duration::from_secs(100), 0.0).await;
-        clock.wait(Duration::ZERO, f64::INFINITY).await;
+        clock
+            .wait(clock.mark(), Duration::from_secs(100), 0.0)
+            .await;
+        clock
+            .wait(clock.mark(), Duration::ZERO, f64::INFINITY)
+            .await;
+    }
+
+    #[tokio::test]
+    async fn an_advance_before_the_wait_starts_counts() {
+        let clock = Clock::default();
+        let since = clock.mark();
+        clock.advance(Duration::from_secs(3600));
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            clock.wait(since, Duration::from_secs(3600), 1.0),
+        )
+        .await
+        .expect("the advance made after the mark ends the wait");
+    }
+
+    #[test]
+    fn the_clock_stops_at_the_end_of_the_year_9999() {
+        let clock = Clock::default();
+        clock.advance(Duration::from_secs(100_000_000_000));
+        let before = clock.now();
+        assert!(clock.headroom() < Duration::from_secs(300_000_000_000));
+        clock.advance(Duration::from_secs(300_000_000_000));
+        assert_eq!(clock.now(), END);
+        assert_eq!(clock.headroom(), Duration::ZERO);
+        clock.advance(Duration::MAX);
+        assert!(clock.now() >= before);
+        assert_eq!(shifted(OffsetDateTime::now_utc(), Duration::MAX), END);
     }
 }

@@ -70,9 +70,18 @@ fn sql_style(s: &str) -> Option<OffsetDateTime> {
     .map(PrimitiveDateTime::assume_utc)
 }
 
+/// The GMT day of `t`; `None` when that day is outside the years `time` represents (an
+/// instant late on 31 December 9999 west of GMT is already in the year 10000 there).
+fn gmt_date(t: OffsetDateTime) -> Option<Date> {
+    t.checked_to_offset(UtcOffset::UTC)
+        .map(OffsetDateTime::date)
+}
+
 impl When {
     /// Parses `YYYY-MM-DD`, `MM/DD/YYYY`, RFC 3339 / ISO 8601, RFC 2822 (`-0000` included),
-    /// `MM/DD/YYYY hh:mm:ss ZONE` and `YYYY-MM-DD hh:mm:ss[.fff]`; `None` for anything else.
+    /// `MM/DD/YYYY hh:mm:ss ZONE` and `YYYY-MM-DD hh:mm:ss[.fff]`; `None` for anything else,
+    /// and for an instant whose GMT time falls after the year 9999 (it cannot be compared).
+    /// An instant is kept in GMT.
     pub(crate) fn parse(s: &str) -> Option<Self> {
         let s = s.trim();
         if let Ok(d) = Date::parse(s, format_description!("[year]-[month]-[day]")) {
@@ -86,22 +95,23 @@ impl When {
             .or_else(|| OffsetDateTime::parse(s, &Rfc2822).ok())
             .or_else(|| us_style(s))
             .or_else(|| sql_style(s))
+            .and_then(|t| t.checked_to_offset(UtcOffset::UTC))
             .map(Self::Instant)
     }
 
     /// Whether `t` falls on this day (an instant names its day in GMT).
     pub(crate) fn same_day(self, t: OffsetDateTime) -> bool {
         let day = match self {
-            Self::Day(d) => d,
-            Self::Instant(i) => i.to_offset(UtcOffset::UTC).date(),
+            Self::Day(d) => Some(d),
+            Self::Instant(i) => gmt_date(i),
         };
-        t.to_offset(UtcOffset::UTC).date() == day
+        day.is_some() && gmt_date(t) == day
     }
 
     /// Whether `t` is on or before this day or instant.
     pub(crate) fn on_or_before(self, t: OffsetDateTime) -> bool {
         match self {
-            Self::Day(d) => t.to_offset(UtcOffset::UTC).date() <= d,
+            Self::Day(d) => gmt_date(t).is_some_and(|day| day <= d),
             Self::Instant(i) => t <= i,
         }
     }
@@ -109,7 +119,7 @@ impl When {
     /// Whether `t` is on or after this day or instant.
     pub(crate) fn on_or_after(self, t: OffsetDateTime) -> bool {
         match self {
-            Self::Day(d) => t.to_offset(UtcOffset::UTC).date() >= d,
+            Self::Day(d) => gmt_date(t).is_some_and(|day| day >= d),
             Self::Instant(i) => t >= i,
         }
     }
@@ -147,6 +157,9 @@ mod tests {
             Some(When::Day(time::macros::date!(2019 - 06 - 11)))
         );
         for bad in [
+            "9999-12-31T23:00:00-05:00",
+            "12/31/9999 23:00:00 EST",
+            "Fri, 31 Dec 9999 23:00:00 -0500",
             "yesterday",
             "06/11/2019 22:05:25 XYZ",
             "2019-13-01",
@@ -165,5 +178,8 @@ mod tests {
         let later = When::parse("06/11/2019 22:05:25 MST").unwrap();
         assert!(later.on_or_before(t) && !later.on_or_after(t));
         assert!(!later.same_day(t), "22:05 MST is the next day in GMT");
+        let last = When::parse("9999-12-31T22:00:00-01:00").unwrap();
+        assert!(!last.same_day(t) && last.on_or_before(t) && !last.on_or_after(t));
+        assert!(When::parse("12/31/9999").unwrap().on_or_before(t));
     }
 }

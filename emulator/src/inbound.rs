@@ -18,7 +18,7 @@ use super::callbacks::{Target, idempotency_token};
 use super::messages;
 use super::model::{self, API_VERSION};
 use super::segments;
-use super::state::{Shared, hex32, inbound_rng};
+use super::state::{Footprint, Shared, hex32, inbound_rng};
 use super::transport::{self, Answer, Outgoing};
 use super::truth::AttemptOutcome;
 use super::twiml;
@@ -340,6 +340,44 @@ impl InboundDelivery {
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
+    }
+}
+
+impl Footprint for InboundDelivery {
+    /// Its size and the text it owns: the parameters sent (the body, up to what the request
+    /// carried), the app's answer (up to 64 KiB), the replies, the URLs and the token.
+    fn footprint(&self) -> usize {
+        let pair = size_of::<(String, String)>();
+        let params: usize = self
+            .params
+            .iter()
+            .map(|(k, v)| pair + k.len() + v.len())
+            .sum();
+        let replies: usize = self
+            .replies
+            .iter()
+            .map(|r| {
+                size_of::<TwimlReply>()
+                    + r.to.len()
+                    + r.from.len()
+                    + r.body.len()
+                    + r.media
+                        .iter()
+                        .map(|m| size_of::<String>() + m.len())
+                        .sum::<usize>()
+                    + r.message_sid.as_ref().map_or(0, |sid| sid.as_str().len())
+            })
+            .sum();
+        size_of::<Self>()
+            + self.message_sid.as_str().len()
+            + self.url.len()
+            + params
+            + self.idempotency_token.len()
+            + self.outcome.text_len()
+            + self.content_type.as_ref().map_or(0, String::len)
+            + self.body.len()
+            + replies
+            + self.resend.configured_url.len()
     }
 }
 

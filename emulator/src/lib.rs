@@ -166,6 +166,7 @@ pub struct EmulatorBuilder {
     chaos: Chaos,
     max_messages: usize,
     max_callback_log: usize,
+    max_log_bytes: usize,
     default_status_callback: Option<String>,
 }
 
@@ -182,6 +183,7 @@ impl Default for EmulatorBuilder {
             chaos: Chaos::default(),
             max_messages: 10_000,
             max_callback_log: 100_000,
+            max_log_bytes: 64 << 20,
             default_status_callback: None,
         }
     }
@@ -240,9 +242,19 @@ impl EmulatorBuilder {
         self
     }
 
-    /// The most callback attempts kept in the log (oldest dropped first). Default 100 000.
+    /// The most callback attempts kept in the log, and incoming-message deliveries in theirs
+    /// (oldest dropped first). Default 100 000.
     pub fn max_callback_log(mut self, max: usize) -> Self {
         self.max_callback_log = max.max(1);
+        self
+    }
+
+    /// The most bytes each of those two logs keeps, counted as the text its entries hold (URLs,
+    /// parameters such as an incoming message's `Body`, the app's answers) plus a small
+    /// overhead per entry; beyond it the oldest entries are dropped, the newest always kept.
+    /// Default 64 MiB.
+    pub fn max_log_bytes(mut self, bytes: usize) -> Self {
+        self.max_log_bytes = bytes;
         self
     }
 
@@ -302,6 +314,7 @@ impl EmulatorBuilder {
                 chaos: self.chaos,
                 max_messages: self.max_messages,
                 max_log: self.max_callback_log,
+                max_log_bytes: self.max_log_bytes,
                 default_status_callback,
                 default_service_sid,
                 channel_install_sid,
@@ -398,7 +411,8 @@ impl EmulatorHandle {
     }
 
     /// Every callback attempt so far (dropped and duplicated ones included), in the order they
-    /// finished.
+    /// finished; the oldest are dropped beyond [`EmulatorBuilder::max_callback_log`] entries or
+    /// [`EmulatorBuilder::max_log_bytes`].
     pub fn callback_log(&self) -> Vec<CallbackAttempt> {
         self.shared.lock().log.iter().cloned().collect()
     }
@@ -477,7 +491,9 @@ impl EmulatorHandle {
 
     /// Moves the emulated clock forward: scheduled messages whose `SendAt` comes within `by`
     /// are sent now, and dates the API reports move along (the same as the admin endpoint
-    /// `POST /emulator/time/advance`).
+    /// `POST /emulator/time/advance`). The clock stops at the end of the year 9999, the last
+    /// date the API can show: an advance beyond it goes only that far (the admin endpoint
+    /// refuses it with 20001).
     pub fn advance_time(&self, by: Duration) {
         self.shared.clock.advance(by);
     }

@@ -9,14 +9,25 @@ use tokio::time::Instant;
 
 use super::callbacks::{self, Delivery, Facts, Payload, Target};
 use super::chaos::{Chaos, Outcome};
+use super::clock::Mark;
 use super::model;
 use super::state::{Busy, Shared};
 use super::truth::Truth;
 use twilio_delivery::ids::MessageSid;
 use twilio_delivery::status::MessageStatus;
 
-/// The sender a Messaging Service picks when the request named none.
-pub(crate) const SERVICE_SENDER: &str = "+15005550006";
+/// The number a Messaging Service picks as sender when the request named none.
+const SERVICE_SENDER: &str = "+15005550006";
+
+/// The sender a Messaging Service picks for a message to `to`: [`SERVICE_SENDER`] on the
+/// recipient's channel (`whatsapp:+15005550006` for a `whatsapp:` recipient, likewise `rcs:`),
+/// as a service sends from a sender of the message's channel.
+pub(crate) fn service_sender(to: &str) -> String {
+    match callbacks::channel(to) {
+        Some((prefix, _)) => format!("{prefix}:{SERVICE_SENDER}"),
+        None => SERVICE_SENDER.to_owned(),
+    }
+}
 
 /// How a message starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,14 +181,19 @@ pub(crate) struct Lifecycle {
     pub(crate) status_callback: Option<Target>,
     pub(crate) plan: Plan,
     pub(crate) cancel: Option<Arc<Notify>>,
+    /// The emulated clock when the message was created: a schedule wait counts from it.
+    pub(crate) created: Mark,
 }
 
 /// What applying a step to the stored message found.
 enum Applied {
-    /// The step was applied (or the message is no longer stored).
+    /// The step was applied.
     Done,
-    /// The message was canceled while scheduled: the lifecycle stops.
+    /// The message was canceled while scheduled (and maybe deleted since): the lifecycle sends
+    /// the `canceled` callback and stops.
     Canceled,
+    /// The message was deleted: nothing more happens to it, the lifecycle stops.
+    Deleted,
     /// The emulator was reset since the message was created: the lifecycle stops quietly.
     Reset,
 }
@@ -195,7 +211,16 @@ fn apply(
         return Applied::Reset;
     }
     let Some(m) = inner.by_seq_mut(life.seq) else {
-        return Applied::Done;
+        // Only a canceled or finished message can be deleted; its truth outlives it.
+        let canceled = inner
+            .truth
+            .get(&life.seq)
+            .is_some_and(|(_, t)| t.status == MessageStatus::Canceled);
+        return if canceled {
+            Applied::Canceled
+        } else {
+            Applied::Deleted
+        };
     };
     if m.status == MessageStatus::Canceled {
         return Applied::Canceled;
@@ -255,6 +280,7 @@ fn facts<'a>(
 /// (`false`).
 async fn wait_for_schedule(
     shared: &Shared,
+    since: Mark,
     ahead: Duration,
     cancel: Option<&Notify>,
     epoch: u64,
@@ -267,7 +293,7 @@ async fn wait_for_schedule(
     };
     let scale = shared.settings.chaos.time_scale_factor();
     tokio::select! {
-        () = shared.clock.wait(ahead, scale) => true,
+        () = shared.clock.wait(since, ahead, scale) => true,
         () = canceled => true,
         () = shared.halted(epoch) => false,
     }
@@ -305,7 +331,14 @@ pub(crate) async fn drive(shared: Arc<Shared>, life: Lifecycle, _busy: Busy) {
     let mut from = life.from.clone();
 
     if let Some(wait) = life.plan.wait
-        && !wait_for_schedule(&shared, wait, life.cancel.as_deref(), life.epoch).await
+        && !wait_for_schedule(
+            &shared,
+            life.created,
+            wait,
+            life.cancel.as_deref(),
+            life.epoch,
+        )
+        .await
     {
         return;
     }
@@ -351,7 +384,7 @@ pub(crate) async fn drive(shared: Arc<Shared>, life: Lifecycle, _busy: Busy) {
             continue;
         };
         if step.status == MessageStatus::Queued && from.is_none() {
-            from = Some(SERVICE_SENDER.to_owned());
+            from = Some(service_sender(&life.to));
         }
         let now = shared.clock.now();
         match apply(&shared, &life, step, from.as_deref(), now) {
@@ -366,14 +399,18 @@ pub(crate) async fn drive(shared: Arc<Shared>, life: Lifecycle, _busy: Busy) {
                 }
             }
             Applied::Reset => return,
+            Applied::Deleted => break,
             Applied::Canceled => {
                 // A Messaging Service message canceled before it had a sender: Twilio does not
                 // document the callback's `From`; the emulator names the sender the service
                 // would have picked, so that `From` is present as in every other callback.
-                let sender = life.from.as_deref().unwrap_or(SERVICE_SENDER);
+                let sender = life
+                    .from
+                    .clone()
+                    .unwrap_or_else(|| service_sender(&life.to));
                 enqueue(Delivery {
                     payload: Payload::new(
-                        &facts(&shared, &life, &account, Some(sender)),
+                        &facts(&shared, &life, &account, Some(&sender)),
                         &MessageStatus::Canceled,
                         None,
                         now,
@@ -476,6 +513,16 @@ mod tests {
         );
         assert_eq!(statuses(&free), ["sent", "delivered"]);
         assert_eq!(ruled.steps[0].at, free.steps[0].at, "same delays drawn");
+    }
+
+    #[test]
+    fn a_service_sender_is_on_the_recipients_channel() {
+        assert_eq!(service_sender("+15558675310"), "+15005550006");
+        assert_eq!(
+            service_sender("whatsapp:+15558675310"),
+            "whatsapp:+15005550006"
+        );
+        assert_eq!(service_sender("rcs:+15558675310"), "rcs:+15005550006");
     }
 
     #[test]

@@ -33,12 +33,10 @@ pub(crate) fn create_message(
     shared: &Arc<Shared>,
     params: &[(String, String)],
 ) -> Result<(MessageSid, serde_json::Value), ApiError> {
-    let now = shared.clock.now();
+    let created = shared.clock.mark();
+    let now = created.now;
     let req = validate::create(params, now)?;
     let settings = &shared.settings;
-    if shared.activity.lifecycles() >= settings.max_messages.max(1) {
-        return Err(ApiError::too_many_requests());
-    }
     let start = match (req.send_at, &req.messaging_service_sid) {
         (Some(send_at), _) => {
             Start::Scheduled(Duration::try_from(send_at - now).unwrap_or_default())
@@ -48,6 +46,11 @@ pub(crate) fn create_message(
     };
     let account = shared.credentials.account_sid.as_str();
     let mut inner = shared.lock();
+    // Checked and counted under the same lock, so concurrent creates never exceed the cap.
+    if shared.activity.lifecycles() >= settings.max_messages.max(1) {
+        return Err(ApiError::too_many_requests());
+    }
+    let busy = shared.activity.enter_lifecycle();
     let seq = inner.next_seq;
     inner.next_seq = seq.wrapping_add(1);
     let epoch = inner.epoch;
@@ -97,7 +100,6 @@ pub(crate) fn create_message(
     let body = message.to_json(account);
     inner.insert(message, plan.truth.clone(), settings.max_messages);
     drop(inner);
-    let busy = shared.activity.enter_lifecycle();
     let life = Lifecycle {
         seq,
         epoch,
@@ -110,6 +112,7 @@ pub(crate) fn create_message(
             .or_else(|| settings.default_status_callback.clone()),
         plan,
         cancel,
+        created,
     };
     tokio::spawn(lifecycle::drive(Arc::clone(shared), life, busy));
     Ok((sid, body))

@@ -176,8 +176,9 @@ pub(crate) fn query_param<'a>(pairs: &'a [(String, String)], key: &str) -> Optio
         .map(|(_, v)| v.as_str())
 }
 
-/// `PageSize` (default 50, at most 1000) and `Page` (default 0) of a list query; the spec gives
-/// the bounds, Twilio does not document the code for a value out of them (20001 here).
+/// `PageSize` (default 50; above 1000, the spec's maximum, it is capped at 1000) and `Page`
+/// (default 0) of a list query. Twilio does not document the code for a `PageSize` below 1 or
+/// not a whole number, nor for a bad `Page`: 20001 here.
 pub(crate) fn size_and_page(pairs: &[(String, String)]) -> Result<(u64, u64), ApiError> {
     let size = match query_param(pairs, "PageSize") {
         None => DEFAULT_PAGE_SIZE,

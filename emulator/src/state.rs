@@ -24,6 +24,8 @@ pub(crate) struct Settings {
     pub(crate) chaos: Chaos,
     pub(crate) max_messages: usize,
     pub(crate) max_log: usize,
+    /// The most bytes each log (callback attempts, incoming-message deliveries) keeps.
+    pub(crate) max_log_bytes: usize,
     /// Where callbacks go for messages created without `StatusCallback`.
     pub(crate) default_status_callback: Option<Target>,
     /// The Messaging Service SID shown on messages sent without one ("A unique default value is
@@ -54,8 +56,12 @@ pub(crate) struct Inner {
     pub(crate) truth: BTreeMap<u64, (MessageSid, Truth)>,
     pub(crate) truth_index: HashMap<MessageSid, u64>,
     pub(crate) log: VecDeque<CallbackAttempt>,
+    /// The bytes the entries of `log` hold.
+    pub(crate) log_bytes: usize,
     /// Every incoming-message delivery attempt, in the order they finished.
     pub(crate) inbound_log: VecDeque<InboundDelivery>,
+    /// The bytes the entries of `inbound_log` hold.
+    pub(crate) inbound_log_bytes: usize,
     pub(crate) next_seq: u64,
     /// The sequence number of the next incoming message (its SID's random stream).
     pub(crate) next_inbound: u64,
@@ -63,8 +69,36 @@ pub(crate) struct Inner {
     pub(crate) epoch: u64,
 }
 
+/// What an entry of a log holds, to bound the log by bytes.
+pub(crate) trait Footprint {
+    /// About how many bytes the entry takes: its own size and the text it owns.
+    fn footprint(&self) -> usize;
+}
+
+/// Appends `entry` to `log` (whose entries hold `bytes` bytes), then drops the oldest entries
+/// while there are more than `max` of them or they hold more than `max_bytes`; the newest
+/// entry is always kept.
+fn push_bounded<T: Footprint>(
+    log: &mut VecDeque<T>,
+    bytes: &mut usize,
+    entry: T,
+    max: usize,
+    max_bytes: usize,
+) {
+    *bytes = bytes.saturating_add(entry.footprint());
+    log.push_back(entry);
+    while log.len() > 1 && (log.len() > max || *bytes > max_bytes) {
+        if let Some(old) = log.pop_front() {
+            *bytes = bytes.saturating_sub(old.footprint());
+        }
+    }
+}
+
 impl Inner {
-    /// Stores a new message and its truth, evicting the oldest beyond `cap`.
+    /// Stores a new message and its truth, evicting the oldest beyond `cap` among those whose
+    /// lifecycle is over. A message in flight is never evicted (its lifecycle still updates it,
+    /// and its truth is still to be reached); the cap on lifecycles in flight, reserved before
+    /// the insert, leaves one to evict.
     pub(crate) fn insert(&mut self, message: StoredMessage, truth: Truth, cap: usize) {
         let seq = message.seq;
         let sid = message.sid.clone();
@@ -73,12 +107,24 @@ impl Inner {
         self.truth_index.insert(sid.clone(), seq);
         self.truth.insert(seq, (sid, truth));
         while self.messages.len() > cap.max(1) {
-            if let Some((_, old)) = self.messages.pop_first() {
+            let Some(old) = self
+                .messages
+                .values()
+                .find(|m| m.lifecycle_done)
+                .map(|m| m.seq)
+            else {
+                break;
+            };
+            if let Some(old) = self.messages.remove(&old) {
                 self.index.remove(&old.sid);
             }
         }
         while self.truth.len() > cap.max(1) {
-            if let Some((_, (old, _))) = self.truth.pop_first() {
+            let in_flight = |seq: &u64| self.messages.get(seq).is_some_and(|m| !m.lifecycle_done);
+            let Some(old) = self.truth.keys().copied().find(|seq| !in_flight(seq)) else {
+                break;
+            };
+            if let Some((old, _)) = self.truth.remove(&old) {
                 self.truth_index.remove(&old);
             }
         }
@@ -160,31 +206,40 @@ impl Shared {
     }
 
     /// Appends a callback attempt made in `epoch` to the log, dropping the oldest beyond the
-    /// cap (an attempt from before a reset is not logged).
+    /// caps on entries and bytes (an attempt from before a reset is not logged).
     pub(crate) fn record(&self, epoch: u64, attempt: CallbackAttempt) {
-        let mut inner = self.lock();
+        let mut guard = self.lock();
+        let inner = &mut *guard;
         if inner.epoch != epoch {
             return;
         }
-        inner.log.push_back(attempt);
-        while inner.log.len() > self.settings.max_log.max(1) {
-            inner.log.pop_front();
-        }
+        push_bounded(
+            &mut inner.log,
+            &mut inner.log_bytes,
+            attempt,
+            self.settings.max_log,
+            self.settings.max_log_bytes,
+        );
     }
 }
 
 impl Shared {
     /// Appends an incoming-message delivery attempt made in `epoch` to its log, dropping the
-    /// oldest beyond the callback log's cap (an attempt from before a reset is not logged).
+    /// oldest beyond the callback log's caps on entries and bytes (an attempt from before a
+    /// reset is not logged).
     pub(crate) fn record_inbound(&self, epoch: u64, delivery: InboundDelivery) {
-        let mut inner = self.lock();
+        let mut guard = self.lock();
+        let inner = &mut *guard;
         if inner.epoch != epoch {
             return;
         }
-        inner.inbound_log.push_back(delivery);
-        while inner.inbound_log.len() > self.settings.max_log.max(1) {
-            inner.inbound_log.pop_front();
-        }
+        push_bounded(
+            &mut inner.inbound_log,
+            &mut inner.inbound_log_bytes,
+            delivery,
+            self.settings.max_log,
+            self.settings.max_log_bytes,
+        );
     }
 }
 
@@ -285,4 +340,28 @@ pub(crate) fn inbound_rng(seed: u64, seq: u64) -> fastrand::Rng {
 /// 32 lowercase hexadecimal digits.
 pub(crate) fn hex32(rng: &mut fastrand::Rng) -> String {
     format!("{:016x}{:016x}", rng.u64(..), rng.u64(..))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    impl Footprint for Vec<u8> {
+        fn footprint(&self) -> usize {
+            self.len()
+        }
+    }
+
+    #[test]
+    fn logs_are_bounded_by_entries_and_bytes_and_keep_the_newest() {
+        let (mut log, mut bytes) = (VecDeque::new(), 0);
+        for n in [10, 10, 10] {
+            push_bounded(&mut log, &mut bytes, vec![0; n], 2, 100);
+        }
+        assert_eq!((log.len(), bytes), (2, 20), "two entries at most");
+        push_bounded(&mut log, &mut bytes, vec![0; 95], 2, 100);
+        assert_eq!((log.len(), bytes), (1, 95), "100 bytes at most");
+        push_bounded(&mut log, &mut bytes, vec![0; 500], 2, 100);
+        assert_eq!((log.len(), bytes), (1, 500), "the newest is kept");
+    }
 }

@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use super::state::Footprint;
 use twilio_delivery::ids::MessageSid;
 use twilio_delivery::status::MessageStatus;
 
@@ -74,4 +75,26 @@ pub struct CallbackAttempt {
     pub duplicate: bool,
     /// Whether this delivery was dropped by the [`Chaos::drop`](super::Chaos::drop) knob.
     pub dropped: bool,
+}
+
+impl AttemptOutcome {
+    /// The bytes of text the outcome owns (an error's description).
+    pub(crate) fn text_len(&self) -> usize {
+        match self {
+            Self::Error(e) => e.len(),
+            _ => 0,
+        }
+    }
+}
+
+impl Footprint for CallbackAttempt {
+    /// Its size and the text it owns: the SID, the URL (up to 4000 characters), the token
+    /// and an error's description.
+    fn footprint(&self) -> usize {
+        size_of::<Self>()
+            + self.sid.as_str().len()
+            + self.url.len()
+            + self.idempotency_token.as_ref().map_or(0, String::len)
+            + self.outcome.text_len()
+    }
 }

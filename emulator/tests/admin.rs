@@ -29,13 +29,6 @@ fn fast() -> Chaos {
     Chaos::calm().step_delay(Duration::from_millis(1), Duration::from_millis(3))
 }
 
-/// A `SendAt` `minutes` ahead.
-fn send_at(minutes: i64) -> String {
-    (time::OffsetDateTime::now_utc() + time::Duration::minutes(minutes))
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap()
-}
-
 #[tokio::test]
 async fn truth_callbacks_wait_idle_and_reset_over_http() {
     let chaos = fast().recipient("+15550000001", Outcome::Failed(30002));
@@ -145,7 +138,7 @@ async fn advancing_time_sends_scheduled_messages_now() {
                 ("MessagingServiceSid", SERVICE),
                 ("Body", "later"),
                 ("ScheduleType", "fixed"),
-                ("SendAt", &send_at(minutes)),
+                ("SendAt", &support::send_at(minutes)),
                 ("StatusCallback", &callback),
             ])
             .await["sid"]
@@ -201,11 +194,93 @@ async fn advancing_time_sends_scheduled_messages_now() {
                 ("MessagingServiceSid", SERVICE),
                 ("Body", "x"),
                 ("ScheduleType", "fixed"),
-                ("SendAt", &send_at(10)),
+                ("SendAt", &support::send_at(10)),
             ],
         )
         .await;
     assert_error(r.status, &r.json, 35114);
+}
+
+#[tokio::test]
+async fn an_advance_right_after_a_create_counts_for_that_message() {
+    // Real time (scale 1): without the advance, the message would wait 10 minutes.
+    let (emu, api, rx) = start(55, fast()).await;
+    let create: String = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("To", TO),
+            ("MessagingServiceSid", SERVICE),
+            ("Body", "later"),
+            ("ScheduleType", "fixed"),
+            ("SendAt", &support::send_at(10)),
+            ("StatusCallback", &format!("{}/cb", rx.base)),
+        ])
+        .finish();
+    // Both on one connection: the advance comes before the new lifecycle first runs.
+    let messages = api.messages_path();
+    let answers = api
+        .pipelined(&[
+            ("POST", &messages, &create),
+            ("POST", "/emulator/time/advance", "Seconds=900"),
+        ])
+        .await;
+    assert_eq!(answers, [201, 200]);
+    emu.wait_idle(Duration::from_secs(10))
+        .await
+        .expect("the advance made the message due");
+    let truth = emu.truth();
+    let sid = truth.keys().next().unwrap().as_str().to_owned();
+    assert_eq!(rx.statuses_by_sid()[&sid], ["queued", "sent", "delivered"]);
+    assert_eq!(
+        api.get(&api.message_path(&sid)).await.json["status"],
+        "delivered"
+    );
+}
+
+/// The emulated `now` that `GET /emulator/info` (or an advance) reports.
+fn reported_now(info: &Value) -> time::OffsetDateTime {
+    time::OffsetDateTime::parse(
+        info["now"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc2822,
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn an_advance_past_the_year_9999_is_refused_and_the_clock_never_goes_back() {
+    let (emu, api, _rx) = start(56, fast()).await;
+    let advance = |seconds: &'static str| {
+        let api = api.clone();
+        async move {
+            api.post("/emulator/time/advance", &[("Seconds", seconds)])
+                .await
+        }
+    };
+    let r = advance("1e11").await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    let first = reported_now(&r.json);
+    assert!(first.year() > 5000, "{first}");
+    for too_far in ["3e11", "1e30"] {
+        let r = advance(too_far).await;
+        assert_eq!(r.status, 400, "{too_far}: {}", r.json);
+        assert_error(r.status, &r.json, 20001);
+    }
+    let info = api.get("/emulator/info").await.json;
+    assert!(reported_now(&info) >= first, "{info}");
+    assert_eq!(info["advanced_seconds"], 1e11);
+
+    // The library's twin has no error to give: the clock stops at the end of the year 9999.
+    emu.advance_time(Duration::from_secs(300_000_000_000));
+    let info = api.get("/emulator/info").await.json;
+    let last = reported_now(&info);
+    assert_eq!(last.year(), 9999, "{info}");
+    emu.advance_time(Duration::MAX);
+    let info = api.get("/emulator/info").await.json;
+    assert!(reported_now(&info) >= last, "{info}");
+    // Messages still get dates.
+    let m = api
+        .create(&[("To", TO), ("From", "+15005550006"), ("Body", "x")])
+        .await;
+    assert!(m["date_created"].as_str().unwrap().contains("9999"), "{m}");
 }
 
 #[tokio::test]

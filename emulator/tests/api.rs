@@ -451,6 +451,7 @@ async fn paging_three_pages_and_filters() {
 
     for bad in [
         "PageSize=0",
+        "PageSize=-1",
         "PageSize=abc",
         "Page=-1",
         "PageToken=XYZ",
@@ -495,9 +496,7 @@ async fn cancel_redact_and_delete_rules() {
         "a refused delete changes nothing"
     );
 
-    let send_at = (time::OffsetDateTime::now_utc() + time::Duration::minutes(20))
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap();
+    let send_at = support::send_at(20);
     let scheduled = api
         .create(&[
             ("To", TO),
@@ -571,6 +570,103 @@ async fn in_flight_cap_answers_429_and_store_is_bounded() {
     let newest: Vec<String> = last.iter().rev().take(3).cloned().collect();
     assert_eq!(listed, newest, "the oldest messages are evicted");
     assert_eq!(emu.truth().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_creates_never_exceed_max_messages() {
+    let pairs = [("To", TO), ("From", FROM), ("Body", "x")];
+    for round in 0..40 {
+        let emu = Emulator::builder()
+            .seed(round)
+            .max_messages(1)
+            .chaos(fast().step_delay(Duration::from_secs(60), Duration::from_secs(60)))
+            .start()
+            .await
+            .unwrap();
+        let api = Api::new(&emu);
+        let creates: Vec<_> = (0..40)
+            .map(|_| {
+                let api = api.clone();
+                tokio::spawn(async move { api.post(&api.messages_path(), &pairs).await })
+            })
+            .collect();
+        let mut created = Vec::new();
+        for create in creates {
+            let r = create.await.unwrap();
+            match r.status {
+                201 => created.push(r.json["sid"].as_str().unwrap().to_owned()),
+                _ => assert_error(r.status, &r.json, 20429),
+            }
+        }
+        assert_eq!(created.len(), 1, "round {round}: {created:?}");
+        let listed = api.get(&api.messages_path()).await;
+        assert_eq!(sids(&listed.json), created, "round {round}");
+        emu.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn a_message_in_flight_is_never_evicted() {
+    let emu = Emulator::builder()
+        .seed(5)
+        .max_messages(2)
+        .chaos(fast())
+        .start()
+        .await
+        .unwrap();
+    let api = Api::new(&emu);
+    let rx = support::Receiver::start(emu.auth_token()).await;
+    let send_at = support::send_at(30);
+    let scheduled = api
+        .create(&[
+            ("To", TO),
+            ("MessagingServiceSid", SERVICE),
+            ("Body", "later"),
+            ("ScheduleType", "fixed"),
+            ("SendAt", &send_at),
+            ("StatusCallback", &format!("{}/cb", rx.base)),
+        ])
+        .await["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let pairs = [("To", TO), ("From", FROM), ("Body", "x")];
+    let done = api.create(&pairs).await["sid"].as_str().unwrap().to_owned();
+    // A third message is accepted once `done` has finished (the scheduled one is in flight);
+    // storing it evicts the oldest finished message, never the scheduled one.
+    let mut tries = 0;
+    let third = loop {
+        let r = api.post(&api.messages_path(), &pairs).await;
+        if r.status == 201 {
+            break r.json["sid"].as_str().unwrap().to_owned();
+        }
+        assert_error(r.status, &r.json, 20429);
+        tries += 1;
+        assert!(tries < 500, "the second message never finished");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let listed = api.get(&api.messages_path()).await;
+    assert_eq!(sids(&listed.json), [third, scheduled.clone()]);
+    let r = api.get(&api.message_path(&done)).await;
+    assert_error(r.status, &r.json, 20404);
+    assert_eq!(
+        api.get(&api.message_path(&scheduled)).await.json["status"],
+        "scheduled"
+    );
+    assert!(
+        emu.truth().keys().any(|s| s.as_str() == scheduled),
+        "its truth is kept too"
+    );
+    emu.advance_time(Duration::from_secs(31 * 60));
+    emu.wait_idle(Duration::from_secs(10)).await.unwrap();
+    assert_eq!(
+        api.get(&api.message_path(&scheduled)).await.json["status"],
+        "delivered"
+    );
+    assert_eq!(
+        rx.statuses_by_sid()[&scheduled],
+        ["queued", "sent", "delivered"]
+    );
 }
 
 #[tokio::test]

@@ -27,9 +27,7 @@ async fn start(seed: u64) -> (EmulatorHandle, Api, Receiver) {
 #[tokio::test]
 async fn canceled_callback_of_a_service_message_without_sender_has_a_from() {
     let (emu, api, rx) = start(41).await;
-    let send_at = (time::OffsetDateTime::now_utc() + time::Duration::minutes(30))
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap();
+    let send_at = support::send_at(30);
     let m = api
         .create(&[
             ("To", TO),
@@ -125,4 +123,61 @@ async fn whatsapp_and_rcs_callbacks_carry_the_channel_fields() {
     }
     let count = |sid: &str| got.iter().filter(|r| r.sid() == sid).count();
     assert_eq!((count(&whatsapp), count(&rcs), count(&sms)), (2, 3, 2));
+}
+
+#[tokio::test]
+async fn a_service_picks_its_sender_on_the_recipients_channel() {
+    let (emu, api, rx) = start(43).await;
+    let callback = format!("{}/cb", rx.base);
+    let mut expected = Vec::new();
+    for (to, sender) in [
+        ("whatsapp:+15558675310", "whatsapp:+15005550006"),
+        ("rcs:+15558675311", "rcs:+15005550006"),
+        (TO, "+15005550006"),
+    ] {
+        let m = api
+            .create(&[
+                ("To", to),
+                ("MessagingServiceSid", SERVICE),
+                ("Body", "hi"),
+                ("StatusCallback", &callback),
+            ])
+            .await;
+        expected.push((m["sid"].as_str().unwrap().to_owned(), sender, 3));
+    }
+    // Canceled before the service picked a sender: the callback names one on the channel too.
+    let send_at = support::send_at(30);
+    let scheduled = api
+        .create(&[
+            ("To", "whatsapp:+15558675312"),
+            ("MessagingServiceSid", SERVICE),
+            ("Body", "later"),
+            ("ScheduleType", "fixed"),
+            ("SendAt", &send_at),
+            ("StatusCallback", &callback),
+        ])
+        .await["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = api
+        .post(&api.message_path(&scheduled), &[("Status", "canceled")])
+        .await;
+    assert_eq!(r.json["status"], "canceled");
+    emu.wait_idle(Duration::from_secs(10)).await.unwrap();
+    let got = rx.received();
+    for (sid, sender, count) in &expected {
+        let m = api.get(&api.message_path(sid)).await.json;
+        assert_eq!(m["from"], *sender, "{m}");
+        let callbacks: Vec<_> = got.iter().filter(|r| r.sid() == sid).collect();
+        assert_eq!(callbacks.len(), *count, "{sid}");
+        for r in callbacks {
+            assert_eq!(r.param("From"), Some(*sender), "{} of {sid}", r.status());
+            assert!(r.signature_valid);
+        }
+    }
+    let canceled: Vec<_> = got.iter().filter(|r| r.sid() == scheduled).collect();
+    assert_eq!(canceled.len(), 1);
+    assert_eq!(canceled[0].status(), "canceled");
+    assert_eq!(canceled[0].param("From"), Some("whatsapp:+15005550006"));
 }

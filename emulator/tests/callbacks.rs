@@ -415,9 +415,7 @@ async fn scheduled_messages_fire_with_compressed_time_or_cancel() {
     // 20 minutes scaled by 0.0001 is 120 ms.
     let (emu, api, rx) = start(7, fast().time_scale(0.0001)).await;
     let callback = format!("{}/cb", rx.base);
-    let send_at = (time::OffsetDateTime::now_utc() + time::Duration::minutes(20))
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap();
+    let send_at = support::send_at(20);
     let schedule = |api: &Api| {
         let api = api.clone();
         let (callback, send_at) = (callback.clone(), send_at.clone());
@@ -459,6 +457,43 @@ async fn scheduled_messages_fire_with_compressed_time_or_cancel() {
         api.get(&api.message_path(&canceled)).await.json["status"],
         "canceled"
     );
+}
+
+#[tokio::test]
+async fn canceling_then_deleting_a_scheduled_message_sends_only_canceled() {
+    let (emu, api, rx) = start(9, fast()).await;
+    let send_at = support::send_at(30);
+    let sid = api
+        .create(&[
+            ("To", TO),
+            ("MessagingServiceSid", SERVICE),
+            ("Body", "later"),
+            ("ScheduleType", "fixed"),
+            ("SendAt", &send_at),
+            ("StatusCallback", &format!("{}/cb", rx.base)),
+        ])
+        .await["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Both on one connection: the message is gone before its lifecycle wakes to the cancel.
+    let path = api.message_path(&sid);
+    let answers = api
+        .pipelined(&[("POST", &path, "Status=canceled"), ("DELETE", &path, "")])
+        .await;
+    assert_eq!(answers, [200, 204]);
+    emu.wait_idle(IDLE).await.unwrap();
+    assert_eq!(rx.statuses_by_sid()[&sid], ["canceled"]);
+    assert!(rx.received().iter().all(|r| r.signature_valid));
+    let log = emu.callback_log();
+    let logged: Vec<String> = attempts_for(&log, &sid)
+        .iter()
+        .map(|a| a.status.to_string())
+        .collect();
+    assert_eq!(logged, ["canceled"]);
+    let truth = emu.truth();
+    let (_, t) = truth.iter().find(|(s, _)| s.as_str() == sid).unwrap();
+    assert_eq!(t.status.to_string(), "canceled");
 }
 
 #[tokio::test]

@@ -211,6 +211,55 @@ async fn date_sent_filters_accept_the_spec_example_formats() {
 }
 
 #[tokio::test]
+async fn date_filters_past_the_year_9999_in_gmt_answer_20001() {
+    let (emu, api) = emulator().await;
+    let m = api
+        .create(&[
+            ("To", TO),
+            ("From", FROM),
+            ("Body", "x"),
+            ("MediaUrl", "https://example.com/cat.jpg"),
+        ])
+        .await;
+    let sid = m["sid"].as_str().unwrap().to_owned();
+    emu.wait_idle(Duration::from_secs(5)).await.unwrap();
+    let media = sub(&api, &sid, "Media.json");
+    let list = |path: String, key: &str, value: &str| {
+        let api = api.clone();
+        let query: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair(key, value)
+            .finish();
+        async move { api.get(&format!("{path}?{query}")).await }
+    };
+    // Each names 31 December 9999 in its own zone, which is already 10000 in GMT: a date the
+    // emulator cannot compare, answered as any other unusable date.
+    for value in [
+        "9999-12-31T23:00:00-05:00",
+        "12/31/9999 23:00:00 EST",
+        "Fri, 31 Dec 9999 23:00:00 -0500",
+    ] {
+        for key in ["DateSent", "DateSent<", "DateSent>"] {
+            let r = list(api.messages_path(), key, value).await;
+            assert_eq!(r.status, 400, "{key}={value}: {}", r.json);
+            assert_error(r.status, &r.json, 20001);
+        }
+        for key in ["DateCreated", "DateCreated<", "DateCreated>"] {
+            let r = list(media.clone(), key, value).await;
+            assert_eq!(r.status, 400, "{key}={value}: {}", r.json);
+            assert_error(r.status, &r.json, 20001);
+        }
+    }
+    // The last day in GMT still filters.
+    let r = list(api.messages_path(), "DateSent", "9999-12-31T23:00:00Z").await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert_eq!(r.json["messages"].as_array().unwrap().len(), 0);
+    let r = list(media, "DateCreated<", "12/31/9999 18:00:00 EST").await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert_eq!(r.json["media_list"].as_array().unwrap().len(), 1);
+    emu.shutdown().await;
+}
+
+#[tokio::test]
 async fn scheduling_codes_35111_and_35126() {
     let (_emu, api) = emulator().await;
     let (status, body) = refused(
@@ -348,9 +397,7 @@ async fn status_callback_invalid_too_long_or_badly_encoded_is_21609() {
 async fn update_rules_answer_30400() {
     let spec = schema::spec();
     let (emu, api) = emulator().await;
-    let send_at = (time::OffsetDateTime::now_utc() + time::Duration::minutes(20))
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap();
+    let send_at = support::send_at(20);
     let scheduled = api
         .create(&[
             ("To", TO),

@@ -574,6 +574,67 @@ async fn sids_come_from_the_seed_and_reset_rewinds_them() {
     b.shutdown().await;
 }
 
+#[tokio::test]
+async fn the_inbound_and_callback_logs_are_bounded_in_bytes() {
+    const BUDGET: usize = 256 * 1024;
+    let emu = Emulator::builder()
+        .seed(71)
+        .chaos(Chaos::calm().step_delay(Duration::from_millis(1), Duration::from_millis(3)))
+        .max_log_bytes(BUDGET)
+        .start()
+        .await
+        .unwrap();
+    let app = App::start(&emu).await;
+    let url = format!("{}/ok", app.base);
+    let body = "x".repeat(64 * 1024);
+    let mut last = None;
+    for _ in 0..10 {
+        let d = emu
+            .deliver_inbound(Inbound::new(&url, SENDER, NUMBER, body.as_str()))
+            .await
+            .unwrap();
+        last = Some(d.message_sid);
+    }
+    let log = emu.inbound_log();
+    let kept: usize = log
+        .iter()
+        .flat_map(|d| &d.params)
+        .map(|(k, v)| k.len() + v.len())
+        .sum();
+    assert!(kept <= BUDGET, "{kept} bytes kept");
+    assert!(
+        (2..10).contains(&log.len()),
+        "{} deliveries kept",
+        log.len()
+    );
+    assert_eq!(
+        log.last().map(|d| &d.message_sid),
+        last.as_ref(),
+        "the newest kept"
+    );
+
+    // The callback log too: each attempt keeps its URL, here about 4 KB.
+    let rx = support::Receiver::start(emu.auth_token()).await;
+    let callback = format!("{}/cb?pad={}", rx.base, "p".repeat(3900));
+    let api = Api::new(&emu);
+    for _ in 0..40 {
+        api.create(&[
+            ("To", SENDER),
+            ("From", NUMBER),
+            ("Body", "x"),
+            ("StatusCallback", &callback),
+        ])
+        .await;
+    }
+    emu.wait_idle(Duration::from_secs(10)).await.unwrap();
+    assert_eq!(rx.received().len(), 80, "every callback was sent");
+    let log = emu.callback_log();
+    let kept: usize = log.iter().map(|a| a.url.len()).sum();
+    assert!(kept <= BUDGET, "{kept} bytes kept");
+    assert!((2..80).contains(&log.len()), "{} attempts kept", log.len());
+    emu.shutdown().await;
+}
+
 /// POSTs a form to an admin endpoint with `auth`.
 async fn admin_post(
     emu: &EmulatorHandle,

@@ -44,6 +44,13 @@ pub fn basic(user: &str, password: &str) -> String {
     format!("Basic {enc}")
 }
 
+/// A `SendAt` `minutes` ahead of the real clock (RFC 3339).
+pub fn send_at(minutes: i64) -> String {
+    (time::OffsetDateTime::now_utc() + time::Duration::minutes(minutes))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
 impl Api {
     pub fn new(emu: &EmulatorHandle) -> Self {
         Self::with_credentials(emu, emu.account_sid().as_str(), emu.auth_token().expose())
@@ -110,6 +117,56 @@ impl Api {
     pub async fn delete(&self, path: &str) -> Reply {
         self.send(self.http.delete(format!("{}{path}", self.base)))
             .await
+    }
+
+    /// Sends `requests` (method, path, form body) pipelined on one connection, in one write,
+    /// and returns the HTTP status of each answer in order. The server reads them back to back,
+    /// so on a current-thread runtime a task one of them spawns runs only after the others
+    /// were answered: a deterministic way to make a request win a race.
+    pub async fn pipelined(&self, requests: &[(&str, &str, &str)]) -> Vec<u16> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let host = self.base.trim_start_matches("http://");
+        let auth = basic(&self.user, &self.password);
+        let mut wire = String::new();
+        for (i, (method, path, body)) in requests.iter().enumerate() {
+            let close = if i + 1 == requests.len() {
+                "Connection: close\r\n"
+            } else {
+                ""
+            };
+            wire.push_str(&format!(
+                "{method} {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: {auth}\r\n\
+                 Content-Type: application/x-www-form-urlencoded\r\n\
+                 Content-Length: {}\r\n{close}\r\n{body}",
+                body.len()
+            ));
+        }
+        let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
+        stream.write_all(wire.as_bytes()).await.unwrap();
+        let mut answers = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answers))
+            .await
+            .expect("the pipelined answers in time")
+            .unwrap();
+        let mut statuses = Vec::new();
+        let mut rest = answers.as_slice();
+        while let Some(end) = rest.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&rest[..end]).into_owned();
+            let status = head
+                .split(' ')
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or_else(|| panic!("not an HTTP answer: {head}"));
+            statuses.push(status);
+            let length: usize = head
+                .lines()
+                .filter_map(|l| l.split_once(':'))
+                .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+                .and_then(|(_, v)| v.trim().parse().ok())
+                .unwrap_or(0);
+            rest = &rest[(end + 4 + length).min(rest.len())..];
+        }
+        statuses
     }
 
     /// Creates a message; panics unless 201.
