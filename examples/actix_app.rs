@@ -17,11 +17,13 @@
 //! `PUBLIC_BASE_URL` is where Twilio reaches the public listener (with any path prefix your
 //! proxy strips). Optional: `DATABASE_URL` (`sqlite:path`, default `sqlite:twilio-delivery.db`,
 //! or `postgres://...` with `--features postgres`), `TWILIO_API_BASE` (e.g. the local emulator)
-//! and `RUST_LOG`. Ctrl-C stops it gracefully.
+//! and `RUST_LOG`. Ctrl-C or SIGTERM stops it gracefully: requests in flight are answered,
+//! then the reconciler stops.
 
 mod shared;
 
 use std::error::Error;
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -29,10 +31,9 @@ use actix_web::http::StatusCode;
 use actix_web::{App, HttpResponse, HttpServer, web};
 use serde_json::Value;
 use shared::{AppError, AppState, Config, SendRequest, message, send};
-use twilio_delivery::notify::Notifier;
 use twilio_delivery::reconcile::Reconciler;
 use twilio_delivery::webhook::StatusWebhook;
-use twilio_delivery::{Client, PublicEndpoint, SignatureValidator, adapters};
+use twilio_delivery::{Client, SignatureValidator, adapters};
 
 /// How long a client may take to send its request head, and to start the next request on a
 /// keep-alive connection (actix answers 408 and closes the connection after it).
@@ -43,7 +44,7 @@ fn main() -> ExitCode {
     match actix_web::rt::System::new().block_on(run()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("actix_app: {e}");
+            eprintln!("actix_app: {}", shared::report(&*e));
             ExitCode::FAILURE
         }
     }
@@ -55,15 +56,14 @@ async fn run() -> Result<(), Box<dyn Error>> {
 
     // One endpoint: the StatusCallback URL sent to Twilio and the URL the webhook validates,
     // byte for byte. The recommended overrides make Twilio retry 5xx answers and timeouts.
-    let endpoint = PublicEndpoint::new(&config.public_base_url, "/twilio/status")?
+    let endpoint = config
+        .endpoint("/twilio/status")?
         .with_recommended_overrides();
-    let notifier = Notifier::default();
     let webhook = StatusWebhook::builder(
         SignatureValidator::new(config.auth_token.clone()),
         store.clone(),
     )
     .endpoint(&endpoint)
-    .notifier(notifier.clone())
     // Callbacks of any other account are refused (403).
     .account_sid(config.account_sid.clone())
     .build()?;
@@ -76,7 +76,6 @@ async fn run() -> Result<(), Box<dyn Error>> {
 
     // Every 5 minutes, poll Twilio for messages still not final after 15 minutes.
     let reconciler = Reconciler::builder(client.clone(), store.clone())
-        .notifier(notifier)
         .build()?
         .spawn();
 
@@ -86,8 +85,10 @@ async fn run() -> Result<(), Box<dyn Error>> {
     })
     .client_request_timeout(HEAD_TIMEOUT)
     .keep_alive(HEAD_TIMEOUT)
+    // Signals are handled below, for both servers at once.
     .disable_signals()
-    .bind(config.bind_addr)?;
+    .bind(config.bind_addr)
+    .map_err(|e| format!("cannot listen on BIND_ADDR {}: {e}", config.bind_addr))?;
     let state = AppState {
         client,
         store,
@@ -102,16 +103,17 @@ async fn run() -> Result<(), Box<dyn Error>> {
     })
     .client_request_timeout(HEAD_TIMEOUT)
     .disable_signals()
-    .bind(config.admin_addr)?;
+    .bind(config.admin_addr)
+    .map_err(|e| format!("cannot listen on ADMIN_ADDR {}: {e}", config.admin_addr))?;
     eprintln!(
-        "webhook on http://{:?}; admin (send, messages) on http://{:?}",
-        public.addrs(),
-        admin.addrs()
+        "webhook on {}; admin (send, messages) on {}",
+        urls(&public.addrs()),
+        urls(&admin.addrs())
     );
     let (public, admin) = (public.run(), admin.run());
     let (public_handle, admin_handle) = (public.handle(), admin.handle());
     actix_web::rt::spawn(async move {
-        shared::ctrl_c().await;
+        shared::shutdown_signal().await;
         tokio::join!(public_handle.stop(true), admin_handle.stop(true));
     });
     let (public, admin) = tokio::join!(public, admin);
@@ -119,6 +121,13 @@ async fn run() -> Result<(), Box<dyn Error>> {
     admin?;
     reconciler.shutdown().await;
     Ok(())
+}
+
+/// `http://` URLs of the addresses a server listens on (`http://127.0.0.1:3000`, or
+/// `http://[::1]:3000` for IPv6).
+fn urls(addrs: &[SocketAddr]) -> String {
+    let urls: Vec<String> = addrs.iter().map(|a| format!("http://{a}")).collect();
+    urls.join(", ")
 }
 
 async fn send_route(state: web::Data<AppState>, request: web::Json<SendRequest>) -> HttpResponse {

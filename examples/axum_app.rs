@@ -13,6 +13,12 @@
 //! without calling Twilio. The reconciler polls Twilio for messages still not final after 15
 //! minutes.
 //!
+//! A change-feed consumer named `order-notifications` handles every status change (here it logs
+//! it; it is where an app marks an order notified): at least once, in order per message, its
+//! cursor kept in the store, so a restart resumes where it stopped. Every instance of the app
+//! may run it: one runs at a time, holding the name's lease, and another takes over when it
+//! stops.
+//!
 //! ```text
 //! TWILIO_ACCOUNT_SID=AC... TWILIO_AUTH_TOKEN=... TWILIO_FROM=+15017122661 \
 //! PUBLIC_BASE_URL=https://your-tunnel.example.com \
@@ -22,22 +28,28 @@
 //! `PUBLIC_BASE_URL` is where Twilio reaches the public listener (with any path prefix your
 //! proxy strips). Optional: `DATABASE_URL` (`sqlite:path`, default `sqlite:twilio-delivery.db`,
 //! or `postgres://...` with `--features postgres`), `TWILIO_API_BASE` (e.g. the local emulator)
-//! and `RUST_LOG`. Ctrl-C stops it gracefully.
+//! and `RUST_LOG`. Ctrl-C or SIGTERM stops it gracefully: requests in flight are answered, the
+//! status page's event streams end, then the consumer and the reconciler stop.
 
 mod shared;
 
 use std::error::Error;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use futures_util::StreamExt;
 use serde_json::Value;
 use shared::{AppError, AppState, Config, SendRequest, message, send};
+use tokio::sync::watch;
+use twilio_delivery::feed::{Consumer, FeedEntry};
 use twilio_delivery::inbound_webhook::InboundWebhook;
 use twilio_delivery::notify::Notifier;
 use twilio_delivery::optout::OptOutList;
@@ -45,9 +57,7 @@ use twilio_delivery::reconcile::Reconciler;
 use twilio_delivery::store::StatusStore;
 use twilio_delivery::twiml::{Message, MessagingResponse};
 use twilio_delivery::webhook::StatusWebhook;
-use twilio_delivery::{
-    Client, PublicEndpoint, SignatureValidator, WebhookGuard, adapters, status_page,
-};
+use twilio_delivery::{Client, SignatureValidator, WebhookGuard, adapters, status_page};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -55,7 +65,7 @@ async fn main() -> ExitCode {
     match run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("axum_app: {e}");
+            eprintln!("axum_app: {}", shared::report(&*e));
             ExitCode::FAILURE
         }
     }
@@ -63,15 +73,26 @@ async fn main() -> ExitCode {
 
 async fn run() -> Result<(), Box<dyn Error>> {
     let config = Config::from_env()?;
-    // The crate's metrics, rendered for Prometheus at the admin listener's /metrics.
+    // The crate's metrics, rendered for Prometheus at the admin listener's /metrics. Its
+    // histograms keep every sample until upkeep drains them: run it every 5 seconds, as the
+    // exporter's own HTTP listener would.
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
+    let upkeep = metrics.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
     let shared_store = shared::open_store(&config.database_url).await?;
     let store: Arc<dyn StatusStore> = shared_store.clone();
     let opt_outs: Arc<dyn OptOutList> = shared_store;
 
     // One endpoint: the StatusCallback URL sent to Twilio and the URL the webhook validates,
     // byte for byte. The recommended overrides make Twilio retry 5xx answers and timeouts.
-    let endpoint = PublicEndpoint::new(&config.public_base_url, "/twilio/status")?
+    let endpoint = config
+        .endpoint("/twilio/status")?
         .with_recommended_overrides();
     let notifier = Notifier::default();
     let webhook = StatusWebhook::builder(
@@ -85,7 +106,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
     .build()?;
 
     // Incoming messages: recorded once, STOP/START applied, answered with TwiML.
-    let incoming = PublicEndpoint::new(&config.public_base_url, "/twilio/incoming")?;
+    let incoming = config.endpoint("/twilio/incoming")?;
     let guard = WebhookGuard::builder(SignatureValidator::new(config.auth_token.clone()))
         .endpoint(&incoming)
         .build()?;
@@ -117,6 +138,9 @@ async fn run() -> Result<(), Box<dyn Error>> {
         .build()?
         .spawn();
 
+    // Every status change, durably: see the header comment.
+    let consumer = Consumer::builder(store.clone(), "order-notifications")?.spawn(notify_order);
+
     let public = adapters::axum::router(webhook, endpoint.path())
         .merge(adapters::axum::inbound_router(inbound, incoming.path()));
     let state = AppState {
@@ -125,6 +149,10 @@ async fn run() -> Result<(), Box<dyn Error>> {
         endpoint,
         from: config.from.clone(),
     };
+    let (stop, stopped) = watch::channel(());
+    let status = status_page::router(store, notifier).layer(
+        axum::middleware::map_response_with_state(stopped.clone(), end_streams_at_shutdown),
+    );
     let admin = Router::new()
         .route("/send", post(send_route))
         .route("/messages/{sid}", get(message_route))
@@ -133,30 +161,65 @@ async fn run() -> Result<(), Box<dyn Error>> {
             "/metrics",
             get(move || std::future::ready(metrics.render())),
         )
-        .nest("/status", status_page::router(store, notifier));
+        .nest("/status", status);
 
-    let public_listener = tokio::net::TcpListener::bind(config.bind_addr).await?;
-    let admin_listener = tokio::net::TcpListener::bind(config.admin_addr).await?;
+    let public_listener = shared::listen("BIND_ADDR", config.bind_addr).await?;
+    let admin_listener = shared::listen("ADMIN_ADDR", config.admin_addr).await?;
     eprintln!(
         "webhook on http://{}; admin (send, messages, live page /status) on http://{}",
         public_listener.local_addr()?,
         admin_listener.local_addr()?
     );
-    // Served with a deadline for request heads: see examples/shared/serve.rs.
-    let (stop, stopped) = tokio::sync::watch::channel(());
-    let until_stopped = |mut rx: tokio::sync::watch::Receiver<()>| async move {
-        let _ = rx.changed().await;
-    };
+    // The public listener with deadlines for request heads and idle connections, the admin one
+    // without the idle limit (it would cut the status page's events): see
+    // examples/shared/serve.rs.
     tokio::join!(
-        shared::serve::serve(public_listener, public, until_stopped(stopped.clone())),
-        shared::serve::serve(admin_listener, admin, until_stopped(stopped)),
+        shared::serve::serve(public_listener, public, stopped_signal(stopped.clone())),
+        shared::serve::serve_private(admin_listener, admin, stopped_signal(stopped)),
         async move {
-            shared::ctrl_c().await;
+            shared::shutdown_signal().await;
             let _ = stop.send(());
         },
     );
+    consumer.shutdown().await;
     reconciler.shutdown().await;
     Ok(())
+}
+
+/// The `order-notifications` consumer's handler, run once per status change (again after a
+/// crash before its cursor was stored). An app marks the order notified here when
+/// `entry.change.current` is `delivered`; an `Err` is retried, then parked as a dead letter.
+async fn notify_order(entry: FeedEntry) -> twilio_delivery::feed::HandlerResult {
+    tracing::info!(
+        position = entry.position,
+        sid = %entry.change.sid,
+        status = %entry.change.current,
+        "order-notifications: status changed"
+    );
+    Ok(())
+}
+
+/// Resolves when `stopped` changes (or its sender is gone): shutdown has begun.
+async fn stopped_signal(mut stopped: watch::Receiver<()>) {
+    let _ = stopped.changed().await;
+}
+
+/// Ends an event stream (`text/event-stream`, the status page's live events) when shutdown
+/// begins, so that graceful shutdown does not wait for the browser to close it.
+async fn end_streams_at_shutdown(
+    State(stopped): State<watch::Receiver<()>>,
+    response: Response,
+) -> Response {
+    let is_stream = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    if !is_stream {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let body = body.into_data_stream().take_until(stopped_signal(stopped));
+    Response::from_parts(parts, Body::from_stream(body))
 }
 
 async fn send_route(State(state): State<AppState>, Json(request): Json<SendRequest>) -> Response {

@@ -127,7 +127,8 @@ async fn run() -> Result<bool, Box<dyn Error>> {
             .status_callback(&endpoint);
         match client.messages().create(&message).await {
             Ok(m) => {
-                store.record_sent(&m.to_sent_message(true)).await?;
+                // `false`: the text is not stored (`true` would keep it: personal data).
+                store.record_sent(&m.to_sent_message(false)).await?;
                 sent.push((m.sid.clone(), to.clone()));
             }
             Err(e) => println!("  rejected: {to}: {e}"),

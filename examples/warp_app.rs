@@ -17,7 +17,8 @@
 //! `PUBLIC_BASE_URL` is where Twilio reaches the public listener (with any path prefix your
 //! proxy strips). Optional: `DATABASE_URL` (`sqlite:path`, default `sqlite:twilio-delivery.db`,
 //! or `postgres://...` with `--features postgres`), `TWILIO_API_BASE` (e.g. the local emulator)
-//! and `RUST_LOG`. Ctrl-C stops it gracefully.
+//! and `RUST_LOG`. Ctrl-C or SIGTERM stops it gracefully: requests in flight are answered,
+//! then the reconciler stops.
 
 mod shared;
 
@@ -26,10 +27,9 @@ use std::process::ExitCode;
 
 use serde_json::Value;
 use shared::{AppError, AppState, Config, SendRequest, message, send};
-use twilio_delivery::notify::Notifier;
 use twilio_delivery::reconcile::Reconciler;
 use twilio_delivery::webhook::StatusWebhook;
-use twilio_delivery::{Client, PublicEndpoint, SignatureValidator, adapters};
+use twilio_delivery::{Client, SignatureValidator, adapters};
 use warp::Filter;
 use warp::http::StatusCode;
 use warp::reply::{Reply, Response};
@@ -40,7 +40,7 @@ async fn main() -> ExitCode {
     match run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("warp_app: {e}");
+            eprintln!("warp_app: {}", shared::report(&*e));
             ExitCode::FAILURE
         }
     }
@@ -52,15 +52,14 @@ async fn run() -> Result<(), Box<dyn Error>> {
 
     // One endpoint: the StatusCallback URL sent to Twilio and the URL the webhook validates,
     // byte for byte. The recommended overrides make Twilio retry 5xx answers and timeouts.
-    let endpoint = PublicEndpoint::new(&config.public_base_url, "/twilio/status")?
+    let endpoint = config
+        .endpoint("/twilio/status")?
         .with_recommended_overrides();
-    let notifier = Notifier::default();
     let webhook = StatusWebhook::builder(
         SignatureValidator::new(config.auth_token.clone()),
         store.clone(),
     )
     .endpoint(&endpoint)
-    .notifier(notifier.clone())
     // Callbacks of any other account are refused (403).
     .account_sid(config.account_sid.clone())
     .build()?;
@@ -73,7 +72,6 @@ async fn run() -> Result<(), Box<dyn Error>> {
 
     // Every 5 minutes, poll Twilio for messages still not final after 15 minutes.
     let reconciler = Reconciler::builder(client.clone(), store.clone())
-        .notifier(notifier)
         .build()?
         .spawn();
 
@@ -101,8 +99,8 @@ async fn run() -> Result<(), Box<dyn Error>> {
         });
     let admin = send.or(message);
 
-    let public_listener = tokio::net::TcpListener::bind(config.bind_addr).await?;
-    let admin_listener = tokio::net::TcpListener::bind(config.admin_addr).await?;
+    let public_listener = shared::listen("BIND_ADDR", config.bind_addr).await?;
+    let admin_listener = shared::listen("ADMIN_ADDR", config.admin_addr).await?;
     eprintln!(
         "webhook on http://{}; admin (send, messages) on http://{}",
         public_listener.local_addr()?,
@@ -121,7 +119,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
         ),
         shared::serve::serve(admin_listener, warp::service(admin), until_stopped(stopped)),
         async move {
-            shared::ctrl_c().await;
+            shared::shutdown_signal().await;
             let _ = stop.send(());
         },
     );

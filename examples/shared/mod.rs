@@ -1,8 +1,8 @@
 //! What `axum_app`, `actix_app` and `warp_app` share: configuration from the environment,
-//! logging, the store, shutdown, and the two admin actions (send a message with the endpoint's
-//! status callback and record it; show a message and its history). Setting up the crate
-//! (endpoint, webhooks, client, reconciler) is in each example file, around its framework's
-//! routing.
+//! logging, the store, error reports, the shutdown signal, and the two admin actions (send a
+//! message with the endpoint's status callback and record it; show a message and its
+//! history). Setting up the crate (endpoint, webhooks, client, reconciler) is in each example
+//! file, around its framework's routing.
 
 #![allow(dead_code)] // each example uses its own subset
 
@@ -10,6 +10,7 @@
 pub(crate) mod serve;
 
 use std::error::Error;
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -89,6 +90,38 @@ impl Config {
             admin_addr: addr("ADMIN_ADDR", "127.0.0.1:3001")?,
         })
     }
+
+    /// The public endpoint at `route` under `PUBLIC_BASE_URL`; the error names the variable.
+    pub(crate) fn endpoint(&self, route: &str) -> Result<PublicEndpoint, String> {
+        PublicEndpoint::new(&self.public_base_url, route)
+            .map_err(|e| format!("PUBLIC_BASE_URL is not usable: {e}"))
+    }
+}
+
+/// A listener on `addr`, the value of the variable `name`; the error names the variable.
+pub(crate) async fn listen(
+    name: &str,
+    addr: SocketAddr,
+) -> Result<tokio::net::TcpListener, String> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {name} {addr}: {e}"))
+}
+
+/// `error` followed by each of its causes (`source()`), joined by ": ": a store that cannot
+/// be opened reports why ("store unavailable: ... unable to open database file"), not only
+/// that it is unavailable. A cause whose text the message already holds is not repeated.
+pub(crate) fn report(error: &dyn Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            let _ = write!(text, ": {cause_text}");
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default: this crate at `info`, refusals and store
@@ -96,7 +129,10 @@ impl Config {
 pub(crate) fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 /// What the examples need of a store: message records and the opt-out list. Every store of
@@ -149,16 +185,20 @@ pub(crate) fn error(status: u16, message: impl std::fmt::Display) -> AppError {
 }
 
 /// The answer to a failed send: 400 for a request refused locally, 409 for a recipient who
-/// opted out, 422 when Twilio refused the message, 502 when Twilio could not be reached.
+/// opted out, 503 when the opt-out list could not be read, 422 when Twilio refused the message,
+/// 502 when Twilio could not be reached.
 pub(crate) fn send_error(e: twilio_delivery::Error) -> AppError {
     if matches!(e, twilio_delivery::Error::InvalidRequest { .. }) {
         error(400, e)
     } else if matches!(e, twilio_delivery::Error::OptedOut) {
         error(409, "the recipient opted out (STOP); nothing was sent")
+    } else if matches!(e, twilio_delivery::Error::OptOutList(_)) {
+        tracing::error!(error = %report(&e), "send refused");
+        error(503, "the opt-out list could not be read; nothing was sent")
     } else if e.http_status().is_some_and(|s| s < 500) {
         error(422, format_args!("twilio refused the message: {e}"))
     } else {
-        error(502, format_args!("twilio request failed: {e}"))
+        error(502, format_args!("twilio request failed: {}", report(&e)))
     }
 }
 
@@ -187,15 +227,17 @@ pub(crate) async fn send(state: &AppState, request: SendRequest) -> Result<Value
         .create(&message)
         .await
         .map_err(send_error)?;
-    // A callback may already have created the record: record_sent merges into it.
+    // A callback may already have created the record: record_sent merges into it. `false`:
+    // the text is not stored; `true` would keep every message's text in the store (personal
+    // data, one-time codes), which nothing here reads.
     state
         .store
-        .record_sent(&sent.to_sent_message(true))
+        .record_sent(&sent.to_sent_message(false))
         .await
         .map_err(|e| {
             error(
                 503,
-                format_args!("sent as {}, but not recorded: {e}", sent.sid),
+                format_args!("sent as {}, but not recorded: {}", sent.sid, report(&e)),
             )
         })?;
     Ok(json!({ "sid": sent.sid, "status": sent.status.to_string() }))
@@ -233,8 +275,33 @@ fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
 }
 
-/// Resolves on Ctrl-C, to shut the servers down gracefully.
-pub(crate) async fn ctrl_c() {
-    let _ = tokio::signal::ctrl_c().await;
+/// Resolves when the process is asked to stop: Ctrl-C (SIGINT) or, on unix, SIGTERM (what
+/// docker, Kubernetes and systemd send), so that the servers shut down gracefully.
+pub(crate) async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut sigterm) => {
+                sigterm.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
     eprintln!("shutting down");
 }

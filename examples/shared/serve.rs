@@ -1,4 +1,5 @@
-//! Serving a tower service on a public listener with the limits a public server needs.
+//! Serving a tower service on a public listener with the limits a public server needs, and on
+//! a private one.
 //!
 //! `axum::serve` and warp's `Server::run` give no way to bound how long a client may take to
 //! send its request head, so a client that connects and trickles (or never finishes) its
@@ -12,6 +13,10 @@
 //!   slow store never cuts a request off;
 //! - the body deadline is the webhook's own (`StatusWebhookBuilder::body_read_timeout`);
 //! - graceful shutdown: in-flight requests finish, for at most [`SHUTDOWN_GRACE`].
+//!
+//! A private listener ([`serve_private`], the admin one) keeps the deadline for request heads
+//! but has no idle limit: the status page's event stream sends for as long as the page is
+//! open while the browser sends nothing, and an idle limit would cut it.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -35,7 +40,8 @@ pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long shutdown waits for in-flight requests.
 pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// Serves `service` on `listener` until `shutdown` resolves, with [`HEADER_READ_TIMEOUT`].
+/// Serves `service` on `listener` until `shutdown` resolves, with [`HEADER_READ_TIMEOUT`] and
+/// [`IDLE_TIMEOUT`]: for the public listener.
 pub(crate) async fn serve<S, B>(
     listener: TcpListener,
     service: S,
@@ -60,12 +66,34 @@ pub(crate) async fn serve<S, B>(
     .await;
 }
 
-/// As [`serve`], with the request-head deadline `header_timeout` and the idle limit `idle`.
+/// As [`serve`], for a private listener: with [`HEADER_READ_TIMEOUT`] but no idle limit, so a
+/// long response during which the client sends nothing (server-sent events) is not cut off.
+/// A response that never ends must end itself when `shutdown` resolves, or shutdown waits
+/// [`SHUTDOWN_GRACE`] for it.
+pub(crate) async fn serve_private<S, B>(
+    listener: TcpListener,
+    service: S,
+    shutdown: impl Future<Output = ()>,
+) where
+    S: tower::Service<http::Request<Incoming>, Response = http::Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    serve_with(listener, service, HEADER_READ_TIMEOUT, None, shutdown).await;
+}
+
+/// As [`serve`], with the request-head deadline `header_timeout` and the idle limit `idle`
+/// (a `Duration`, or `None` for none).
 pub(crate) async fn serve_with<S, B>(
     listener: TcpListener,
     service: S,
     header_timeout: Duration,
-    idle: Duration,
+    idle: impl Into<Option<Duration>>,
     shutdown: impl Future<Output = ()>,
 ) where
     S: tower::Service<http::Request<Incoming>, Response = http::Response<B>, Error = Infallible>
@@ -86,6 +114,7 @@ pub(crate) async fn serve_with<S, B>(
         .http2()
         .timer(TokioTimer::new())
         .keep_alive_interval(Some(Duration::from_secs(20)));
+    let idle = idle.into();
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -113,7 +142,7 @@ pub(crate) async fn serve_with<S, B>(
                 return;
             }
             let mut stream = TimeoutStream::new(stream);
-            stream.set_read_timeout(Some(idle));
+            stream.set_read_timeout(idle);
             let connection = builder.serve_connection_with_upgrades(
                 TokioIo::new(Box::pin(stream)),
                 TowerToHyperService::new(service),
