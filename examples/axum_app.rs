@@ -15,9 +15,10 @@
 //!
 //! A change-feed consumer named `order-notifications` handles every status change (here it logs
 //! it; it is where an app marks an order notified): at least once, in order per message, its
-//! cursor kept in the store, so a restart resumes where it stopped. Every instance of the app
-//! may run it: one runs at a time, holding the name's lease, and another takes over when it
-//! stops.
+//! cursor kept in the store, so a restart resumes where it stopped. With PostgreSQL every
+//! instance of the app may run it: one runs at a time, holding the name's lease in the
+//! database, and another takes over when it stops (SQLite is for one process: its lease is
+//! held in the process).
 //!
 //! ```text
 //! TWILIO_ACCOUNT_SID=AC... TWILIO_AUTH_TOKEN=... TWILIO_FROM=+15017122661 \

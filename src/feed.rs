@@ -400,7 +400,9 @@ impl ConsumerBuilder {
     }
 
     /// How long an idle consumer waits for a wake-up before reading again anyway (default 5 s):
-    /// the fallback when a notification is lost.
+    /// the fallback when a notification is lost. It is also how often a consumer waiting for
+    /// its name's lease tries it again, so how long a waiting instance may take to take over
+    /// after the holder stops.
     pub fn poll_interval(mut self, every: Duration) -> Self {
         self.inner.poll = every.max(Duration::from_millis(1));
         self

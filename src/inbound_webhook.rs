@@ -221,7 +221,9 @@ impl InboundWebhook {
         }
         // The keyword before the record: a STOP the list did not take must not be answered
         // 200 (Twilio would not send it again), and its redelivery must find the message not
-        // yet recorded, so that it is applied and answered then.
+        // yet recorded, so that it is applied and answered then. (A keyword the list took
+        // whose record then fails is applied again on redelivery, after any later keyword of
+        // the same sender: the list and the store are not written in one transaction.)
         if let Some(list) = &self.opt_outs {
             match list.apply_inbound(&message).await {
                 Ok(Some(OptOut::Stop)) => tracing::info!("incoming STOP: sender opted out"),

@@ -97,8 +97,9 @@ impl Default for Notifier {
 }
 
 impl Notifier {
-    /// The largest capacity [`new`](Self::new) takes: about a million changes.
-    pub const MAX_CAPACITY: usize = 1 << 20;
+    /// The largest capacity [`new`](Self::new) takes: 65 536 changes (the broadcast's buffer,
+    /// allocated at once, is then about 7 MB).
+    pub const MAX_CAPACITY: usize = 1 << 16;
 
     /// A notifier whose subscriptions and listeners may fall `capacity` changes behind,
     /// between 1 and [`MAX_CAPACITY`](Self::MAX_CAPACITY) (a capacity outside is brought to

@@ -697,7 +697,7 @@ async fn postgres_stopped_hard_gets_503_within_the_deadline_then_heals() {
 
 /// An in-memory SQLite database lives in its connections: when the store's one connection was
 /// closed (a write or read given up half-way, which sqlx answers by closing the connection),
-/// the next one used to open a new, empty database. Hundreds of writes and reads given up at
+/// the next one used to open a new, empty database. A thousand writes and reads given up at
 /// random points must leave every write that finished, and the tables, in place.
 #[cfg(feature = "sqlite")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -710,7 +710,7 @@ async fn an_in_memory_sqlite_store_survives_cancelled_writes_and_reads() {
     let kept = StatusEvent::new(sid(0), MessageStatus::Sent, EventSource::Callback);
     store.apply(&kept).await.unwrap();
     let mut finished = vec![0];
-    for n in 1..=400u32 {
+    for n in 1..=1200u32 {
         let wait = Duration::from_micros(u64::from(n * 7919 % 400));
         let event = StatusEvent::new(sid(n), MessageStatus::Sent, EventSource::Callback);
         if tokio::time::timeout(wait, store.apply(&event))

@@ -253,6 +253,7 @@ fn finish(shared: &Shared, life: &Lifecycle) {
     if inner.epoch != life.epoch {
         return;
     }
+    inner.live.remove(&life.seq);
     if let Some(m) = inner.by_seq_mut(life.seq) {
         m.lifecycle_done = true;
     }

@@ -1,7 +1,7 @@
 //! The emulator's shared state: stored messages, truth, callback log, in-flight work, settings,
 //! the emulated clock, and the epoch a reset starts.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -63,6 +63,10 @@ pub(crate) struct Inner {
     /// The bytes the entries of `inbound_log` hold.
     pub(crate) inbound_log_bytes: usize,
     pub(crate) next_seq: u64,
+    /// The messages whose lifecycle still runs, by sequence number: neither they nor their
+    /// truth are evicted, also once a canceled one was deleted (its lifecycle still has the
+    /// `canceled` callback to send).
+    pub(crate) live: HashSet<u64>,
     /// The sequence number of the next incoming message (its SID's random stream).
     pub(crate) next_inbound: u64,
     /// The epoch the stored state belongs to (see [`Shared::reset`]).
@@ -106,12 +110,13 @@ impl Inner {
         self.messages.insert(seq, message);
         self.truth_index.insert(sid.clone(), seq);
         self.truth.insert(seq, (sid, truth));
+        self.live.insert(seq);
         while self.messages.len() > cap.max(1) {
             let Some(old) = self
                 .messages
-                .values()
-                .find(|m| m.lifecycle_done)
-                .map(|m| m.seq)
+                .keys()
+                .copied()
+                .find(|s| !self.live.contains(s))
             else {
                 break;
             };
@@ -120,8 +125,7 @@ impl Inner {
             }
         }
         while self.truth.len() > cap.max(1) {
-            let in_flight = |seq: &u64| self.messages.get(seq).is_some_and(|m| !m.lifecycle_done);
-            let Some(old) = self.truth.keys().copied().find(|seq| !in_flight(seq)) else {
+            let Some(old) = self.truth.keys().copied().find(|s| !self.live.contains(s)) else {
                 break;
             };
             if let Some((old, _)) = self.truth.remove(&old) {

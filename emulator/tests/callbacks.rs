@@ -496,6 +496,67 @@ async fn canceling_then_deleting_a_scheduled_message_sends_only_canceled() {
     assert_eq!(t.status.to_string(), "canceled");
 }
 
+/// The same under `max_messages` pressure: the canceled message, deleted, is the oldest stored
+/// truth when a new message makes the emulator evict one. Its lifecycle still has the
+/// `canceled` callback to send, so its truth is not evicted (it was, when "in flight" was
+/// read from the stored message, which the delete had removed).
+#[tokio::test]
+async fn a_deleted_canceled_message_keeps_its_truth_until_its_callback() {
+    let emu = Emulator::builder()
+        .seed(10)
+        .chaos(fast())
+        .max_messages(2)
+        .start()
+        .await
+        .unwrap();
+    let api = Api::new(&emu);
+    let rx = Receiver::start(emu.auth_token()).await;
+    let callback = format!("{}/cb", rx.base);
+    let scheduled = api
+        .create(&[
+            ("To", TO),
+            ("MessagingServiceSid", SERVICE),
+            ("Body", "later"),
+            ("ScheduleType", "fixed"),
+            ("SendAt", &support::send_at(30)),
+            ("StatusCallback", &callback),
+        ])
+        .await["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let done = send(&api, &callback).await;
+    // `done`'s lifecycle is over once its last callback arrived.
+    let deadline = tokio::time::Instant::now() + IDLE;
+    while !rx.statuses_by_sid().get(&done).is_some_and(|s| {
+        s.last()
+            .is_some_and(|s| ["delivered", "undelivered", "failed"].contains(&s.as_str()))
+    }) {
+        assert!(tokio::time::Instant::now() < deadline, "{done} not final");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let path = api.message_path(&scheduled);
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("To", TO),
+            ("From", FROM),
+            ("Body", "x"),
+            ("StatusCallback", callback.as_str()),
+        ])
+        .finish();
+    let answers = api
+        .pipelined(&[
+            ("POST", &path, "Status=canceled"),
+            ("DELETE", &path, ""),
+            ("POST", &api.messages_path(), &body),
+        ])
+        .await;
+    assert_eq!(answers, [200, 204, 201]);
+    emu.wait_idle(IDLE).await.unwrap();
+    assert_eq!(rx.statuses_by_sid()[&scheduled], ["canceled"]);
+}
+
 #[tokio::test]
 async fn default_status_callback_and_shutdown() {
     let emu = Emulator::builder()
