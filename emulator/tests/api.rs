@@ -616,20 +616,9 @@ async fn a_message_in_flight_is_never_evicted() {
         .unwrap();
     let api = Api::new(&emu);
     let rx = support::Receiver::start(emu.auth_token()).await;
-    let send_at = support::send_at(30);
     let scheduled = api
-        .create(&[
-            ("To", TO),
-            ("MessagingServiceSid", SERVICE),
-            ("Body", "later"),
-            ("ScheduleType", "fixed"),
-            ("SendAt", &send_at),
-            ("StatusCallback", &format!("{}/cb", rx.base)),
-        ])
-        .await["sid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .create_scheduled(TO, SERVICE, 30, &format!("{}/cb", rx.base))
+        .await;
     let pairs = [("To", TO), ("From", FROM), ("Body", "x")];
     let done = api.create(&pairs).await["sid"].as_str().unwrap().to_owned();
     // A third message is accepted once `done` has finished (the scheduled one is in flight);

@@ -462,20 +462,9 @@ async fn scheduled_messages_fire_with_compressed_time_or_cancel() {
 #[tokio::test]
 async fn canceling_then_deleting_a_scheduled_message_sends_only_canceled() {
     let (emu, api, rx) = start(9, fast()).await;
-    let send_at = support::send_at(30);
     let sid = api
-        .create(&[
-            ("To", TO),
-            ("MessagingServiceSid", SERVICE),
-            ("Body", "later"),
-            ("ScheduleType", "fixed"),
-            ("SendAt", &send_at),
-            ("StatusCallback", &format!("{}/cb", rx.base)),
-        ])
-        .await["sid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .create_scheduled(TO, SERVICE, 30, &format!("{}/cb", rx.base))
+        .await;
     // Both on one connection: the message is gone before its lifecycle wakes to the cancel.
     let path = api.message_path(&sid);
     let answers = api
@@ -512,19 +501,7 @@ async fn a_deleted_canceled_message_keeps_its_truth_until_its_callback() {
     let api = Api::new(&emu);
     let rx = Receiver::start(emu.auth_token()).await;
     let callback = format!("{}/cb", rx.base);
-    let scheduled = api
-        .create(&[
-            ("To", TO),
-            ("MessagingServiceSid", SERVICE),
-            ("Body", "later"),
-            ("ScheduleType", "fixed"),
-            ("SendAt", &support::send_at(30)),
-            ("StatusCallback", &callback),
-        ])
-        .await["sid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let scheduled = api.create_scheduled(TO, SERVICE, 30, &callback).await;
     let done = send(&api, &callback).await;
     // `done`'s lifecycle is over once its last callback arrived.
     let deadline = tokio::time::Instant::now() + IDLE;

@@ -169,6 +169,29 @@ impl Api {
         statuses
     }
 
+    /// Creates a message from `to` through the Messaging Service `service`, scheduled
+    /// `minutes` ahead, with `callback` as its status callback; its SID. Panics unless 201.
+    pub async fn create_scheduled(
+        &self,
+        to: &str,
+        service: &str,
+        minutes: i64,
+        callback: &str,
+    ) -> String {
+        let send_at = send_at(minutes);
+        let created = self
+            .create(&[
+                ("To", to),
+                ("MessagingServiceSid", service),
+                ("Body", "later"),
+                ("ScheduleType", "fixed"),
+                ("SendAt", &send_at),
+                ("StatusCallback", callback),
+            ])
+            .await;
+        created["sid"].as_str().unwrap().to_owned()
+    }
+
     /// Creates a message; panics unless 201.
     pub async fn create(&self, pairs: &[(&str, &str)]) -> Value {
         let r = self.post(&self.messages_path(), pairs).await;
