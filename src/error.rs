@@ -174,16 +174,56 @@ impl ApiError {
 }
 
 impl fmt::Display for ApiError {
+    /// Twilio's code, the HTTP status and Twilio's message, with the phone numbers it quotes
+    /// (`The 'To' number +15005550009 is not a valid mobile number`) redacted, so that logging
+    /// the error does not log the recipient. [`message`](Self::message) keeps them.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let message = redact_numbers(&self.message);
         match self.code {
             Some(code) => write!(
                 f,
-                "twilio api error {code} (http {}): {}",
-                self.http_status, self.message
+                "twilio api error {code} (http {}): {message}",
+                self.http_status
             ),
-            None => write!(f, "api error (http {}): {}", self.http_status, self.message),
+            None => write!(f, "api error (http {}): {message}", self.http_status),
         }
     }
+}
+
+/// `text` with every run of 7 or more digits standing alone (a phone number; a `+` before it
+/// included) replaced by `[redacted]`. Twilio's codes have 5 digits; the digits inside a SID
+/// have letters beside them.
+fn redact_numbers(text: &str) -> std::borrow::Cow<'_, str> {
+    const LONGEST_KEPT: usize = 6;
+    let digits = |s: &str| s.bytes().take_while(u8::is_ascii_digit).count();
+    let mut out = String::new();
+    let mut kept = 0;
+    let mut i = 0;
+    while i < text.len() {
+        let plus = usize::from(text.as_bytes()[i] == b'+');
+        let run = digits(&text[i + plus..]);
+        let alone = (i == 0 || !text.as_bytes()[i - 1].is_ascii_alphanumeric())
+            && !text
+                .as_bytes()
+                .get(i + plus + run)
+                .is_some_and(u8::is_ascii_alphanumeric);
+        if run == 0 {
+            i += text[i..].chars().next().map_or(1, char::len_utf8);
+            continue;
+        }
+        if alone && run > LONGEST_KEPT {
+            out.push_str(&text[kept..i]);
+            out.push_str("[redacted]");
+            kept = i + plus + run;
+        }
+        // The whole run at once: each byte is looked at a bounded number of times.
+        i += plus + run;
+    }
+    if kept == 0 {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    out.push_str(&text[kept..]);
+    std::borrow::Cow::Owned(out)
 }
 
 /// A failure of the HTTP transport, kept as the [`source`](std::error::Error::source) of
@@ -296,6 +336,42 @@ mod tests {
         let e = Error::invalid("To", "is required");
         assert_eq!(e.to_string(), "invalid request: To: is required");
         assert!(!e.is_retryable() && e.code().is_none() && e.http_status().is_none());
+    }
+
+    #[test]
+    fn display_redacts_the_numbers_twilio_quotes() {
+        // Twilio's message for error 21614, as its docs show it.
+        let e = ApiError::new(
+            400,
+            Some(21614),
+            "The 'To' number +15005550009 is not a valid mobile number",
+        );
+        assert_eq!(
+            e.to_string(),
+            "twilio api error 21614 (http 400): The 'To' number [redacted] is not a valid mobile number"
+        );
+        assert!(e.message.contains("+15005550009"), "the field keeps it");
+        for (message, shown) in [
+            (
+                "To whatsapp:+14155550100, from 5005550006.",
+                "To whatsapp:[redacted], from [redacted].",
+            ),
+            (
+                "Code 21211 on MM0123456789abcdef0123456789abcdef",
+                "Code 21211 on MM0123456789abcdef0123456789abcdef",
+            ),
+            (
+                "Number 123456 has six digits; é+1234567",
+                "Number 123456 has six digits; é[redacted]",
+            ),
+            ("+", "+"),
+            ("", ""),
+            ("1234567", "[redacted]"),
+            ("++1234567é", "+[redacted]é"),
+            ("+é1234567x", "+é1234567x"),
+        ] {
+            assert_eq!(redact_numbers(message), shown);
+        }
     }
 
     #[test]
