@@ -421,17 +421,25 @@ const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 /// A `timestamptz` column, read from its binary value (microseconds since 2000-01-01). A time
 /// outside `time`'s years ±9999 (`infinity`, a row edited by hand) is then a decode error:
 /// sqlx's own decoding panics on it.
-fn time_column(row: &PgRow, column: &str) -> Result<OffsetDateTime, sqlx::Error> {
+fn time_column(row: &PgRow, column: &'static str) -> Result<OffsetDateTime, sqlx::Error> {
     if row.try_get_raw(column)?.format() != PgValueFormat::Binary {
         return row.try_get(column);
     }
     let us: i64 = row.try_get_unchecked(column)?;
-    us.checked_add(PG_EPOCH_MICROS)
-        .and_then(|us| OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000).ok())
-        .ok_or_else(|| sqlx::Error::ColumnDecode {
-            index: column.to_owned(),
-            source: "a time outside the years -9999 to 9999".into(),
-        })
+    // Saturated, `infinity` (i64::MAX) stays far outside the range and is refused below.
+    micros_time(us.saturating_add(PG_EPOCH_MICROS), column)
+}
+
+/// Microseconds since the Unix epoch, read from `column`, as a time; a decode error outside
+/// the years ±9999.
+pub(super) fn micros_time(
+    micros: i64,
+    column: &'static str,
+) -> Result<OffsetDateTime, sqlx::Error> {
+    from_micros(micros, column).map_err(|e| sqlx::Error::ColumnDecode {
+        index: column.to_owned(),
+        source: Box::new(e),
+    })
 }
 
 fn record_row(row: &PgRow) -> Result<MessageRecord, StoreError> {

@@ -40,9 +40,9 @@ use sqlx::{AssertSqlSafe, Connection as _, Row};
 use time::OffsetDateTime;
 
 use super::super::batch::{Plan, RowState};
-use super::super::sql::{FINAL_RANK, Statements, floor_time, from_micros, rank, raw_json};
+use super::super::sql::{FINAL_RANK, Statements, floor_time, rank, raw_json};
 use super::feed::Gaps;
-use super::{clean, clean_status, lock_status, settle};
+use super::{clean, clean_status, lock_status, micros_time, settle};
 use crate::model::{Applied, EventSource, SentMessage, StatusEvent};
 use crate::notify::StatusChange;
 use crate::status::{MessageStatus, transition};
@@ -298,18 +298,10 @@ fn cleaned(e: &StatusEvent) -> Cow<'_, StatusEvent> {
     Cow::Owned(c)
 }
 
-/// A creation time the statements return in microseconds since the epoch (`created_us`).
-fn created_at(micros: i64) -> Result<OffsetDateTime, sqlx::Error> {
-    from_micros(micros, "created_us").map_err(|e| sqlx::Error::ColumnDecode {
-        index: "created_us".to_owned(),
-        source: Box::new(e),
-    })
-}
-
 /// A row of `read_rows`: its SID, and the columns an event can change with the creation time
 /// (in microseconds, `created_us`).
 fn read_row(row: &PgRow) -> Result<(String, RowState), sqlx::Error> {
-    let created_at = created_at(row.try_get("created_us")?)?;
+    let created_at = micros_time(row.try_get("created_us")?, "created_us")?;
     let state = RowState {
         status: MessageStatus::from(row.try_get::<String, _>("status")?),
         error_code: row.try_get("error_code")?,
@@ -609,8 +601,8 @@ async fn apply_distinct(
             Some(p) if !outcome.changed() => p.clone(),
             _ => event.status.clone(),
         };
-        let mut a =
-            Applied::new(outcome, previous, current, false).created_at(created_at(created_us)?);
+        let mut a = Applied::new(outcome, previous, current, false)
+            .created_at(micros_time(created_us, "created_us")?);
         a.new_event = kept.contains(event.sid.as_str());
         applied.push(a);
     }
