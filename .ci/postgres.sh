@@ -46,9 +46,16 @@ td_postgres_install() {
         fi
     fi
     td_postgres_log "installing PostgreSQL from Debian's packages"
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 || return 1
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-        postgresql >&2 || return 1
+    # Three tries each: a passing blip of the network must not fail CI.
+    local n
+    for n in 1 2 3; do
+        $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 &&
+            $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+                --no-install-recommends postgresql >&2 &&
+            return 0
+        [ "$n" -lt 3 ] && sleep $((n * 10))
+    done
+    return 1
 }
 
 # Is something accepting connections on 127.0.0.1:$1?
