@@ -163,23 +163,26 @@ async fn converge(kind: Kind, store: Arc<dyn StatusStore>, seed: u64) {
     emulator.shutdown().await;
 }
 
-async fn sqlite() -> Arc<dyn StatusStore> {
-    let dir = tempfile::tempdir().unwrap().keep();
-    let store =
-        twilio_delivery::store::SqliteStore::connect(&dir.join("e2e.db").display().to_string())
-            .await
-            .unwrap();
+/// A store for one test, and the directory its files live in (deleted when the test ends).
+type TestStore = (Arc<dyn StatusStore>, Option<tempfile::TempDir>);
+
+async fn sqlite() -> TestStore {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("e2e.db");
+    let store = twilio_delivery::store::SqliteStore::connect(&path.display().to_string())
+        .await
+        .unwrap();
     store.migrate().await.unwrap();
-    Arc::new(store)
+    (Arc::new(store), Some(dir))
 }
 
 #[cfg(feature = "postgres")]
-async fn postgres() -> Option<Arc<dyn StatusStore>> {
+async fn postgres() -> Option<TestStore> {
     let pool = common::pg::pool().await?;
     let store =
         twilio_delivery::store::PostgresStore::new(pool).with_prefix(common::pg::random_prefix());
     store.migrate().await.unwrap();
-    Some(Arc::new(store))
+    Some((Arc::new(store), None))
 }
 
 macro_rules! e2e {
@@ -187,22 +190,22 @@ macro_rules! e2e {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $name() {
             #[allow(clippy::redundant_closure_call)]
-            let Some(store) = ($store)().await else { return };
+            let Some((store, _dir)) = ($store)().await else { return };
             converge($kind, store, $seed).await;
         }
     )*};
 }
 
-async fn memory() -> Option<Arc<dyn StatusStore>> {
-    Some(Arc::new(MemoryStore::new()))
+async fn memory() -> Option<TestStore> {
+    Some((Arc::new(MemoryStore::new()), None))
 }
 
-async fn sqlite_store() -> Option<Arc<dyn StatusStore>> {
+async fn sqlite_store() -> Option<TestStore> {
     Some(sqlite().await)
 }
 
 #[cfg(not(feature = "postgres"))]
-async fn postgres() -> Option<Arc<dyn StatusStore>> {
+async fn postgres() -> Option<TestStore> {
     eprintln!("skipped: the postgres feature is off");
     None
 }

@@ -193,7 +193,8 @@ async fn postgres_keeps_every_204_after_kill_9() {
 // SQLite on a full disk
 // ---------------------------------------------------------------------------------------------
 
-/// A tmpfs mounted on a temporary directory, unmounted on drop.
+/// A tmpfs mounted on a temporary directory, unmounted on drop (lazily: the store's
+/// connections close on their own threads and may still hold the file open).
 #[cfg(feature = "sqlite")]
 struct Tmpfs {
     dir: tempfile::TempDir,
@@ -216,7 +217,10 @@ impl Tmpfs {
 #[cfg(feature = "sqlite")]
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.dir.path()).status();
+        let _ = Command::new("umount")
+            .arg("--lazy")
+            .arg(self.dir.path())
+            .status();
     }
 }
 
