@@ -131,14 +131,22 @@ td_postgres_start() {
     if [ "${TD_PG_DURABLE:-0}" = 1 ]; then
         fast=""
     fi
-    if ! td_postgres_as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+    # A port nobody listens on can still be the local end of a client connection (the
+    # ephemeral range covers it), which makes the bind fail: then the next port is tried.
+    local tries=0
+    until td_postgres_as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
         -o "-c listen_addresses=127.0.0.1 -p $port -k $dir/sock $fast -c max_connections=200" \
-        start >/dev/null; then
-        td_postgres_log "the server did not start:"
-        cat "$dir/server.log" >&2
-        td_postgres_stop
-        return 1
-    fi
+        start >/dev/null; do
+        tries=$((tries + 1))
+        if [ "$tries" -ge 5 ] || ! grep -q "could not bind" "$dir/server.log"; then
+            td_postgres_log "the server did not start:"
+            cat "$dir/server.log" >&2
+            td_postgres_stop
+            return 1
+        fi
+        td_postgres_log "port $port is taken; trying $((port + 1))"
+        port=$((port + 1))
+    done
     local i
     for i in $(seq 1 60); do
         "$bin/pg_isready" -q -h 127.0.0.1 -p "$port" && break

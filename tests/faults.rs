@@ -525,12 +525,11 @@ impl Cluster {
             .arg(dir.path())
             .stderr(Stdio::null())
             .status();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .ok()?
-            .local_addr()
-            .ok()?
-            .port();
-        let c = Self { dir, bin, port };
+        let mut c = Self {
+            dir,
+            bin,
+            port: free_port()?,
+        };
         let data = c.data();
         if !c.run(
             "initdb",
@@ -547,7 +546,15 @@ impl Cluster {
         ) {
             return None;
         }
-        c.pg_start().then_some(c)
+        // The port was free when asked for, but until the server binds it another test's
+        // connection may take it as its local end: then another port is tried.
+        for _ in 0..5 {
+            if c.pg_start() {
+                return Some(c);
+            }
+            c.port = free_port()?;
+        }
+        None
     }
 
     fn data(&self) -> String {
@@ -588,6 +595,13 @@ impl Cluster {
     fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
+}
+
+/// A port of 127.0.0.1 no one listens on, as the system picks one.
+#[cfg(feature = "postgres")]
+fn free_port() -> Option<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").ok()?;
+    Some(listener.local_addr().ok()?.port())
 }
 
 #[cfg(feature = "postgres")]
