@@ -221,9 +221,10 @@ impl InboundWebhook {
         }
         // The keyword before the record: a STOP the list did not take must not be answered
         // 200 (Twilio would not send it again), and its redelivery must find the message not
-        // yet recorded, so that it is applied and answered then. (A keyword the list took
-        // whose record then fails is applied again on redelivery, after any later keyword of
-        // the same sender: the list and the store are not written in one transaction.)
+        // yet recorded, so that it is applied and answered then. A keyword the list took whose
+        // record then failed is not applied again on redelivery: the lists of this crate apply
+        // a message's keyword once per SID (`OptOutList::apply_inbound`), so it cannot undo a
+        // later keyword of the same sender.
         if let Some(list) = &self.opt_outs {
             match list.apply_inbound(&message).await {
                 Ok(Some(OptOut::Stop)) => tracing::info!("incoming STOP: sender opted out"),

@@ -10,14 +10,20 @@
 //!
 //! Every store implements it ([`MemoryStore`](crate::store::MemoryStore), and the SQL stores), so the
 //! list lives beside the message records; [`MemoryOptOuts`] is a standalone in-memory list.
+//!
+//! Every list of this crate applies an incoming message's keyword once per `MessageSid`: it
+//! remembers the SIDs whose keyword it applied (the SQL stores in an `opt_out_keywords` table,
+//! one short row per STOP or START), so that Twilio delivering an older keyword again cannot
+//! undo a later one of the same sender.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use crate::ids::MessageSid;
 use crate::inbound::{InboundMessage, OptOut};
 
 /// Why a number is on the list.
@@ -123,6 +129,12 @@ pub trait OptOutList: fmt::Debug + Send + Sync + 'static {
     /// Applies what an incoming message says about its sender's consent: STOP suppresses the
     /// sender, START lifts it; anything else changes nothing. Returns what it applied.
     ///
+    /// The lists of this crate apply a message's keyword once: a message whose SID they applied
+    /// before changes nothing and returns `None`, so a redelivery of an older keyword (its first
+    /// delivery answered 503 after the list took it) cannot undo a later keyword of the same
+    /// sender. This default applies the keyword every time; a list of your own that can remember
+    /// SIDs should override it, recording the SID and the change in one write.
+    ///
     /// # Errors
     /// [`OptOutError`] when the list cannot be written.
     async fn apply_inbound(&self, message: &InboundMessage) -> Result<Option<OptOut>, OptOutError> {
@@ -140,10 +152,31 @@ pub trait OptOutList: fmt::Debug + Send + Sync + 'static {
     }
 }
 
-/// An opt-out list in memory (tests, demos, one process).
+/// An opt-out list in memory (tests, demos, one process). It remembers the SID of every
+/// keyword message it applied, for as long as it lives.
 #[derive(Debug, Default)]
 pub struct MemoryOptOuts {
-    numbers: Mutex<BTreeMap<String, (OptOutSource, OffsetDateTime)>>,
+    state: Mutex<Lists>,
+}
+
+/// What a [`MemoryOptOuts`] holds, under one lock.
+#[derive(Debug, Default)]
+struct Lists {
+    /// The suppressed numbers.
+    numbers: BTreeMap<String, (OptOutSource, OffsetDateTime)>,
+    /// The messages whose keyword was applied.
+    applied: HashSet<MessageSid>,
+}
+
+impl Lists {
+    fn opt_out(&mut self, number: &str, source: OptOutSource) -> bool {
+        if self.numbers.contains_key(number) {
+            return false;
+        }
+        self.numbers
+            .insert(number.to_owned(), (source, OffsetDateTime::now_utc()));
+        true
+    }
 }
 
 impl MemoryOptOuts {
@@ -152,38 +185,51 @@ impl MemoryOptOuts {
         Self::default()
     }
 
-    fn numbers(
-        &self,
-    ) -> std::sync::MutexGuard<'_, BTreeMap<String, (OptOutSource, OffsetDateTime)>> {
-        self.numbers.lock().unwrap_or_else(|e| e.into_inner())
+    fn state(&self) -> std::sync::MutexGuard<'_, Lists> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 #[async_trait]
 impl OptOutList for MemoryOptOuts {
     async fn is_opted_out(&self, number: &str) -> Result<bool, OptOutError> {
-        Ok(self.numbers().contains_key(number))
+        Ok(self.state().numbers.contains_key(number))
     }
 
     async fn opt_out(&self, number: &str, source: OptOutSource) -> Result<bool, OptOutError> {
-        let mut numbers = self.numbers();
-        if numbers.contains_key(number) {
-            return Ok(false);
-        }
-        numbers.insert(number.to_owned(), (source, OffsetDateTime::now_utc()));
-        Ok(true)
+        Ok(self.state().opt_out(number, source))
     }
 
     async fn opt_in(&self, number: &str) -> Result<bool, OptOutError> {
-        Ok(self.numbers().remove(number).is_some())
+        Ok(self.state().numbers.remove(number).is_some())
     }
 
     async fn opt_outs(&self) -> Result<Vec<Suppression>, OptOutError> {
         Ok(self
-            .numbers()
+            .state()
+            .numbers
             .iter()
             .map(|(number, (source, since))| Suppression::new(number, *source, *since))
             .collect())
+    }
+
+    async fn apply_inbound(&self, message: &InboundMessage) -> Result<Option<OptOut>, OptOutError> {
+        let stop = match message.opt_out() {
+            Some(OptOut::Stop) => true,
+            Some(OptOut::Start) => false,
+            _ => return Ok(None),
+        };
+        let mut state = self.state();
+        if !state.applied.insert(message.sid.clone()) {
+            return Ok(None);
+        }
+        if stop {
+            state.opt_out(&message.from, OptOutSource::Keyword);
+            Ok(Some(OptOut::Stop))
+        } else {
+            state.numbers.remove(&message.from);
+            Ok(Some(OptOut::Start))
+        }
     }
 }
 
@@ -203,5 +249,9 @@ impl<L: OptOutList + ?Sized> OptOutList for std::sync::Arc<L> {
 
     async fn opt_outs(&self) -> Result<Vec<Suppression>, OptOutError> {
         (**self).opt_outs().await
+    }
+
+    async fn apply_inbound(&self, message: &InboundMessage) -> Result<Option<OptOut>, OptOutError> {
+        (**self).apply_inbound(message).await
     }
 }

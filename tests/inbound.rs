@@ -9,8 +9,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use twilio_delivery::feed::FeedStore;
 use twilio_delivery::guard::WebhookGuard;
+use twilio_delivery::ids::MessageSid;
 use twilio_delivery::inbound_webhook::InboundWebhook;
+use twilio_delivery::model::{Applied, HistoryEntry, MessageRecord, SentMessage, StatusEvent};
 use twilio_delivery::optout::{OptOutError, OptOutList, OptOutSource, Suppression};
+use twilio_delivery::store::{ListQuery, Page, StoreError};
 use twilio_delivery::twiml::{Message, MessagingResponse};
 use twilio_delivery::{
     Client, Error, MemoryStore, MessageStatus, PublicEndpoint, SendMessage, SignatureValidator,
@@ -76,7 +79,7 @@ async fn app(framework: Framework, emulator: &EmulatorHandle) -> (String, Arc<Me
 fn app_with(
     framework: Framework,
     emulator: &EmulatorHandle,
-    store: Arc<MemoryStore>,
+    store: Arc<dyn StatusStore>,
     list: Arc<dyn OptOutList>,
 ) -> (String, Arc<AtomicUsize>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -311,6 +314,100 @@ async fn a_redelivered_start_does_not_undo_a_later_stop() {
         replied.load(Ordering::SeqCst),
         2,
         "the repeat is not answered"
+    );
+    emulator.shutdown().await;
+}
+
+/// A store that cannot record while `down`; it reads, and records when up, through `inner`.
+#[derive(Debug)]
+struct RecordsFail {
+    inner: Arc<MemoryStore>,
+    down: std::sync::atomic::AtomicBool,
+}
+
+impl RecordsFail {
+    fn check(&self) -> Result<(), StoreError> {
+        if self.down.load(Ordering::Acquire) {
+            return Err(StoreError::Unavailable("connection refused".into()));
+        }
+        Ok(())
+    }
+}
+
+#[twilio_delivery::async_trait]
+impl StatusStore for RecordsFail {
+    async fn record_sent(&self, sent: &SentMessage) -> Result<Applied, StoreError> {
+        self.check()?;
+        self.inner.record_sent(sent).await
+    }
+    async fn apply(&self, event: &StatusEvent) -> Result<Applied, StoreError> {
+        self.check()?;
+        self.inner.apply(event).await
+    }
+    async fn get(&self, sid: &MessageSid) -> Result<Option<MessageRecord>, StoreError> {
+        self.inner.get(sid).await
+    }
+    async fn history(&self, sid: &MessageSid) -> Result<Vec<HistoryEntry>, StoreError> {
+        self.inner.history(sid).await
+    }
+    async fn pending_since(
+        &self,
+        from: time::OffsetDateTime,
+        older_than: time::OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<MessageRecord>, StoreError> {
+        self.inner.pending_since(from, older_than, limit).await
+    }
+    async fn list(&self, query: &ListQuery) -> Result<Page, StoreError> {
+        self.inner.list(query).await
+    }
+}
+
+/// A START the list took whose record failed (503), then the sender's STOP, then Twilio
+/// delivers the START again: the sender stays opted out (the list applies a message's keyword
+/// once), and the redelivery, now recorded, is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivered_keyword_whose_record_failed_does_not_undo_a_later_one() {
+    let emulator = Emulator::builder()
+        .seed(8)
+        .chaos(Chaos::calm())
+        .start()
+        .await
+        .unwrap();
+    let list = Arc::new(MemoryStore::new());
+    let store = Arc::new(RecordsFail {
+        inner: list.clone(),
+        down: std::sync::atomic::AtomicBool::new(true),
+    });
+    let (url, replied) = app_with(Framework::Axum, &emulator, store.clone(), list.clone());
+
+    let start = emulator
+        .deliver_inbound(Inbound::new(&url, ALICE, APP_NUMBER, "START"))
+        .await
+        .unwrap();
+    assert_eq!(start.status(), Some(503), "{}", start.body);
+    store.down.store(false, Ordering::Release);
+    let stop = emulator
+        .deliver_inbound(Inbound::new(&url, ALICE, APP_NUMBER, "STOP"))
+        .await
+        .unwrap();
+    assert_eq!(stop.status(), Some(200), "{}", stop.body);
+    assert!(list.is_opted_out(ALICE).await.unwrap());
+
+    let again = emulator
+        .redeliver_inbound(&start.message_sid)
+        .await
+        .unwrap();
+    assert_eq!(again.status(), Some(200), "{}", again.body);
+    assert!(
+        list.is_opted_out(ALICE).await.unwrap(),
+        "the older START undid the later STOP"
+    );
+    assert!(list.get(&start.message_sid).await.unwrap().is_some());
+    assert_eq!(
+        replied.load(Ordering::SeqCst),
+        2,
+        "the STOP and the redelivered START are answered"
     );
     emulator.shutdown().await;
 }

@@ -12,9 +12,9 @@ use twilio_delivery_emulator::{Chaos, Emulator, EmulatorHandle};
 
 const ALICE: &str = "+14155550123";
 
-fn inbound(from: &str, body: &str) -> InboundMessage {
+fn inbound(sid: u32, from: &str, body: &str) -> InboundMessage {
     let form = form_urlencoded::Serializer::new(String::new())
-        .append_pair("MessageSid", "SM0123456789abcdef0123456789abcdef")
+        .append_pair("MessageSid", &format!("SM{sid:032x}"))
         .append_pair("From", from)
         .append_pair("To", "+15005550006")
         .append_pair("Body", body)
@@ -55,7 +55,9 @@ async fn stop_refuses_locally_start_allows_again() {
     client.messages().create(&sms(ALICE)).await.unwrap();
     assert_eq!(emulator.truth().len(), 1);
 
-    list.apply_inbound(&inbound(ALICE, " Stop ")).await.unwrap();
+    list.apply_inbound(&inbound(1, ALICE, " Stop "))
+        .await
+        .unwrap();
     let refused = client.messages().create(&sms(ALICE)).await.unwrap_err();
     assert!(matches!(refused, Error::OptedOut), "{refused:?}");
     assert!(refused.is_safe_to_resend() && !refused.is_retryable());
@@ -67,7 +69,9 @@ async fn stop_refuses_locally_start_allows_again() {
         (ALICE, OptOutSource::Keyword)
     );
 
-    list.apply_inbound(&inbound(ALICE, "START")).await.unwrap();
+    list.apply_inbound(&inbound(2, ALICE, "START"))
+        .await
+        .unwrap();
     client.messages().create(&sms(ALICE)).await.unwrap();
     assert_eq!(emulator.truth().len(), 2);
     emulator.shutdown().await;

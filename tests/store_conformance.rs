@@ -1028,7 +1028,7 @@ mod sqlite {
             .fetch_all(again.pool())
             .await
             .unwrap();
-        assert_eq!(versions, vec![1, 2, 3, 4, 5]);
+        assert_eq!(versions, vec![1, 2, 3, 4, 5, 6]);
     }
 
     /// Schema version 5 rebuilds `messages` (a stable number per message) and `events` (unique
@@ -1099,7 +1099,7 @@ mod sqlite {
             .fetch_all(store.pool())
             .await
             .unwrap();
-        assert_eq!(versions, vec![1, 2, 3, 4, 5]);
+        assert_eq!(versions, vec![1, 2, 3, 4, 5, 6]);
     }
 
     #[tokio::test]
@@ -1233,7 +1233,7 @@ mod pg {
                 let p = p.as_str();
                 self.exec(format!(
                     "DROP TABLE IF EXISTS {p}events, {p}messages, {p}migrations, {p}feed, {p}feed_head, \
-             {p}feed_cursors, {p}dead_letters, {p}leases, {p}opt_outs, {p}pending CASCADE; \
+             {p}feed_cursors, {p}dead_letters, {p}leases, {p}opt_outs, {p}opt_out_keywords, {p}pending CASCADE; \
                      DROP FUNCTION IF EXISTS {p}boom(), {p}delete_history(), {p}batch_conflict(); \
                      DROP SEQUENCE IF EXISTS {p}feed_position;"
                 ))
@@ -1464,7 +1464,7 @@ mod pg {
         .fetch_all(store.pool())
         .await
         .unwrap();
-        assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7, 8, 9]);
         db.cleanup().await;
     }
 

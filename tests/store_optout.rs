@@ -3,6 +3,7 @@
 
 mod common;
 
+use twilio_delivery::inbound::{InboundMessage, OptOut};
 use twilio_delivery::optout::{OptOutList, OptOutSource};
 
 const A: &str = "+14155550101";
@@ -28,6 +29,61 @@ async fn behaves(list: &dyn OptOutList) {
     let evil = "'); DROP TABLE twilio_opt_outs; --";
     assert!(list.opt_out(evil, OptOutSource::Manual).await.unwrap());
     assert!(list.is_opted_out(evil).await.unwrap());
+    keywords_once(list).await;
+}
+
+/// An incoming message `sid` from `from` saying `body`, as Twilio posts it.
+fn incoming(sid: u32, from: &str, body: &str) -> InboundMessage {
+    let form = form_urlencoded::Serializer::new(String::new())
+        .append_pair("MessageSid", &format!("SM{sid:032x}"))
+        .append_pair("From", from)
+        .append_pair("To", "+15005550006")
+        .append_pair("Body", body)
+        .finish();
+    InboundMessage::from_form(form.as_bytes()).unwrap()
+}
+
+/// A message's keyword is applied once: its redelivery changes nothing, so an older START
+/// delivered again cannot undo the sender's later STOP (nor an older STOP a later START).
+async fn keywords_once(list: &dyn OptOutList) {
+    const C: &str = "+14155550103";
+    let start = incoming(1, C, "START");
+    let stop = incoming(2, C, "STOP");
+    assert_eq!(
+        list.apply_inbound(&start).await.unwrap(),
+        Some(OptOut::Start)
+    );
+    assert_eq!(list.apply_inbound(&stop).await.unwrap(), Some(OptOut::Stop));
+    assert!(list.is_opted_out(C).await.unwrap());
+    assert_eq!(list.apply_inbound(&start).await.unwrap(), None);
+    assert!(
+        list.is_opted_out(C).await.unwrap(),
+        "an older START undid a later STOP"
+    );
+    let again = incoming(3, C, "unstop");
+    assert_eq!(
+        list.apply_inbound(&again).await.unwrap(),
+        Some(OptOut::Start)
+    );
+    assert_eq!(list.apply_inbound(&stop).await.unwrap(), None);
+    assert!(
+        !list.is_opted_out(C).await.unwrap(),
+        "an older STOP undid a later START"
+    );
+    // Not a keyword: nothing applied, nothing remembered.
+    assert_eq!(
+        list.apply_inbound(&incoming(4, C, "hello")).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        list.apply_inbound(&incoming(4, C, "STOP")).await.unwrap(),
+        Some(OptOut::Stop)
+    );
+}
+
+#[tokio::test]
+async fn memory_opt_outs() {
+    behaves(&twilio_delivery::optout::MemoryOptOuts::new()).await;
 }
 
 #[tokio::test]
@@ -72,5 +128,16 @@ async fn postgres_shared_by_two_instances() {
         two.is_opted_out(B).await.unwrap(),
         "another instance sees the list"
     );
+    // One keyword delivered to both instances at once: applied by exactly one.
+    for sid in 10..30 {
+        let stop = incoming(sid, A, "STOP");
+        let (a, b) = tokio::join!(one.apply_inbound(&stop), two.apply_inbound(&stop));
+        let applied = [a.unwrap(), b.unwrap()];
+        assert_eq!(
+            applied.iter().filter(|a| a.is_some()).count(),
+            1,
+            "{sid}: {applied:?}"
+        );
+    }
     common::pg::drop_tables(&pool, &prefix).await;
 }

@@ -440,4 +440,11 @@ impl crate::optout::OptOutList for MemoryStore {
     ) -> Result<Vec<crate::optout::Suppression>, crate::optout::OptOutError> {
         self.opt_outs.opt_outs().await
     }
+
+    async fn apply_inbound(
+        &self,
+        message: &crate::inbound::InboundMessage,
+    ) -> Result<Option<crate::inbound::OptOut>, crate::optout::OptOutError> {
+        self.opt_outs.apply_inbound(message).await
+    }
 }

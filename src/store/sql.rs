@@ -104,6 +104,11 @@ pub(crate) const SQLITE_MIGRATIONS: &[Migration] = &[
         name: "events_by_message_id",
         ddl: include_str!("../../sql/sqlite/0005_events_by_message_id.sql"),
     },
+    Migration {
+        version: 6,
+        name: "opt_out_keywords",
+        ddl: include_str!("../../sql/sqlite/0006_opt_out_keywords.sql"),
+    },
 ];
 
 /// The PostgreSQL schema steps, oldest first.
@@ -148,6 +153,11 @@ pub(crate) const POSTGRES_MIGRATIONS: &[Migration] = &[
         version: 8,
         name: "pending_follows_deletes",
         ddl: include_str!("../../sql/postgres/0008_pending_follows_deletes.sql"),
+    },
+    Migration {
+        version: 9,
+        name: "opt_out_keywords",
+        ddl: include_str!("../../sql/postgres/0009_opt_out_keywords.sql"),
     },
 ];
 

@@ -1,10 +1,12 @@
-//! `PostgresStore` as an [`OptOutList`]: the `opt_outs` table, shared by every instance.
+//! `PostgresStore` as an [`OptOutList`]: the `opt_outs` table, shared by every instance, and
+//! `opt_out_keywords`, the incoming messages whose keyword it applied.
 
 use async_trait::async_trait;
 use sqlx::{AssertSqlSafe, Row as _};
 use time::OffsetDateTime;
 
 use super::PostgresStore;
+use crate::inbound::{InboundMessage, OptOut};
 use crate::optout::{OptOutError, OptOutList, OptOutSource, Suppression};
 use crate::store::StoreError;
 use crate::store::sql::db_error;
@@ -54,6 +56,45 @@ impl OptOutList for PostgresStore {
             .await
             .map_err(list_error)?;
         Ok(done.rows_affected() > 0)
+    }
+
+    /// The message's SID and its change in one statement: a SID already applied changes
+    /// nothing (two deliveries at once: the second waits for the first's row, then does nothing).
+    async fn apply_inbound(&self, message: &InboundMessage) -> Result<Option<OptOut>, OptOutError> {
+        let p = self.sql.prefix.as_str();
+        let (keyword, change) = match message.opt_out() {
+            Some(OptOut::Stop) => (
+                OptOut::Stop,
+                format!(
+                    "INSERT INTO {p}opt_outs (number, source, since) SELECT $2, $3, $4 FROM k \
+                     ON CONFLICT (number) DO NOTHING RETURNING 1"
+                ),
+            ),
+            Some(OptOut::Start) => (
+                OptOut::Start,
+                format!(
+                    "DELETE FROM {p}opt_outs WHERE number = $2 AND EXISTS (SELECT 1 FROM k) \
+                     RETURNING 1"
+                ),
+            ),
+            _ => return Ok(None),
+        };
+        let sql = format!(
+            "WITH k AS (INSERT INTO {p}opt_out_keywords (sid, applied_at) VALUES ($1, $4) \
+             ON CONFLICT (sid) DO NOTHING RETURNING 1), \
+             c AS ({change}) \
+             SELECT (SELECT count(*) FROM k) AS first, (SELECT count(*) FROM c) AS changed"
+        );
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(message.sid.as_str())
+            .bind(&message.from)
+            .bind(OptOutSource::Keyword.as_str())
+            .bind(OffsetDateTime::now_utc())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(list_error)?;
+        let first: i64 = row.try_get("first").map_err(list_error)?;
+        Ok((first > 0).then_some(keyword))
     }
 
     async fn opt_outs(&self) -> Result<Vec<Suppression>, OptOutError> {

@@ -1,10 +1,13 @@
-//! `SqliteStore` as an [`OptOutList`]: the `opt_outs` table, written through the one writer.
+//! `SqliteStore` as an [`OptOutList`]: the `opt_outs` table, written through the one writer, and
+//! `opt_out_keywords`, the incoming messages whose keyword it applied.
 
 use async_trait::async_trait;
 use sqlx::{AssertSqlSafe, Row as _};
 use time::OffsetDateTime;
 
 use super::SqliteStore;
+use super::writer::WriteTx;
+use crate::inbound::{InboundMessage, OptOut};
 use crate::optout::{OptOutError, OptOutList, OptOutSource, Suppression};
 use crate::store::StoreError;
 use crate::store::sql::db_error;
@@ -18,24 +21,49 @@ impl SqliteStore {
         format!("{}opt_outs", self.sql.prefix.as_str())
     }
 
-    /// Runs one write statement with `number` (and optionally more binds) through the writer.
+    /// `?1` number, `?2` source, `?3` since: suppresses the number unless it already is.
+    fn opt_out_statement(&self) -> String {
+        format!(
+            "INSERT INTO {} (number, source, since) VALUES (?1, ?2, ?3) ON CONFLICT (number) DO NOTHING",
+            self.opt_out_table()
+        )
+    }
+
+    /// `?1` number: lifts its suppression.
+    fn opt_in_statement(&self) -> String {
+        format!("DELETE FROM {} WHERE number = ?1", self.opt_out_table())
+    }
+
+    /// Runs the statement that suppresses `number` (`source` given) or lifts its suppression
+    /// (`None`) on the writer's transaction. Returns whether a row changed.
+    async fn change_number(
+        &self,
+        tx: &mut WriteTx<'_>,
+        number: &str,
+        source: Option<OptOutSource>,
+    ) -> Result<bool, StoreError> {
+        let query = match source {
+            Some(source) => {
+                let now = OffsetDateTime::now_utc().unix_timestamp_nanos() as i64;
+                sqlx::query(AssertSqlSafe(self.opt_out_statement()))
+                    .bind(number)
+                    .bind(source.as_str())
+                    .bind(now)
+            }
+            None => sqlx::query(AssertSqlSafe(self.opt_in_statement())).bind(number),
+        };
+        let done = query.execute(tx.conn()).await.map_err(db_error)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Suppresses `number` or lifts its suppression, in a write of its own.
     async fn write_number(
         &self,
-        statement: String,
         number: &str,
         source: Option<OptOutSource>,
     ) -> Result<bool, OptOutError> {
         let mut tx = self.writer.begin(&self.pool).await.map_err(list_error)?;
-        let mut query = sqlx::query(AssertSqlSafe(statement)).bind(number);
-        if let Some(source) = source {
-            let now = OffsetDateTime::now_utc().unix_timestamp_nanos() as i64;
-            query = query.bind(source.as_str()).bind(now);
-        }
-        let result = query
-            .execute(tx.conn())
-            .await
-            .map(|done| done.rows_affected() > 0)
-            .map_err(db_error);
+        let result = self.change_number(&mut tx, number, source).await;
         tx.finish(result).await.map_err(list_error)
     }
 }
@@ -53,16 +81,44 @@ impl OptOutList for SqliteStore {
     }
 
     async fn opt_out(&self, number: &str, source: OptOutSource) -> Result<bool, OptOutError> {
-        let sql = format!(
-            "INSERT INTO {} (number, source, since) VALUES (?1, ?2, ?3) ON CONFLICT (number) DO NOTHING",
-            self.opt_out_table()
-        );
-        self.write_number(sql, number, Some(source)).await
+        self.write_number(number, Some(source)).await
     }
 
     async fn opt_in(&self, number: &str) -> Result<bool, OptOutError> {
-        let sql = format!("DELETE FROM {} WHERE number = ?1", self.opt_out_table());
-        self.write_number(sql, number, None).await
+        self.write_number(number, None).await
+    }
+
+    /// The message's SID and its change in one write: a SID already applied changes nothing.
+    async fn apply_inbound(&self, message: &InboundMessage) -> Result<Option<OptOut>, OptOutError> {
+        let (keyword, source) = match message.opt_out() {
+            Some(OptOut::Stop) => (OptOut::Stop, Some(OptOutSource::Keyword)),
+            Some(OptOut::Start) => (OptOut::Start, None),
+            _ => return Ok(None),
+        };
+        let remember = format!(
+            "INSERT INTO {}opt_out_keywords (sid, applied_at) VALUES (?1, ?2) \
+             ON CONFLICT (sid) DO NOTHING",
+            self.sql.prefix.as_str()
+        );
+        let now = OffsetDateTime::now_utc().unix_timestamp_nanos() as i64;
+        let mut tx = self.writer.begin(&self.pool).await.map_err(list_error)?;
+        let result = async {
+            let first = sqlx::query(AssertSqlSafe(remember))
+                .bind(message.sid.as_str())
+                .bind(now)
+                .execute(tx.conn())
+                .await
+                .map_err(db_error)?
+                .rows_affected()
+                > 0;
+            if !first {
+                return Ok(None);
+            }
+            self.change_number(&mut tx, &message.from, source).await?;
+            Ok(Some(keyword))
+        }
+        .await;
+        tx.finish(result).await.map_err(list_error)
     }
 
     async fn opt_outs(&self) -> Result<Vec<Suppression>, OptOutError> {
