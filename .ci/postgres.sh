@@ -134,9 +134,11 @@ td_postgres_start() {
     # A port nobody listens on can still be the local end of a client connection (the
     # ephemeral range covers it), which makes the bind fail: then the next port is tried.
     local tries=0
-    until td_postgres_as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir/sock $fast -c max_connections=200" \
-        start >/dev/null; do
+    # Each try writes a log of its own, read when it fails.
+    until rm -f "$dir/server.log" &&
+        td_postgres_as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+            -o "-c listen_addresses=127.0.0.1 -p $port -k $dir/sock $fast -c max_connections=200" \
+            start >/dev/null; do
         tries=$((tries + 1))
         if [ "$tries" -ge 5 ] || ! grep -q "could not bind" "$dir/server.log"; then
             td_postgres_log "the server did not start:"

@@ -13,8 +13,10 @@
 //!
 //! Every list of this crate applies an incoming message's keyword once per `MessageSid`: it
 //! remembers the SIDs whose keyword it applied (the SQL stores in an `opt_out_keywords` table,
-//! one short row per STOP or START), so that Twilio delivering an older keyword again cannot
-//! undo a later one of the same sender.
+//! one short row of SID and time per STOP or START), so that a keyword it already took,
+//! delivered again, cannot undo a later one of the same sender. (A keyword the list never took
+//! is applied when it arrives, whenever that is.) Twilio's retries of one request end within
+//! 15 seconds (the `tt` connection override's maximum), so rows older than a day can be deleted.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;

@@ -549,12 +549,22 @@ impl Cluster {
         // The port was free when asked for, but until the server binds it another test's
         // connection may take it as its local end: then another port is tried.
         for _ in 0..5 {
+            let _ = std::fs::remove_file(c.log());
             if c.pg_start() {
                 return Some(c);
             }
+            let log = std::fs::read_to_string(c.log()).unwrap_or_default();
+            assert!(
+                log.contains("could not bind"),
+                "PostgreSQL did not start:\n{log}"
+            );
             c.port = free_port()?;
         }
         None
+    }
+
+    fn log(&self) -> std::path::PathBuf {
+        self.dir.path().join("log")
     }
 
     fn data(&self) -> String {
@@ -567,7 +577,7 @@ impl Cluster {
             self.port,
             self.dir.path().display()
         );
-        let log = self.dir.path().join("log").display().to_string();
+        let log = self.log().display().to_string();
         self.run(
             "pg_ctl",
             &[
