@@ -3,17 +3,17 @@
 //! publishes nothing), answers TwiML (which the emulator turns into a reply), and a STOP
 //! suppresses the sender so that the next send to it is refused without reaching Twilio.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use common::DownStore;
 use twilio_delivery::feed::FeedStore;
 use twilio_delivery::guard::WebhookGuard;
-use twilio_delivery::ids::MessageSid;
 use twilio_delivery::inbound_webhook::InboundWebhook;
-use twilio_delivery::model::{Applied, HistoryEntry, MessageRecord, SentMessage, StatusEvent};
-use twilio_delivery::optout::{OptOutError, OptOutList, OptOutSource, Suppression};
-use twilio_delivery::store::{ListQuery, Page, StoreError};
+use twilio_delivery::optout::{MemoryOptOuts, OptOutError, OptOutList, OptOutSource, Suppression};
 use twilio_delivery::twiml::{Message, MessagingResponse};
 use twilio_delivery::{
     Client, Error, MemoryStore, MessageStatus, PublicEndpoint, SendMessage, SignatureValidator,
@@ -318,51 +318,6 @@ async fn a_redelivered_start_does_not_undo_a_later_stop() {
     emulator.shutdown().await;
 }
 
-/// A store that cannot record while `down`; it reads, and records when up, through `inner`.
-#[derive(Debug)]
-struct RecordsFail {
-    inner: Arc<MemoryStore>,
-    down: std::sync::atomic::AtomicBool,
-}
-
-impl RecordsFail {
-    fn check(&self) -> Result<(), StoreError> {
-        if self.down.load(Ordering::Acquire) {
-            return Err(StoreError::Unavailable("connection refused".into()));
-        }
-        Ok(())
-    }
-}
-
-#[twilio_delivery::async_trait]
-impl StatusStore for RecordsFail {
-    async fn record_sent(&self, sent: &SentMessage) -> Result<Applied, StoreError> {
-        self.check()?;
-        self.inner.record_sent(sent).await
-    }
-    async fn apply(&self, event: &StatusEvent) -> Result<Applied, StoreError> {
-        self.check()?;
-        self.inner.apply(event).await
-    }
-    async fn get(&self, sid: &MessageSid) -> Result<Option<MessageRecord>, StoreError> {
-        self.inner.get(sid).await
-    }
-    async fn history(&self, sid: &MessageSid) -> Result<Vec<HistoryEntry>, StoreError> {
-        self.inner.history(sid).await
-    }
-    async fn pending_since(
-        &self,
-        from: time::OffsetDateTime,
-        older_than: time::OffsetDateTime,
-        limit: u32,
-    ) -> Result<Vec<MessageRecord>, StoreError> {
-        self.inner.pending_since(from, older_than, limit).await
-    }
-    async fn list(&self, query: &ListQuery) -> Result<Page, StoreError> {
-        self.inner.list(query).await
-    }
-}
-
 /// A START the list took whose record failed (503), then the sender's STOP, then Twilio
 /// delivers the START again: the sender stays opted out (the list applies a message's keyword
 /// once), and the redelivery, now recorded, is answered.
@@ -374,11 +329,8 @@ async fn a_redelivered_keyword_whose_record_failed_does_not_undo_a_later_one() {
         .start()
         .await
         .unwrap();
-    let list = Arc::new(MemoryStore::new());
-    let store = Arc::new(RecordsFail {
-        inner: list.clone(),
-        down: std::sync::atomic::AtomicBool::new(true),
-    });
+    let store = Arc::new(DownStore::default());
+    let list = Arc::new(MemoryOptOuts::new());
     let (url, replied) = app_with(Framework::Axum, &emulator, store.clone(), list.clone());
 
     let start = emulator
@@ -386,7 +338,7 @@ async fn a_redelivered_keyword_whose_record_failed_does_not_undo_a_later_one() {
         .await
         .unwrap();
     assert_eq!(start.status(), Some(503), "{}", start.body);
-    store.down.store(false, Ordering::Release);
+    store.up.store(true, Ordering::Release);
     let stop = emulator
         .deliver_inbound(Inbound::new(&url, ALICE, APP_NUMBER, "STOP"))
         .await
@@ -403,7 +355,7 @@ async fn a_redelivered_keyword_whose_record_failed_does_not_undo_a_later_one() {
         list.is_opted_out(ALICE).await.unwrap(),
         "the older START undid the later STOP"
     );
-    assert!(list.get(&start.message_sid).await.unwrap().is_some());
+    assert!(store.get(&start.message_sid).await.unwrap().is_some());
     assert_eq!(
         replied.load(Ordering::SeqCst),
         2,

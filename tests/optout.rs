@@ -3,24 +3,16 @@
 //! 21610 answer from Twilio (the emulator's magic number +15005550004) puts the number on the
 //! list.
 
+mod common;
+
 use std::sync::Arc;
 
-use twilio_delivery::inbound::InboundMessage;
+use common::incoming;
 use twilio_delivery::optout::{MemoryOptOuts, OptOutList, OptOutSource};
 use twilio_delivery::{Client, Error, SendMessage};
 use twilio_delivery_emulator::{Chaos, Emulator, EmulatorHandle};
 
 const ALICE: &str = "+14155550123";
-
-fn inbound(sid: u32, from: &str, body: &str) -> InboundMessage {
-    let form = form_urlencoded::Serializer::new(String::new())
-        .append_pair("MessageSid", &format!("SM{sid:032x}"))
-        .append_pair("From", from)
-        .append_pair("To", "+15005550006")
-        .append_pair("Body", body)
-        .finish();
-    InboundMessage::from_form(form.as_bytes()).unwrap()
-}
 
 async fn emulator() -> EmulatorHandle {
     Emulator::builder()
@@ -55,7 +47,7 @@ async fn stop_refuses_locally_start_allows_again() {
     client.messages().create(&sms(ALICE)).await.unwrap();
     assert_eq!(emulator.truth().len(), 1);
 
-    list.apply_inbound(&inbound(1, ALICE, " Stop "))
+    list.apply_inbound(&incoming(1, ALICE, " Stop "))
         .await
         .unwrap();
     let refused = client.messages().create(&sms(ALICE)).await.unwrap_err();
@@ -69,7 +61,7 @@ async fn stop_refuses_locally_start_allows_again() {
         (ALICE, OptOutSource::Keyword)
     );
 
-    list.apply_inbound(&inbound(2, ALICE, "START"))
+    list.apply_inbound(&incoming(2, ALICE, "START"))
         .await
         .unwrap();
     client.messages().create(&sms(ALICE)).await.unwrap();

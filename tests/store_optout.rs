@@ -3,7 +3,8 @@
 
 mod common;
 
-use twilio_delivery::inbound::{InboundMessage, OptOut};
+use common::incoming;
+use twilio_delivery::inbound::OptOut;
 use twilio_delivery::optout::{OptOutList, OptOutSource};
 
 const A: &str = "+14155550101";
@@ -30,17 +31,6 @@ async fn behaves(list: &dyn OptOutList) {
     assert!(list.opt_out(evil, OptOutSource::Manual).await.unwrap());
     assert!(list.is_opted_out(evil).await.unwrap());
     keywords_once(list).await;
-}
-
-/// An incoming message `sid` from `from` saying `body`, as Twilio posts it.
-fn incoming(sid: u32, from: &str, body: &str) -> InboundMessage {
-    let form = form_urlencoded::Serializer::new(String::new())
-        .append_pair("MessageSid", &format!("SM{sid:032x}"))
-        .append_pair("From", from)
-        .append_pair("To", "+15005550006")
-        .append_pair("Body", body)
-        .finish();
-    InboundMessage::from_form(form.as_bytes()).unwrap()
 }
 
 /// A message's keyword is applied once: its redelivery changes nothing, so an older START

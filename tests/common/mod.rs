@@ -61,11 +61,24 @@ pub fn signed(url: &str, pairs: &[(String, String)]) -> (String, String) {
     (form_body(pairs), sign(&token(), url, pairs))
 }
 
-/// A store whose every write fails as if the database were down; reads go to an inner store.
+/// A store whose every write fails as if the database were down, until `up` is set; reads, and
+/// writes once up, go to an inner store.
 #[derive(Debug, Default)]
 pub struct DownStore {
     pub inner: twilio_delivery::MemoryStore,
     pub attempts: AtomicUsize,
+    pub up: std::sync::atomic::AtomicBool,
+}
+
+impl DownStore {
+    /// Counts a write, and fails it unless the store is up.
+    fn write(&self) -> Result<(), StoreError> {
+        self.attempts.fetch_add(1, Ordering::SeqCst);
+        if self.up.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        Err(down())
+    }
 }
 
 fn down() -> StoreError {
@@ -74,13 +87,13 @@ fn down() -> StoreError {
 
 #[async_trait]
 impl StatusStore for DownStore {
-    async fn record_sent(&self, _: &SentMessage) -> Result<Applied, StoreError> {
-        self.attempts.fetch_add(1, Ordering::SeqCst);
-        Err(down())
+    async fn record_sent(&self, sent: &SentMessage) -> Result<Applied, StoreError> {
+        self.write()?;
+        self.inner.record_sent(sent).await
     }
-    async fn apply(&self, _: &StatusEvent) -> Result<Applied, StoreError> {
-        self.attempts.fetch_add(1, Ordering::SeqCst);
-        Err(down())
+    async fn apply(&self, event: &StatusEvent) -> Result<Applied, StoreError> {
+        self.write()?;
+        self.inner.apply(event).await
     }
     async fn get(&self, sid: &MessageSid) -> Result<Option<MessageRecord>, StoreError> {
         self.inner.get(sid).await
@@ -99,6 +112,17 @@ impl StatusStore for DownStore {
     async fn list(&self, q: &ListQuery) -> Result<Page, StoreError> {
         self.inner.list(q).await
     }
+}
+
+/// An incoming message `n` (its SID made of `n`) from `from` saying `body`, as Twilio posts it.
+pub fn incoming(n: u32, from: &str, body: &str) -> twilio_delivery::inbound::InboundMessage {
+    let form = form_urlencoded::Serializer::new(String::new())
+        .append_pair("MessageSid", sid(n).as_str())
+        .append_pair("From", from)
+        .append_pair("To", "+15005550006")
+        .append_pair("Body", body)
+        .finish();
+    twilio_delivery::inbound::InboundMessage::from_form(form.as_bytes()).unwrap()
 }
 
 /// Shared handle to a store as the webhook wants it.
