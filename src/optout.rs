@@ -216,22 +216,19 @@ impl OptOutList for MemoryOptOuts {
     }
 
     async fn apply_inbound(&self, message: &InboundMessage) -> Result<Option<OptOut>, OptOutError> {
-        let stop = match message.opt_out() {
-            Some(OptOut::Stop) => true,
-            Some(OptOut::Start) => false,
-            _ => return Ok(None),
+        let Some(keyword @ (OptOut::Stop | OptOut::Start)) = message.opt_out() else {
+            return Ok(None);
         };
         let mut state = self.state();
         if !state.applied.insert(message.sid.clone()) {
             return Ok(None);
         }
-        if stop {
+        if keyword == OptOut::Stop {
             state.opt_out(&message.from, OptOutSource::Keyword);
-            Ok(Some(OptOut::Stop))
         } else {
             state.numbers.remove(&message.from);
-            Ok(Some(OptOut::Start))
         }
+        Ok(Some(keyword))
     }
 }
 

@@ -61,29 +61,25 @@ impl OptOutList for PostgresStore {
     /// The message's SID and its change in one statement: a SID already applied changes
     /// nothing (two deliveries at once: the second waits for the first's row, then does nothing).
     async fn apply_inbound(&self, message: &InboundMessage) -> Result<Option<OptOut>, OptOutError> {
+        let Some(keyword @ (OptOut::Stop | OptOut::Start)) = message.opt_out() else {
+            return Ok(None);
+        };
         let p = self.sql.prefix.as_str();
-        let (keyword, change) = match message.opt_out() {
-            Some(OptOut::Stop) => (
-                OptOut::Stop,
-                format!(
-                    "INSERT INTO {p}opt_outs (number, source, since) SELECT $2, $3, $4 FROM k \
-                     ON CONFLICT (number) DO NOTHING RETURNING 1"
-                ),
-            ),
-            Some(OptOut::Start) => (
-                OptOut::Start,
-                format!(
-                    "DELETE FROM {p}opt_outs WHERE number = $2 AND EXISTS (SELECT 1 FROM k) \
-                     RETURNING 1"
-                ),
-            ),
-            _ => return Ok(None),
+        // `c` runs whether or not the query reads it (PostgreSQL runs every data-modifying
+        // `WITH` part), and changes something only when `k` remembered the SID.
+        let change = if keyword == OptOut::Stop {
+            format!(
+                "INSERT INTO {p}opt_outs (number, source, since) SELECT $2, $3, $4 FROM k \
+                 ON CONFLICT (number) DO NOTHING"
+            )
+        } else {
+            format!("DELETE FROM {p}opt_outs WHERE number = $2 AND EXISTS (SELECT 1 FROM k)")
         };
         let sql = format!(
             "WITH k AS (INSERT INTO {p}opt_out_keywords (sid, applied_at) VALUES ($1, $4) \
              ON CONFLICT (sid) DO NOTHING RETURNING 1), \
              c AS ({change}) \
-             SELECT (SELECT count(*) FROM k) AS first, (SELECT count(*) FROM c) AS changed"
+             SELECT count(*) AS first FROM k"
         );
         let row = sqlx::query(AssertSqlSafe(sql))
             .bind(message.sid.as_str())

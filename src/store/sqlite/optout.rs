@@ -90,11 +90,10 @@ impl OptOutList for SqliteStore {
 
     /// The message's SID and its change in one write: a SID already applied changes nothing.
     async fn apply_inbound(&self, message: &InboundMessage) -> Result<Option<OptOut>, OptOutError> {
-        let (keyword, source) = match message.opt_out() {
-            Some(OptOut::Stop) => (OptOut::Stop, Some(OptOutSource::Keyword)),
-            Some(OptOut::Start) => (OptOut::Start, None),
-            _ => return Ok(None),
+        let Some(keyword @ (OptOut::Stop | OptOut::Start)) = message.opt_out() else {
+            return Ok(None);
         };
+        let source = (keyword == OptOut::Stop).then_some(OptOutSource::Keyword);
         let remember = format!(
             "INSERT INTO {}opt_out_keywords (sid, applied_at) VALUES (?1, ?2) \
              ON CONFLICT (sid) DO NOTHING",
