@@ -48,6 +48,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::StreamExt;
 use serde_json::Value;
+use shared::serve::{Limits, serve};
 use shared::{AppError, AppState, Config, SendRequest, message, send};
 use tokio::sync::watch;
 use twilio_delivery::feed::{Consumer, FeedEntry};
@@ -175,8 +176,18 @@ async fn run() -> Result<(), Box<dyn Error>> {
     // without the idle limit (it would cut the status page's events): see
     // examples/shared/serve.rs.
     tokio::join!(
-        shared::serve::serve(public_listener, public, stopped_signal(stopped.clone())),
-        shared::serve::serve_private(admin_listener, admin, stopped_signal(stopped)),
+        serve(
+            public_listener,
+            public,
+            Limits::PUBLIC,
+            stopped_signal(stopped.clone())
+        ),
+        serve(
+            admin_listener,
+            admin,
+            Limits::PRIVATE,
+            stopped_signal(stopped)
+        ),
         async move {
             shared::shutdown_signal().await;
             let _ = stop.send(());

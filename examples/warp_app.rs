@@ -26,6 +26,7 @@ use std::error::Error;
 use std::process::ExitCode;
 
 use serde_json::Value;
+use shared::serve::{Limits, serve};
 use shared::{AppError, AppState, Config, SendRequest, message, send};
 use twilio_delivery::reconcile::Reconciler;
 use twilio_delivery::webhook::StatusWebhook;
@@ -112,12 +113,18 @@ async fn run() -> Result<(), Box<dyn Error>> {
         let _ = rx.changed().await;
     };
     tokio::join!(
-        shared::serve::serve(
+        serve(
             public_listener,
             warp::service(public),
+            Limits::PUBLIC,
             until_stopped(stopped.clone())
         ),
-        shared::serve::serve(admin_listener, warp::service(admin), until_stopped(stopped)),
+        serve(
+            admin_listener,
+            warp::service(admin),
+            Limits::PUBLIC,
+            until_stopped(stopped)
+        ),
         async move {
             shared::shutdown_signal().await;
             let _ = stop.send(());

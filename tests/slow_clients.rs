@@ -62,13 +62,16 @@ fn start(framework: Framework) -> SocketAddr {
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
                 let forever = std::future::pending::<()>();
+                let limits = serve::Limits {
+                    header: DEADLINE,
+                    idle: Some(IDLE),
+                };
                 if matches!(framework, Framework::Axum) {
                     let app = adapters::axum::router(webhook, &path);
-                    serve::serve_with(listener, app, DEADLINE, IDLE, forever).await;
+                    serve::serve(listener, app, limits, forever).await;
                 } else {
                     let filter = adapters::warp::filter(webhook, &path);
-                    serve::serve_with(listener, warp::service(filter), DEADLINE, IDLE, forever)
-                        .await;
+                    serve::serve(listener, warp::service(filter), limits, forever).await;
                 }
             });
         }

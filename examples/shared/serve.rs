@@ -14,7 +14,7 @@
 //! - the body deadline is the webhook's own (`StatusWebhookBuilder::body_read_timeout`);
 //! - graceful shutdown: in-flight requests finish, for at most [`SHUTDOWN_GRACE`].
 //!
-//! A private listener ([`serve_private`], the admin one) keeps the deadline for request heads
+//! A private listener ([`Limits::PRIVATE`], the admin one) keeps the deadline for request heads
 //! but has no idle limit: the status page's event stream sends for as long as the page is
 //! open while the browser sends nothing, and an idle limit would cut it.
 
@@ -40,11 +40,38 @@ pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long shutdown waits for in-flight requests.
 pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// Serves `service` on `listener` until `shutdown` resolves, with [`HEADER_READ_TIMEOUT`] and
-/// [`IDLE_TIMEOUT`]: for the public listener.
+/// The deadlines a listener enforces.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// How long a client may take to send a request head.
+    pub(crate) header: Duration,
+    /// How long a connection may go without sending anything; `None`: no limit.
+    pub(crate) idle: Option<Duration>,
+}
+
+impl Limits {
+    /// For the public listener: [`HEADER_READ_TIMEOUT`] and [`IDLE_TIMEOUT`].
+    pub(crate) const PUBLIC: Self = Self {
+        header: HEADER_READ_TIMEOUT,
+        idle: Some(IDLE_TIMEOUT),
+    };
+
+    /// For a private listener: [`HEADER_READ_TIMEOUT`] but no idle limit, so a long response
+    /// during which the client sends nothing (server-sent events) is not cut off. A response
+    /// that never ends must end itself when shutdown comes, or shutdown waits
+    /// [`SHUTDOWN_GRACE`] for it.
+    pub(crate) const PRIVATE: Self = Self {
+        header: HEADER_READ_TIMEOUT,
+        idle: None,
+    };
+}
+
+/// Serves `service` on `listener` with `limits` until `shutdown` resolves, then lets in-flight
+/// requests finish for at most [`SHUTDOWN_GRACE`].
 pub(crate) async fn serve<S, B>(
     listener: TcpListener,
     service: S,
+    limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) where
     S: tower::Service<http::Request<Incoming>, Response = http::Response<B>, Error = Infallible>
@@ -56,55 +83,10 @@ pub(crate) async fn serve<S, B>(
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    serve_with(
-        listener,
-        service,
-        HEADER_READ_TIMEOUT,
-        IDLE_TIMEOUT,
-        shutdown,
-    )
-    .await;
-}
-
-/// As [`serve`], for a private listener: with [`HEADER_READ_TIMEOUT`] but no idle limit, so a
-/// long response during which the client sends nothing (server-sent events) is not cut off.
-/// A response that never ends must end itself when `shutdown` resolves, or shutdown waits
-/// [`SHUTDOWN_GRACE`] for it.
-pub(crate) async fn serve_private<S, B>(
-    listener: TcpListener,
-    service: S,
-    shutdown: impl Future<Output = ()>,
-) where
-    S: tower::Service<http::Request<Incoming>, Response = http::Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    serve_with(listener, service, HEADER_READ_TIMEOUT, None, shutdown).await;
-}
-
-/// As [`serve`], with the request-head deadline `header_timeout` and the idle limit `idle`
-/// (a `Duration`, or `None` for none).
-pub(crate) async fn serve_with<S, B>(
-    listener: TcpListener,
-    service: S,
-    header_timeout: Duration,
-    idle: impl Into<Option<Duration>>,
-    shutdown: impl Future<Output = ()>,
-) where
-    S: tower::Service<http::Request<Incoming>, Response = http::Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+    let Limits {
+        header: header_timeout,
+        idle,
+    } = limits;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -114,7 +96,6 @@ pub(crate) async fn serve_with<S, B>(
         .http2()
         .timer(TokioTimer::new())
         .keep_alive_interval(Some(Duration::from_secs(20)));
-    let idle = idle.into();
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
