@@ -31,6 +31,16 @@ enum Framework {
     Warp,
 }
 
+/// An emulator with no chaos, seeded with `seed`.
+async fn calm_emulator(seed: u64) -> EmulatorHandle {
+    Emulator::builder()
+        .seed(seed)
+        .chaos(Chaos::calm())
+        .start()
+        .await
+        .unwrap()
+}
+
 /// Serves the incoming-message handler at `/twilio/incoming` with `framework`.
 fn serve(framework: Framework, inbound: InboundWebhook, listener: std::net::TcpListener) {
     std::thread::spawn(move || match framework {
@@ -109,12 +119,7 @@ fn app_with(
 }
 
 async fn end_to_end(framework: Framework) {
-    let emulator = Emulator::builder()
-        .seed(5)
-        .chaos(Chaos::calm())
-        .start()
-        .await
-        .unwrap();
+    let emulator = calm_emulator(5).await;
     let (url, store) = app(framework, &emulator).await;
 
     let first = emulator
@@ -245,12 +250,7 @@ impl OptOutList for Flaky {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stop_the_list_cannot_take_is_answered_503_and_taken_on_redelivery() {
-    let emulator = Emulator::builder()
-        .seed(6)
-        .chaos(Chaos::calm())
-        .start()
-        .await
-        .unwrap();
+    let emulator = calm_emulator(6).await;
     let store = Arc::new(MemoryStore::new());
     let flaky = Arc::new(Flaky {
         list: store.clone(),
@@ -281,12 +281,7 @@ async fn a_stop_the_list_cannot_take_is_answered_503_and_taken_on_redelivery() {
 /// answer): the sender stays opted out, and the repeat is not answered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redelivered_start_does_not_undo_a_later_stop() {
-    let emulator = Emulator::builder()
-        .seed(7)
-        .chaos(Chaos::calm())
-        .start()
-        .await
-        .unwrap();
+    let emulator = calm_emulator(7).await;
     let store = Arc::new(MemoryStore::new());
     let (url, replied) = app_with(Framework::Axum, &emulator, store.clone(), store.clone());
     let start = emulator
@@ -323,12 +318,7 @@ async fn a_redelivered_start_does_not_undo_a_later_stop() {
 /// once), and the redelivery, now recorded, is answered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redelivered_keyword_whose_record_failed_does_not_undo_a_later_one() {
-    let emulator = Emulator::builder()
-        .seed(8)
-        .chaos(Chaos::calm())
-        .start()
-        .await
-        .unwrap();
+    let emulator = calm_emulator(8).await;
     let store = Arc::new(DownStore::default());
     let list = Arc::new(MemoryOptOuts::new());
     let (url, replied) = app_with(Framework::Axum, &emulator, store.clone(), list.clone());
