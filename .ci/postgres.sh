@@ -17,6 +17,9 @@
 # root). As any other user it runs the server as that user. The cluster lives in a temporary
 # directory, listens on 127.0.0.1 only, trusts local connections and is deleted on stop.
 
+# shellcheck source=.ci/retry.sh
+source "$(dirname "${BASH_SOURCE[0]}")/retry.sh"
+
 td_postgres_log() { printf 'postgres.sh: %s\n' "$*" >&2; }
 
 # Finds the directory holding initdb and pg_ctl; installs PostgreSQL if there is none.
@@ -46,16 +49,7 @@ td_postgres_install() {
         fi
     fi
     td_postgres_log "installing PostgreSQL from Debian's packages"
-    # Three tries each: a passing blip of the network must not fail CI.
-    local n
-    for n in 1 2 3; do
-        $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q >&2 &&
-            $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
-                --no-install-recommends postgresql >&2 &&
-            return 0
-        [ "$n" -lt 3 ] && sleep $((n * 10))
-    done
-    return 1
+    TD_SUDO=$sudo td_apt_install --no-install-recommends postgresql
 }
 
 # Is something accepting connections on 127.0.0.1:$1?
