@@ -180,13 +180,13 @@ async fn run() -> Result<(), Box<dyn Error>> {
             public_listener,
             public,
             Limits::PUBLIC,
-            stopped_signal(stopped.clone())
+            shared::stopped_signal(stopped.clone())
         ),
         serve(
             admin_listener,
             admin,
             Limits::PRIVATE,
-            stopped_signal(stopped)
+            shared::stopped_signal(stopped)
         ),
         async move {
             shared::shutdown_signal().await;
@@ -211,11 +211,6 @@ async fn notify_order(entry: FeedEntry) -> twilio_delivery::feed::HandlerResult 
     Ok(())
 }
 
-/// Resolves when `stopped` changes (or its sender is gone): shutdown has begun.
-async fn stopped_signal(mut stopped: watch::Receiver<()>) {
-    let _ = stopped.changed().await;
-}
-
 /// Ends an event stream (`text/event-stream`, the status page's live events) when shutdown
 /// begins, so that graceful shutdown does not wait for the browser to close it.
 async fn end_streams_at_shutdown(
@@ -230,7 +225,9 @@ async fn end_streams_at_shutdown(
         return response;
     }
     let (parts, body) = response.into_parts();
-    let body = body.into_data_stream().take_until(stopped_signal(stopped));
+    let body = body
+        .into_data_stream()
+        .take_until(shared::stopped_signal(stopped));
     Response::from_parts(parts, Body::from_stream(body))
 }
 

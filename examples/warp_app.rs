@@ -109,21 +109,18 @@ async fn run() -> Result<(), Box<dyn Error>> {
     );
     // Served with a deadline for request heads: see examples/shared/serve.rs.
     let (stop, stopped) = tokio::sync::watch::channel(());
-    let until_stopped = |mut rx: tokio::sync::watch::Receiver<()>| async move {
-        let _ = rx.changed().await;
-    };
     tokio::join!(
         serve(
             public_listener,
             warp::service(public),
             Limits::PUBLIC,
-            until_stopped(stopped.clone())
+            shared::stopped_signal(stopped.clone())
         ),
         serve(
             admin_listener,
             warp::service(admin),
             Limits::PUBLIC,
-            until_stopped(stopped)
+            shared::stopped_signal(stopped)
         ),
         async move {
             shared::shutdown_signal().await;

@@ -275,6 +275,12 @@ fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
 }
 
+/// Resolves when `stopped` changes (or its sender is gone): the app's shutdown has begun. The
+/// servers and the streams that must end at shutdown each wait on a clone.
+pub(crate) async fn stopped_signal(mut stopped: tokio::sync::watch::Receiver<()>) {
+    let _ = stopped.changed().await;
+}
+
 /// Resolves when the process is asked to stop: Ctrl-C (SIGINT) or, on unix, SIGTERM (what
 /// docker, Kubernetes and systemd send), so that the servers shut down gracefully.
 pub(crate) async fn shutdown_signal() {
