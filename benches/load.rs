@@ -642,7 +642,7 @@ mod load {
             let _ = sqlx::raw_sql(AssertSqlSafe(format!(
                 "DROP TABLE IF EXISTS {p}events, {p}messages, {p}migrations, {p}feed, \
                  {p}feed_head, {p}feed_cursors, {p}dead_letters, {p}leases, {p}opt_outs, \
-                 {p}pending CASCADE; DROP FUNCTION IF EXISTS {p}delete_history(), {p}batch_conflict(); \
+                 {p}opt_out_keywords, {p}pending CASCADE; DROP FUNCTION IF EXISTS {p}delete_history(), {p}batch_conflict(); \
                  DROP SEQUENCE IF EXISTS {p}feed_position"
             )))
             .execute(&pool)

@@ -281,13 +281,19 @@ async fn timeouts_are_reported_and_a_timed_out_create_is_not_retried() {
     assert_eq!(server.received_requests().await.unwrap().len(), 4);
 }
 
+/// A socket bound to a free port of 127.0.0.1 that does not listen: connecting to it is refused.
+fn bound_socket() -> tokio::net::TcpSocket {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    socket
+}
+
 #[tokio::test]
 async fn a_refused_connection_is_a_connect_error() {
-    // A port that was just free: nothing listens on it.
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    // A port held by a socket that never listens: connections to it are refused, and no other
+    // test can take it while the socket lives.
+    let held = bound_socket();
+    let port = held.local_addr().unwrap().port();
     let client = Client::builder(AccountSid::new(AC).unwrap(), TOKEN.into())
         .base_url(Url::parse(&format!("http://127.0.0.1:{port}")).unwrap())
         .retry_policy(fast_retry())
@@ -302,11 +308,10 @@ async fn a_refused_connection_is_a_connect_error() {
 
 #[tokio::test]
 async fn a_connect_failure_is_retried_even_for_a_create() {
-    // Reserve a port; nothing listens on it for the first 100 ms, so the first tries are
-    // refused, then a server starts on it.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
+    // Hold a port; nothing listens on it for the first 100 ms, so the first tries are
+    // refused, then the same socket starts listening (no other test can take the port).
+    let held = bound_socket();
+    let addr = held.local_addr().unwrap();
     // Up to 200 tries, each after a full-jitter wait under 20 ms: they span well over 100 ms
     // (the chance that 199 such waits add up to under 100 ms is nil).
     let policy = RetryPolicy::builder()
@@ -323,7 +328,7 @@ async fn a_connect_failure_is_retried_even_for_a_create() {
     let (tx, rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let listener = std::net::TcpListener::bind(addr).unwrap();
+        let listener = held.listen(64).unwrap().into_std().unwrap();
         let server = MockServer::builder().listener(listener).start().await;
         Mock::given(method("POST"))
             .and(path(MESSAGES_PATH))

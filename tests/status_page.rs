@@ -115,6 +115,52 @@ struct Driver {
     _profile: tempfile::TempDir,
 }
 
+impl Driver {
+    /// Starts chromedriver on a free port of 127.0.0.1 and waits until it is ready. The port is
+    /// picked, then released for chromedriver to bind, so another process may take it first:
+    /// chromedriver then exits, and it is started again on another port (five tries).
+    async fn start(bin: &str) -> Self {
+        let http = reqwest::Client::new();
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let child = Command::new(bin)
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let mut driver = Driver {
+                child,
+                url: format!("http://127.0.0.1:{port}"),
+                _profile: tempfile::tempdir().unwrap(),
+            };
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                // Ready only by chromedriver's own answer, not by whatever else may listen.
+                let status = http.get(format!("{}/status", driver.url)).send().await;
+                let ready = match status {
+                    Ok(r) => r.json::<Value>().await.ok(),
+                    Err(_) => None,
+                }
+                .is_some_and(|v| v["value"]["ready"] == json!(true));
+                if ready {
+                    return driver;
+                }
+                if driver.child.try_wait().unwrap().is_some() {
+                    break; // It exited: most likely the port was taken. Try another.
+                }
+                assert!(Instant::now() < deadline, "chromedriver did not start");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        panic!("chromedriver exited on start five times");
+    }
+}
+
 impl Drop for Driver {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -188,33 +234,8 @@ async fn the_page_shows_a_status_change_arriving_live_in_chromium() {
         return;
     };
     let app = start().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(driver_bin)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let driver = Driver {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-        _profile: tempfile::tempdir().unwrap(),
-    };
+    let driver = Driver::start(&driver_bin).await;
     let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while http
-        .get(format!("{}/status", driver.url))
-        .send()
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "chromedriver did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     let caps = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
         "binary": chromium,
         "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
