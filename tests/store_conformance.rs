@@ -1290,6 +1290,103 @@ mod pg {
         db.cleanup().await;
     }
 
+    /// The SIDs in the pending table of `store`, in SID order.
+    async fn pending_rows(store: &PostgresStore) -> Vec<String> {
+        let p = store.prefix().as_str();
+        sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT sid FROM {p}pending ORDER BY sid"
+        )))
+        .fetch_all(store.pool())
+        .await
+        .unwrap()
+    }
+
+    /// A message that becomes final keeps its pending row until a pending read passes it, which
+    /// deletes it: through the page's last row, or the whole window when the page is not full.
+    /// Such a row takes no place of a page, and the read skips a row another transaction holds
+    /// instead of waiting for it.
+    #[tokio::test]
+    async fn final_messages_leave_the_pending_list_when_a_read_passes_them() {
+        let Some(db) = TestDb::open().await else {
+            return;
+        };
+        let store = db.store().await;
+        for n in 1..=7 {
+            store
+                .record_sent(&super::sent(n, "sent", i64::from(n)))
+                .await
+                .unwrap();
+        }
+        // Distinct messages (one statement), then one message twice (the planned batch).
+        store
+            .apply_batch(&[
+                super::event(5, "delivered", 50),
+                super::event(2, "undelivered", 50),
+                super::event(3, "read", 50),
+            ])
+            .await
+            .unwrap();
+        store
+            .apply_batch(&[
+                super::event(6, "delivered", 60),
+                super::event(6, "read", 61),
+            ])
+            .await
+            .unwrap();
+        let all: Vec<String> = (1..=7).map(|n| super::sid(n).to_string()).collect();
+        assert_eq!(pending_rows(&store).await, all, "the writes deleted none");
+        let sids = |v: Vec<super::MessageRecord>| v.into_iter().map(|r| r.sid).collect::<Vec<_>>();
+
+        // A page of two: 1 and 4; the final 2 and 3 passed over and deleted, 5 and 6 beyond it.
+        let first = store
+            .pending_page(super::at(0), super::at(100), None, 2)
+            .await
+            .unwrap();
+        let last = first.last().cloned().unwrap();
+        assert_eq!(sids(first), vec![super::sid(1), super::sid(4)]);
+        let left = |ns: &[u32]| {
+            ns.iter()
+                .map(|&n| super::sid(n).to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(pending_rows(&store).await, left(&[1, 4, 5, 6, 7]));
+
+        // Another transaction holds 5's row: the next page does not wait for it and leaves it.
+        let mut holder = store.pool().begin().await.unwrap();
+        let p = store.prefix().as_str();
+        sqlx::query(AssertSqlSafe(format!(
+            "SELECT sid FROM {p}pending WHERE sid = $1 FOR UPDATE"
+        )))
+        .bind(super::sid(5).as_str())
+        .fetch_one(&mut *holder)
+        .await
+        .unwrap();
+        let key = Some((last.created_at, &last.sid));
+        let read = store.pending_page(super::at(0), super::at(100), key, 2);
+        let second = tokio::time::timeout(std::time::Duration::from_secs(60), read)
+            .await
+            .expect("the read waited for a row another transaction holds")
+            .unwrap();
+        assert_eq!(sids(second), vec![super::sid(7)]);
+        assert_eq!(pending_rows(&store).await, left(&[1, 4, 5, 7]));
+        holder.commit().await.unwrap();
+
+        // Once free, the row goes with the next read that passes it; the pages stay the same.
+        assert_eq!(
+            super::walk(&store, 1).await,
+            vec![super::sid(1), super::sid(4), super::sid(7)]
+        );
+        assert_eq!(pending_rows(&store).await, left(&[1, 4, 7]));
+        // A message that turns final after the read passed it waits for the next pass.
+        store.apply(&super::event(7, "failed", 70)).await.unwrap();
+        assert_eq!(
+            super::walk(&store, 5).await,
+            vec![super::sid(1), super::sid(4)]
+        );
+        assert_eq!(pending_rows(&store).await, left(&[1, 4]));
+        db.cleanup().await;
+    }
+
     /// Timeouts of 0 (off) and beyond what PostgreSQL takes (about 24.8 days) still let every
     /// write through: 0 is off on both sides, a long one is the server's longest.
     #[tokio::test]

@@ -186,7 +186,8 @@ pub(crate) struct Statements {
     pub(crate) get: Arc<str>,
     /// `$1` sid → its events, oldest first.
     pub(crate) history: Arc<str>,
-    /// `$1` older than, `$2` limit, `$3` created from → non-final records, oldest first.
+    /// `$1` older than, `$2` limit, `$3` created from → non-final records, oldest first
+    /// (PostgreSQL: also deletes the pending rows of final messages it passes; see [`pending`]).
     pub(crate) pending: Arc<str>,
     /// As `pending`, only records after `$4` created at, `$5` sid in that order.
     pub(crate) pending_after: Arc<str>,
@@ -320,14 +321,29 @@ fn pending(dialect: Dialect, p: &str, and: &str) -> String {
             "SELECT {RECORD_COLUMNS} FROM {p}messages WHERE status_rank < {FINAL_RANK} \
              AND created_at < $1 AND created_at >= $3{and} ORDER BY created_at, sid LIMIT $2"
         ),
-        // The pending table (schema version 4) holds exactly the messages not final; a row
-        // whose message is gone (deleted before schema version 8) does not take a place of
-        // the page, which ends only where the list does.
+        // The pending table (schema version 4) holds every message not final, and the
+        // messages that became final since a pending read last passed them: the write path
+        // leaves their rows for this read to delete, which keeps that delete out of the
+        // webhook's writes. A row whose message is final or gone (deleted before schema
+        // version 8) takes no place of the page. The read deletes the rows of final messages
+        // it passed over: up to the page's last row, or through the window when the page is
+        // not full, skipping rows another transaction holds, so it never waits.
         Dialect::Postgres => format!(
-            "SELECT {RECORD_COLUMNS} FROM {p}messages WHERE sid IN (SELECT sid \
-             FROM {p}pending AS p WHERE created_at < $1 AND created_at >= $3{and} \
-             AND EXISTS (SELECT 1 FROM {p}messages AS m WHERE m.sid = p.sid) \
-             ORDER BY created_at, sid LIMIT $2) ORDER BY created_at, sid"
+            "WITH page AS (SELECT p.sid, p.created_at FROM {p}pending AS p \
+               WHERE created_at < $1 AND created_at >= $3{and} \
+               AND EXISTS (SELECT 1 FROM {p}messages AS m WHERE m.sid = p.sid \
+                 AND m.status_rank < {FINAL_RANK}) \
+               ORDER BY created_at, sid LIMIT $2), \
+             passed AS (SELECT p.sid FROM {p}pending AS p \
+               WHERE created_at < $1 AND created_at >= $3{and} \
+               AND ((SELECT count(*) FROM page) < $2 OR (created_at, sid) < (SELECT created_at, sid \
+                 FROM page ORDER BY created_at DESC, sid DESC LIMIT 1)) \
+               AND EXISTS (SELECT 1 FROM {p}messages AS m WHERE m.sid = p.sid \
+                 AND m.status_rank >= {FINAL_RANK}) \
+               FOR UPDATE OF p SKIP LOCKED), \
+             pruned AS (DELETE FROM {p}pending WHERE sid IN (SELECT sid FROM passed)) \
+             SELECT {RECORD_COLUMNS} FROM {p}messages WHERE sid IN (SELECT sid FROM page) \
+             ORDER BY created_at, sid"
         ),
     }
 }

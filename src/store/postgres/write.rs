@@ -23,8 +23,11 @@
 //! losing is written one event at a time: `PostgresStore::write_one_by_one`.)
 //!
 //! A status change touches no index of `messages` (schema version 4), so PostgreSQL updates
-//! the row in place (HOT); the `pending` table, which lists the messages not final, loses the
-//! row of a message that became final in the same statement.
+//! the row in place (HOT). A message enters the `pending` table, which the reconciler reads,
+//! in the statement that creates it; a message that becomes final keeps its row there until
+//! the pending read passes it and deletes it (see `Statements`' `pending`), so the write of a
+//! burst of final callbacks does no delete. Leaving that delete to the pending read gave
+//! about a tenth more callbacks/s (docs/PERFORMANCE.md).
 //!
 //! Rows are locked in SID order and created in SID order, so two statements never wait for
 //! each other in a cycle: any number of instances write concurrently without deadlocks. A
@@ -74,7 +77,7 @@ impl Writes {
     /// The statements for the prefix of `sql`. The batch statement runs its parts in the
     /// order of its final `SELECT` (PostgreSQL runs a data-modifying `WITH` part when the query
     /// first reads it, and the parts no one reads after the query): its check first, then the
-    /// messages, the pending list and the history, then the feed. The check (`gate`) sets the
+    /// messages, the pending list's new rows and the history, then the feed. The check (`gate`) sets the
     /// lock timeout for the statement (`$37`), locks the rows read (`$35` SIDs in order, `$36`
     /// their versions) and tells whether all are unchanged. The parts that write messages read
     /// it too, so nothing is written before the rows are locked in SID order; when it fails,
@@ -95,15 +98,12 @@ impl Writes {
         let p = sql.prefix.as_str();
         let lock = &gaps.take;
         let channel = format!("{p}feed");
-        // The pending list follows the messages written by `ins` and `upd`: both statements.
+        // A message created not final enters the pending list: both statements. One that
+        // becomes final leaves it only when the pending read passes it (module documentation).
         let pending_in = format!(
             "pend_ins AS (INSERT INTO {p}pending (sid, created_at) \
              SELECT sid, created_at FROM ins WHERE status_rank < {FINAL_RANK} \
              ON CONFLICT (sid) DO NOTHING RETURNING 1),"
-        );
-        let pending_out = format!(
-            "pend_del AS (DELETE FROM {p}pending WHERE sid = ANY(ARRAY( \
-             SELECT sid FROM upd WHERE status_rank >= {FINAL_RANK})) RETURNING 1),"
         );
         Self {
             read_rows: format!(
@@ -143,8 +143,7 @@ impl Writes {
                      $16::text[], $17::text[], $18::text[], $19::text[]) \
                      AS u(sid, status, rank, error_code, error_message, account_sid, to_addr, \
                      from_addr, service) \
-                   WHERE m.sid = u.sid AND (SELECT ok FROM gate) RETURNING m.sid, m.status_rank), \
-                 {pending_out} \
+                   WHERE m.sid = u.sid AND (SELECT ok FROM gate) RETURNING m.sid), \
                  ev AS ( \
                    INSERT INTO {p}events (message_sid, status, error_code, received_at, source, \
                      idempotency_token, raw) \
@@ -172,7 +171,6 @@ impl Writes {
                      AND (SELECT count(*) FROM upd) = cardinality($11::text[]) THEN 0 \
                      ELSE {p}batch_conflict() END AS checked, \
                    (SELECT count(*) FROM pend_ins) AS pended, \
-                   (SELECT count(*) FROM pend_del) AS unpended, \
                    ARRAY(SELECT message_sid FROM ev ORDER BY message_sid, status) AS kept_sids, \
                    ARRAY(SELECT status FROM ev ORDER BY message_sid, status) AS kept_statuses, \
                    (SELECT count(*) FROM feed) AS fed, (SELECT count(*) FROM wake) AS woke, \
@@ -223,8 +221,7 @@ impl Writes {
                      OR (j.had_to IS NULL AND j.to_addr IS NOT NULL) \
                      OR (j.had_from IS NULL AND j.from_addr IS NOT NULL) \
                      OR (j.had_service IS NULL AND j.service IS NOT NULL)) \
-                   RETURNING m.sid, m.status_rank), \
-                 {pending_out} \
+                   RETURNING m.sid), \
                  ev AS ( \
                    INSERT INTO {p}events (message_sid, status, error_code, received_at, source, \
                      idempotency_token, raw) \
@@ -255,7 +252,6 @@ impl Writes {
                    ARRAY(SELECT sid FROM j WHERE sid IN (SELECT message_sid FROM ev) \
                      ORDER BY idx) AS kept_sids, \
                    (SELECT count(*) FROM pend_ins) AS pended, \
-                   (SELECT count(*) FROM pend_del) AS unpended, \
                    (SELECT count(*) FROM wake) AS woke, \
                    (SELECT max(position) FROM feed) AS head"
             ),
