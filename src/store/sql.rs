@@ -328,23 +328,26 @@ fn pending(dialect: Dialect, p: &str, and: &str) -> String {
         // version 8) takes no place of the page. The read deletes the rows of final messages
         // it passed over: up to the page's last row, or through the window when the page is
         // not full, skipping rows another transaction holds, so it never waits.
-        Dialect::Postgres => format!(
-            "WITH page AS (SELECT p.sid, p.created_at FROM {p}pending AS p \
-               WHERE created_at < $1 AND created_at >= $3{and} \
-               AND EXISTS (SELECT 1 FROM {p}messages AS m WHERE m.sid = p.sid \
-                 AND m.status_rank < {FINAL_RANK}) \
-               ORDER BY created_at, sid LIMIT $2), \
-             passed AS (SELECT p.sid FROM {p}pending AS p \
-               WHERE created_at < $1 AND created_at >= $3{and} \
-               AND ((SELECT count(*) FROM page) < $2 OR (created_at, sid) < (SELECT created_at, sid \
-                 FROM page ORDER BY created_at DESC, sid DESC LIMIT 1)) \
-               AND EXISTS (SELECT 1 FROM {p}messages AS m WHERE m.sid = p.sid \
-                 AND m.status_rank >= {FINAL_RANK}) \
-               FOR UPDATE OF p SKIP LOCKED), \
-             pruned AS (DELETE FROM {p}pending WHERE sid IN (SELECT sid FROM passed)) \
-             SELECT {RECORD_COLUMNS} FROM {p}messages WHERE sid IN (SELECT sid FROM page) \
-             ORDER BY created_at, sid"
-        ),
+        Dialect::Postgres => {
+            let window = format!("created_at < $1 AND created_at >= $3{and}");
+            format!(
+                "WITH page AS (SELECT p.sid, p.created_at FROM {p}pending AS p \
+                 WHERE {window} \
+                 AND EXISTS (SELECT 1 FROM {p}messages AS m WHERE m.sid = p.sid \
+                   AND m.status_rank < {FINAL_RANK}) \
+                 ORDER BY created_at, sid LIMIT $2), \
+               passed AS (SELECT p.sid FROM {p}pending AS p \
+                 WHERE {window} \
+                 AND ((SELECT count(*) FROM page) < $2 OR (created_at, sid) < (SELECT created_at, sid \
+                   FROM page ORDER BY created_at DESC, sid DESC LIMIT 1)) \
+                 AND EXISTS (SELECT 1 FROM {p}messages AS m WHERE m.sid = p.sid \
+                   AND m.status_rank >= {FINAL_RANK}) \
+                 FOR UPDATE OF p SKIP LOCKED), \
+               pruned AS (DELETE FROM {p}pending WHERE sid IN (SELECT sid FROM passed)) \
+               SELECT {RECORD_COLUMNS} FROM {p}messages WHERE sid IN (SELECT sid FROM page) \
+               ORDER BY created_at, sid"
+            )
+        }
     }
 }
 
