@@ -64,9 +64,9 @@ pub struct StatusCallback {
     pub status: MessageStatus,
     /// `AccountSid`.
     pub account_sid: Option<AccountSid>,
-    /// `From`.
+    /// `From`; `None` when absent or longer than [`MAX_ADDRESS`] bytes.
     pub from: Option<String>,
-    /// `To`.
+    /// `To`; `None` when absent or longer than [`MAX_ADDRESS`] bytes.
     pub to: Option<String>,
     /// `ApiVersion`, normally `2010-04-01`.
     pub api_version: Option<String>,
@@ -113,6 +113,14 @@ impl std::fmt::Debug for StatusCallback {
 /// callback itself, which is signed, is kept.
 pub const MAX_IDEMPOTENCY_TOKEN: usize = 256;
 
+/// The longest `To` or `From` kept, in bytes. What Twilio sends there (a phone number, a short
+/// code, an alphanumeric sender ID, a channel address such as `whatsapp:+14155550100`) is far
+/// shorter. A longer one is left out of a status callback, which is kept, and refuses an
+/// incoming message ([`InboundMessage::from_pairs`](crate::inbound::InboundMessage::from_pairs)):
+/// PostgreSQL cannot index a value of a few kilobytes, and one such callback would fail every
+/// callback written in its batch.
+pub const MAX_ADDRESS: usize = 256;
+
 fn field<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
     pairs
         .iter()
@@ -123,6 +131,13 @@ fn field<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
 
 fn owned(pairs: &[(String, String)], name: &str) -> Option<String> {
     field(pairs, name).map(str::to_owned)
+}
+
+/// The address in `name`, if it is at most [`MAX_ADDRESS`] bytes.
+fn address(pairs: &[(String, String)], name: &str) -> Option<String> {
+    field(pairs, name)
+        .filter(|a| a.len() <= MAX_ADDRESS)
+        .map(str::to_owned)
 }
 
 fn sid_error(field: &'static str, e: SidError) -> CallbackError {
@@ -215,8 +230,8 @@ impl StatusCallback {
             status: MessageStatus::parse(status),
             message_sid,
             account_sid,
-            from: owned(p, "From"),
-            to: owned(p, "To"),
+            from: address(p, "From"),
+            to: address(p, "To"),
             api_version: owned(p, "ApiVersion"),
             messaging_service_sid,
             error_code,
@@ -315,6 +330,28 @@ mod tests {
         );
         assert_eq!(e.source, EventSource::Callback);
         assert_eq!(e.raw, cb.raw);
+    }
+
+    #[test]
+    fn an_address_longer_than_the_cap_is_left_out_and_the_callback_kept() {
+        let longest = format!("+{}", "1".repeat(MAX_ADDRESS - 1));
+        let longer = format!("{longest}2");
+        let cb = StatusCallback::from_pairs(
+            pairs(&[
+                ("MessageSid", SID),
+                ("MessageStatus", "delivered"),
+                ("To", &longest),
+                ("From", &longer),
+            ]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(cb.status, MessageStatus::Delivered);
+        assert_eq!(cb.to.as_deref(), Some(longest.as_str()));
+        assert_eq!(cb.from, None, "too long: left out");
+        assert_eq!(cb.raw[3], ("From".to_owned(), longer), "the raw pair stays");
+        let e = cb.to_event();
+        assert_eq!((e.to.as_deref(), e.from), (Some(longest.as_str()), None));
     }
 
     #[test]

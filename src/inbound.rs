@@ -9,6 +9,7 @@
 
 use std::fmt;
 
+use crate::callback::MAX_ADDRESS;
 use crate::ids::{AccountSid, MessageSid, MessagingServiceSid};
 
 /// Why an incoming-message webhook could not be read.
@@ -197,9 +198,10 @@ impl InboundMessage {
     /// Parses the webhook's form pairs.
     ///
     /// # Errors
-    /// [`InboundError`] when `MessageSid` (or its legacy names), `From` or `To` is missing, or a
-    /// SID, a count or a location is malformed (a coordinate that is not a finite number of
-    /// degrees within ±90 latitude, ±180 longitude).
+    /// [`InboundError`] when `MessageSid` (or its legacy names), `From` or `To` is missing,
+    /// `From` or `To` is longer than [`MAX_ADDRESS`] bytes, or a SID, a count or a location is
+    /// malformed (a coordinate that is not a finite number of degrees within ±90 latitude, ±180
+    /// longitude).
     pub fn from_pairs(pairs: Vec<(String, String)>) -> Result<Self, InboundError> {
         let get = |name: &str| {
             pairs
@@ -267,12 +269,20 @@ impl InboundMessage {
             _ => None,
         };
         let flag = |name: &str| non_empty(name).map(|v| v.eq_ignore_ascii_case("true"));
+        let address = |name: &'static str| match non_empty(name) {
+            None => Err(InboundError::Missing(name)),
+            Some(a) if a.len() > MAX_ADDRESS => Err(invalid(
+                name,
+                format_args!("longer than {MAX_ADDRESS} bytes"),
+            )),
+            Some(a) => Ok(a),
+        };
         Ok(Self {
             sid,
             account_sid,
             messaging_service_sid,
-            from: non_empty("From").ok_or(InboundError::Missing("From"))?,
-            to: non_empty("To").ok_or(InboundError::Missing("To"))?,
+            from: address("From")?,
+            to: address("To")?,
             body: get("Body").unwrap_or_default().to_owned(),
             num_segments: count("NumSegments")?,
             media,
@@ -400,6 +410,15 @@ mod tests {
             parse("From=a&To=b"),
             Err(InboundError::Missing("MessageSid"))
         );
+        let longest = format!("%2B{}", "1".repeat(MAX_ADDRESS - 1));
+        let sid = "MessageSid=SM1f0e8ae6ade43cb3c0ce4525424e404f";
+        let m = parse(&format!("{sid}&From={longest}&To={longest}")).unwrap();
+        assert_eq!(m.from.len(), MAX_ADDRESS);
+        assert_eq!(
+            parse(&format!("{sid}&From={longest}&To={longest}2")),
+            Err(invalid("To", "longer than 256 bytes"))
+        );
+        assert!(parse(&format!("{sid}&From={longest}1&To=%2B1501")).is_err());
         assert!(parse(&format!("{ok}&NumMedia=11")).is_err());
         assert!(parse(&format!("{ok}&NumMedia=1")).is_err());
         assert!(parse(&format!("{ok}&NumMedia=-1")).is_err());

@@ -1,8 +1,9 @@
 //! Real faults against the webhook and the SQL stores: a process killed with SIGKILL right
 //! after answering (SQLite file, PostgreSQL), SQLite on a full disk (a small tmpfs, needs root),
 //! PostgreSQL stopped with `pg_ctl stop -m immediate` under a stream of callbacks (a private
-//! server), and a row lock held by another session. Every callback answered 204 must be in the
-//! store; every failure must be a 503 within the deadline; the store must heal by itself.
+//! server), a row lock held by another session, and an address PostgreSQL cannot index. Every
+//! callback answered 204 must be in the store; every failure must be a 503 within the deadline;
+//! the store must heal by itself.
 //!
 //! Outside CI a test whose service is missing (no `TEST_DATABASE_URL`, no PostgreSQL binaries,
 //! not root for the tmpfs) says so and passes; under CI (`CI` set) it fails.
@@ -46,7 +47,12 @@ async fn post(hook: &StatusWebhook, n: u32, pad: usize) -> StatusCode {
     if pad > 0 {
         pairs.push(("Pad".into(), "x".repeat(pad)));
     }
-    let (body, sig) = signed(&format!("{BASE}{TARGET}"), &pairs);
+    post_pairs(hook, &pairs).await
+}
+
+/// Posts a callback of these pairs, signed.
+async fn post_pairs(hook: &StatusWebhook, pairs: &[(String, String)]) -> StatusCode {
+    let (body, sig) = signed(&format!("{BASE}{TARGET}"), pairs);
     let mut h = HeaderMap::new();
     h.insert("x-twilio-signature", HeaderValue::from_str(&sig).unwrap());
     h.insert(
@@ -187,6 +193,51 @@ async fn postgres_keeps_every_204_after_kill_9() {
         );
     }
     pg::drop_tables(&pool, &prefix).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// A value PostgreSQL cannot index
+// ---------------------------------------------------------------------------------------------
+
+/// A callback whose `To` is 4 000 bytes that do not compress (Twilio sends nothing like it, but
+/// a signed request can): PostgreSQL cannot index it (`messages_to_idx`), so its insert failed
+/// the whole batch, and every callback written with it got 503, which Twilio does not send
+/// again. The address is now left out (`callback::MAX_ADDRESS`) and every callback is stored.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_postgres_cannot_index_fails_no_callback() {
+    let Some(url) = pg::url() else { return };
+    let prefix = pg::random_prefix();
+    let store = twilio_delivery::store::PostgresStore::connect(&url)
+        .await
+        .unwrap()
+        .with_prefix(prefix.clone());
+    store.migrate().await.unwrap();
+    let store = Arc::new(store);
+    let hook = Arc::new(hook(store.clone(), Duration::from_secs(10)));
+    let long: String = std::iter::repeat_with(fastrand::alphanumeric)
+        .take(4000)
+        .collect();
+    let posts: Vec<_> = (1..=16)
+        .map(|n| {
+            let mut pairs = callback_pairs(&sid(n), "delivered", None);
+            if n == 8 {
+                pairs.retain(|(k, _)| k != "To");
+                pairs.push(("To".into(), long.clone()));
+            }
+            let hook = hook.clone();
+            tokio::spawn(async move { post_pairs(&hook, &pairs).await })
+        })
+        .collect();
+    for (n, post) in (1..=16).zip(posts) {
+        assert_eq!(post.await.unwrap(), StatusCode::NO_CONTENT, "callback {n}");
+    }
+    for n in 1..=16 {
+        let record = store.get(&sid(n)).await.unwrap().expect("stored");
+        let to = if n == 8 { None } else { Some("+14155550199") };
+        assert_eq!(record.to.as_deref(), to, "message {n}");
+    }
+    pg::drop_tables(&pg::pool().await.unwrap(), &prefix).await;
 }
 
 // ---------------------------------------------------------------------------------------------
