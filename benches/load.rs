@@ -27,6 +27,10 @@
 //! and how much of their time the hypervisor gave to other machines (stolen): a run whose cores
 //! were all busy measured the CPU, one with idle cores the latency of the round trips.
 
+#[cfg(all(feature = "axum", feature = "sqlite", feature = "postgres"))]
+#[path = "../tests/pg_drop/mod.rs"]
+mod pg_drop;
+
 #[cfg(all(feature = "axum", feature = "sqlite"))]
 mod load {
     use std::io::{BufRead as _, BufReader};
@@ -638,15 +642,9 @@ mod load {
     async fn drop_tables(url: &str, prefix: &str) {
         use twilio_delivery::store::sqlx::{self, AssertSqlSafe};
         if let Ok(pool) = sqlx::postgres::PgPool::connect(url).await {
-            let p = prefix;
-            let _ = sqlx::raw_sql(AssertSqlSafe(format!(
-                "DROP TABLE IF EXISTS {p}events, {p}messages, {p}migrations, {p}feed, \
-                 {p}feed_head, {p}feed_cursors, {p}dead_letters, {p}leases, {p}opt_outs, \
-                 {p}opt_out_keywords, {p}pending CASCADE; DROP FUNCTION IF EXISTS {p}delete_history(), {p}batch_conflict(); \
-                 DROP SEQUENCE IF EXISTS {p}feed_position"
-            )))
-            .execute(&pool)
-            .await;
+            let _ = sqlx::raw_sql(AssertSqlSafe(crate::pg_drop::drop_prefix_sql(prefix)))
+                .execute(&pool)
+                .await;
             pool.close().await;
         }
     }

@@ -1,6 +1,8 @@
 //! One conformance suite for `StatusStore`, run against every backend: `MemoryStore`,
 //! `SqliteStore` (in memory and in a temp file) and `PostgresStore` (`TEST_DATABASE_URL`).
 
+#[cfg(feature = "postgres")]
+mod pg_drop;
 mod skip;
 
 use time::macros::datetime;
@@ -1230,14 +1232,7 @@ mod pg {
         pub(super) async fn cleanup(self) {
             let prefixes = std::mem::take(&mut *self.prefixes.lock().unwrap());
             for p in prefixes {
-                let p = p.as_str();
-                self.exec(format!(
-                    "DROP TABLE IF EXISTS {p}events, {p}messages, {p}migrations, {p}feed, {p}feed_head, \
-             {p}feed_cursors, {p}dead_letters, {p}leases, {p}opt_outs, {p}opt_out_keywords, {p}pending CASCADE; \
-                     DROP FUNCTION IF EXISTS {p}boom(), {p}delete_history(), {p}batch_conflict(); \
-                     DROP SEQUENCE IF EXISTS {p}feed_position;"
-                ))
-                .await;
+                self.exec(crate::pg_drop::drop_prefix_sql(p.as_str())).await;
             }
         }
     }

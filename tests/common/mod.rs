@@ -1,6 +1,9 @@
 //! Helpers shared by the integration tests: signed status callbacks and a failing store.
 #![allow(dead_code, unreachable_pub)]
 
+#[cfg(feature = "postgres")]
+#[path = "../pg_drop/mod.rs"]
+pub mod pg_drop;
 #[path = "../skip/mod.rs"]
 pub mod skip;
 
@@ -169,13 +172,10 @@ pub mod pg {
         TablePrefix::new(format!("t{:016x}_", fastrand::u64(..))).unwrap()
     }
 
-    /// Drops the tables of one prefix.
+    /// Drops the tables, sequences and functions of one prefix.
     pub async fn drop_tables(pool: &PgPool, prefix: &TablePrefix) {
-        let p = prefix.as_str();
-        sqlx::raw_sql(AssertSqlSafe(format!(
-            "DROP TABLE IF EXISTS {p}events, {p}messages, {p}migrations, {p}feed, {p}feed_head, \
-             {p}feed_cursors, {p}dead_letters, {p}leases, {p}opt_outs, {p}opt_out_keywords, {p}pending CASCADE; \
-             DROP FUNCTION IF EXISTS {p}delete_history(), {p}batch_conflict(); DROP SEQUENCE IF EXISTS {p}feed_position"
+        sqlx::raw_sql(AssertSqlSafe(super::pg_drop::drop_prefix_sql(
+            prefix.as_str(),
         )))
         .execute(pool)
         .await
