@@ -25,7 +25,8 @@ const BASE: &str = "https://hooks.example.com";
 const TARGET: &str = "/twilio/status";
 
 /// A memory store whose writes wait while the gate is closed, take `delay` each, and fail (or
-/// panic) when they hold the poisoned SID; it records the size of every batch and counts the
+/// panic, or reject the write as a store does a value it cannot hold) when they hold the
+/// poisoned SID; it records the size of every batch and counts the
 /// single writes. It groups commits unless made with [`GatedStore::direct`].
 #[derive(Debug)]
 struct GatedStore {
@@ -34,6 +35,7 @@ struct GatedStore {
     open: watch::Sender<bool>,
     poison: Mutex<Option<MessageSid>>,
     panics: AtomicBool,
+    rejects: AtomicBool,
     delay: Mutex<Duration>,
     batches: Mutex<Vec<usize>>,
     singles: AtomicUsize,
@@ -56,6 +58,7 @@ impl GatedStore {
             open: watch::Sender::new(true),
             poison: Mutex::new(None),
             panics: AtomicBool::new(false),
+            rejects: AtomicBool::new(false),
             delay: Mutex::new(Duration::ZERO),
             batches: Mutex::new(Vec::new()),
             singles: AtomicUsize::new(0),
@@ -74,6 +77,9 @@ impl GatedStore {
         let poison = self.poison.lock().unwrap().clone();
         if events.iter().any(|e| Some(&e.sid) == poison.as_ref()) {
             assert!(!self.panics.load(Ordering::Relaxed), "a store bug");
+            if self.rejects.load(Ordering::Relaxed) {
+                return Err(StoreError::Rejected("a value too long to index".into()));
+            }
             return Err(StoreError::Unavailable("poisoned batch".into()));
         }
         self.inner.apply_batch(events).await
@@ -427,6 +433,62 @@ async fn a_failed_batch_fails_exactly_its_callers() {
         "answered 503, not stored"
     );
     assert!(store.get(&sid(4)).await.unwrap().is_some());
+}
+
+/// A batch the store rejects for a value it cannot hold is written again one event at a time:
+/// the callback with the value gets 500, the others of its batch are stored (204).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_batch_is_written_one_by_one_and_fails_only_the_rejected_callback() {
+    let store = GatedStore::new();
+    let hook = hook(store.clone(), 16, 8, Duration::from_secs(10));
+    *store.poison.lock().unwrap() = Some(sid(2));
+    store.rejects.store(true, Ordering::Relaxed);
+    store.gate(false);
+    let first = tokio::spawn({
+        let hook = hook.clone();
+        async move { post(&hook, 1).await.0 }
+    });
+    batches_started(&store, 1).await;
+    // 2, 3 and 4 queue up behind 1 and go in one batch, which the store rejects because of 2.
+    let second: Vec<_> = [2, 3, 4]
+        .map(|n| {
+            let hook = hook.clone();
+            tokio::spawn(async move { post(&hook, n).await })
+        })
+        .into_iter()
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    store.gate(true);
+    assert_eq!(first.await.unwrap(), StatusCode::NO_CONTENT);
+    let mut answers = Vec::new();
+    for s in second {
+        answers.push(s.await.unwrap());
+    }
+    assert_eq!(
+        answers[0].0,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "the rejected one"
+    );
+    assert!(
+        matches!(
+            &answers[0].2,
+            Some(WebhookError::Store(StoreError::Rejected(_)))
+        ),
+        "{:?}",
+        answers[0].2
+    );
+    assert_eq!(
+        (answers[1].0, answers[2].0),
+        (StatusCode::NO_CONTENT, StatusCode::NO_CONTENT)
+    );
+    assert_eq!(*store.batches.lock().unwrap(), [1, 3, 1, 1, 1]);
+    assert!(store.get(&sid(2)).await.unwrap().is_none());
+    for n in [1, 3, 4] {
+        assert!(
+            store.get(&sid(n)).await.unwrap().is_some(),
+            "{n} answered 204"
+        );
+    }
 }
 
 #[tokio::test]

@@ -1298,6 +1298,43 @@ mod pg {
     /// deletes it: through the page's last row, or the whole window when the page is not full.
     /// Such a row takes no place of a page, and the read skips a row another transaction holds
     /// instead of waiting for it.
+    /// A value PostgreSQL cannot hold (here a `To` of 4 000 bytes that do not compress, too
+    /// long for `messages_to_idx`) rejects the write: `StoreError::Rejected`, which names the
+    /// SQLSTATE and not the value, nothing of the batch written, and the same batch without
+    /// it written. Both statements (distinct messages; one message twice) say so.
+    #[tokio::test]
+    async fn a_value_the_database_cannot_hold_rejects_the_write_and_writes_nothing() {
+        let Some(db) = TestDb::open().await else {
+            return;
+        };
+        let store = db.store().await;
+        let long: String = std::iter::repeat_with(fastrand::alphanumeric)
+            .take(4000)
+            .collect();
+        let mut poison = super::event(2, "sent", 2);
+        poison.to = Some(long.clone());
+        let distinct = [super::event(1, "sent", 1), poison.clone()];
+        let repeated = [
+            super::event(1, "sent", 1),
+            super::event(2, "queued", 1),
+            poison,
+        ];
+        for batch in [&distinct[..], &repeated[..]] {
+            match store.apply_batch(batch).await {
+                Err(StoreError::Rejected(m)) => {
+                    assert!(m.contains("54000") && !m.contains(&long[..40]), "{m}")
+                }
+                other => panic!("{other:?}"),
+            }
+            for n in [1, 2] {
+                assert_eq!(store.get(&super::sid(n)).await.unwrap(), None, "{n}");
+            }
+        }
+        store.apply_batch(&distinct[..1]).await.unwrap();
+        assert!(store.get(&super::sid(1)).await.unwrap().is_some());
+        db.cleanup().await;
+    }
+
     #[tokio::test]
     async fn final_messages_leave_the_pending_list_when_a_read_passes_them() {
         let Some(db) = TestDb::open().await else {

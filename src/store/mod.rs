@@ -219,6 +219,12 @@ pub enum StoreError {
     /// The store does not offer this (e.g. a custom store without a change feed).
     #[error("not supported by this store: {0}")]
     Unsupported(&'static str),
+    /// The store cannot hold a value of this write (`PostgresStore`: a data exception or a
+    /// limit of the database, SQLSTATE classes 22 and 54, such as a text too long to index).
+    /// The same write fails again; nothing of it was written. The webhook then writes the
+    /// events of the batch one at a time, so that only the callback that holds the value fails.
+    #[error("the store cannot hold this write: {0}")]
+    Rejected(String),
 }
 
 impl StoreError {

@@ -539,8 +539,9 @@ pub(crate) fn rank(status: &MessageStatus) -> i32 {
     i32::from(status.precedence())
 }
 
-/// Maps a database error: rows that cannot be decoded are corrupt, anything else is a failure
-/// of the database (unreachable, pool closed, statement failed) that may pass.
+/// Maps a database error: rows that cannot be decoded are corrupt, a value PostgreSQL cannot
+/// hold is rejected (see [`refused_value`]), anything else is a failure of the database
+/// (unreachable, pool closed, statement failed) that may pass.
 pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
     match e {
         sqlx::Error::ColumnDecode { .. }
@@ -548,8 +549,29 @@ pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
         | sqlx::Error::ColumnNotFound(_)
         | sqlx::Error::ColumnIndexOutOfBounds { .. }
         | sqlx::Error::TypeNotFound { .. } => StoreError::Corrupt(e.to_string()),
-        other => StoreError::Unavailable(Box::new(other)),
+        other => match refused_value(&other) {
+            Some(code) => StoreError::Rejected(format!(
+                "the database refused a value of the write (SQLSTATE {code})"
+            )),
+            None => StoreError::Unavailable(Box::new(other)),
+        },
     }
+}
+
+/// The SQLSTATE of a PostgreSQL error about a value of the statement, which the same statement
+/// meets again: class 22 (data exception) or 54 (program limit exceeded, such as an index row
+/// too large). Only the code is kept: some of these messages quote the value.
+fn refused_value(e: &sqlx::Error) -> Option<String> {
+    #[cfg(feature = "postgres")]
+    if let Some(pg) = e
+        .as_database_error()
+        .and_then(|d| d.try_downcast_ref::<sqlx::postgres::PgDatabaseError>())
+    {
+        let code = pg.code();
+        return (code.starts_with("22") || code.starts_with("54")).then(|| code.to_owned());
+    }
+    let _ = e;
+    None
 }
 
 fn corrupt<E: std::fmt::Display>(column: &'static str) -> impl Fn(E) -> StoreError {

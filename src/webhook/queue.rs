@@ -6,9 +6,11 @@
 //! commits form the next one. Under load, the callers a batch answers send their next callbacks
 //! together, and the first of them finds the writer idle: rather than pay a whole commit for a
 //! few events, the writer waits briefly for the rest of that wave (see [`linger`]). Each caller
-//! gets the answer of its own event once its batch has committed, or the batch's error. A full
-//! queue refuses at once, so memory stays bounded; a caller that gave up (deadline) leaves its
-//! event in the queue, where the writer skips it.
+//! gets the answer of its own event once its batch has committed, or the batch's error; when
+//! the store rejects the batch for a value it cannot hold ([`StoreError::Rejected`]), the writer
+//! writes its events one at a time, so that only the caller of that value fails. A full queue
+//! refuses at once, so memory stays bounded; a caller that gave up (deadline) leaves its event
+//! in the queue, where the writer skips it.
 //!
 //! A store that does not group commits ([`StatusStore::group_commit`], the memory store) skips
 //! all this: each caller applies its own event, a write being cheaper than the hand-off.
@@ -202,36 +204,72 @@ async fn writer(
             jobs.drain(..).map(|j| (j.event, j.reply)).unzip();
         crate::metrics::batch_size(events.len());
         let started = Instant::now();
-        let result = AssertUnwindSafe(store.apply_batch(&events))
-            .catch_unwind()
-            .await;
+        let result = write(&*store, &events).await;
         let ended = Instant::now();
         let took = ended - started;
-        crate::metrics::store_write("apply_batch", took);
         last = Some(Written {
             size: events.len(),
             ended,
             took,
         });
         match result {
-            Ok(Ok(applied)) if applied.len() == replies.len() => {
+            Ok(applied) => {
                 for (reply, a) in replies.into_iter().zip(applied) {
                     let _ = reply.send(Ok(a));
                 }
             }
-            Ok(Ok(_)) => fail_all(
-                replies,
-                StoreError::Corrupt("the store answered a batch with the wrong count".into()),
-            ),
-            Ok(Err(e)) => fail_all(replies, e),
-            Err(_) => {
-                tracing::error!("the store panicked while writing a batch");
-                fail_all(
-                    replies,
-                    StoreError::Unavailable("the store panicked".into()),
-                );
+            Err(StoreError::Rejected(_)) if events.len() > 1 => {
+                write_each(&*store, events, replies).await;
             }
+            Err(e) => fail_all(replies, e),
         }
+    }
+}
+
+/// Writes `events` with one [`StatusStore::apply_batch`]: one answer per event, or the error
+/// of the whole batch (a store that panicked, or answered with the wrong count, fails it).
+async fn write(
+    store: &dyn StatusStore,
+    events: &[StatusEvent],
+) -> Result<Vec<Applied>, StoreError> {
+    let started = Instant::now();
+    let result = AssertUnwindSafe(store.apply_batch(events))
+        .catch_unwind()
+        .await;
+    crate::metrics::store_write("apply_batch", started.elapsed());
+    match result {
+        Ok(Ok(applied)) if applied.len() == events.len() => Ok(applied),
+        Ok(Ok(_)) => Err(StoreError::Corrupt(
+            "the store answered a batch with the wrong count".into(),
+        )),
+        Ok(Err(e)) => Err(e),
+        Err(_) => {
+            tracing::error!("the store panicked while writing a batch");
+            Err(StoreError::Unavailable("the store panicked".into()))
+        }
+    }
+}
+
+/// Writes the events of a batch the store rejected ([`StoreError::Rejected`]: a value it cannot
+/// hold, which fails the batch whole) one at a time, so that only the callback holding that
+/// value fails and the others are stored. Callers that gave up are skipped.
+async fn write_each(
+    store: &dyn StatusStore,
+    events: Vec<StatusEvent>,
+    replies: Vec<oneshot::Sender<Result<Applied, StoreError>>>,
+) {
+    tracing::warn!(
+        events = events.len(),
+        "the store rejected a batch: writing its events one at a time"
+    );
+    for (event, reply) in events.into_iter().zip(replies) {
+        if reply.is_closed() {
+            continue;
+        }
+        let answer = write(store, std::slice::from_ref(&event))
+            .await
+            .map(|mut applied| applied.remove(0));
+        let _ = reply.send(answer);
     }
 }
 
@@ -269,6 +307,7 @@ fn share(error: &Arc<StoreError>) -> StoreError {
         StoreError::Corrupt(s) => StoreError::Corrupt(s.clone()),
         StoreError::Config(s) => StoreError::Config(s.clone()),
         StoreError::Unsupported(s) => StoreError::Unsupported(s),
+        StoreError::Rejected(s) => StoreError::Rejected(s.clone()),
         _ => StoreError::Unavailable(Box::new(Shared(error.clone()))),
     }
 }
