@@ -561,16 +561,19 @@ pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
 /// The SQLSTATE of a PostgreSQL error about a value of the statement, which the same statement
 /// meets again: class 22 (data exception) or 54 (program limit exceeded, such as an index row
 /// too large). Only the code is kept: some of these messages quote the value.
+#[cfg(feature = "postgres")]
 fn refused_value(e: &sqlx::Error) -> Option<String> {
-    #[cfg(feature = "postgres")]
-    if let Some(pg) = e
-        .as_database_error()
-        .and_then(|d| d.try_downcast_ref::<sqlx::postgres::PgDatabaseError>())
-    {
-        let code = pg.code();
-        return (code.starts_with("22") || code.starts_with("54")).then(|| code.to_owned());
-    }
-    let _ = e;
+    let pg = e
+        .as_database_error()?
+        .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()?;
+    let code = pg.code();
+    (code.starts_with("22") || code.starts_with("54")).then(|| code.to_owned())
+}
+
+/// Without PostgreSQL, no error is about a value (SQLite's limits are beyond what a write here
+/// can reach).
+#[cfg(not(feature = "postgres"))]
+fn refused_value(_: &sqlx::Error) -> Option<String> {
     None
 }
 
