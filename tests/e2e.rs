@@ -163,8 +163,30 @@ async fn converge(kind: Kind, store: Arc<dyn StatusStore>, seed: u64) {
     emulator.shutdown().await;
 }
 
-/// A store for one test, and the directory its files live in (deleted when the test ends).
-type TestStore = (Arc<dyn StatusStore>, Option<tempfile::TempDir>);
+/// A store for one test, and what it leaves behind.
+type TestStore = (Arc<dyn StatusStore>, Leftovers);
+
+/// What a test's store leaves behind, removed when the test ends: SQLite's directory (deleted
+/// on drop) or PostgreSQL's tables.
+enum Leftovers {
+    Nothing,
+    Dir(#[allow(dead_code)] tempfile::TempDir),
+    #[cfg(feature = "postgres")]
+    Tables(
+        twilio_delivery::store::sqlx::PgPool,
+        twilio_delivery::store::TablePrefix,
+    ),
+}
+
+impl Leftovers {
+    async fn remove(self) {
+        #[cfg(feature = "postgres")]
+        if let Self::Tables(pool, prefix) = &self {
+            common::pg::drop_tables(pool, prefix).await;
+        }
+        drop(self);
+    }
+}
 
 async fn sqlite() -> TestStore {
     let dir = tempfile::tempdir().unwrap();
@@ -173,16 +195,17 @@ async fn sqlite() -> TestStore {
         .await
         .unwrap();
     store.migrate().await.unwrap();
-    (Arc::new(store), Some(dir))
+    (Arc::new(store), Leftovers::Dir(dir))
 }
 
 #[cfg(feature = "postgres")]
 async fn postgres() -> Option<TestStore> {
     let pool = common::pg::pool().await?;
+    let prefix = common::pg::random_prefix();
     let store =
-        twilio_delivery::store::PostgresStore::new(pool).with_prefix(common::pg::random_prefix());
+        twilio_delivery::store::PostgresStore::new(pool.clone()).with_prefix(prefix.clone());
     store.migrate().await.unwrap();
-    Some((Arc::new(store), None))
+    Some((Arc::new(store), Leftovers::Tables(pool, prefix)))
 }
 
 macro_rules! e2e {
@@ -190,14 +213,15 @@ macro_rules! e2e {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $name() {
             #[allow(clippy::redundant_closure_call)]
-            let Some((store, _dir)) = ($store)().await else { return };
+            let Some((store, leftovers)) = ($store)().await else { return };
             converge($kind, store, $seed).await;
+            leftovers.remove().await;
         }
     )*};
 }
 
 async fn memory() -> Option<TestStore> {
-    Some((Arc::new(MemoryStore::new()), None))
+    Some((Arc::new(MemoryStore::new()), Leftovers::Nothing))
 }
 
 async fn sqlite_store() -> Option<TestStore> {

@@ -241,71 +241,36 @@ async fn an_address_postgres_cannot_index_fails_no_callback() {
 }
 
 /// One callback whose write PostgreSQL rejects fails alone: the webhook writes the rest of its
-/// batch one event at a time. 16 callbacks at once, through a store that lengthens message 8's
-/// `To` past what PostgreSQL can index: 8 gets 500, the 15 others 204 and are stored.
+/// batch one event at a time. A trigger refuses message 8's history row with SQLSTATE 54000, as
+/// PostgreSQL refuses a value too long to index (which no callback can carry any more); 16
+/// callbacks at once: 8 gets 500, the 15 others 204 and are stored.
 #[cfg(feature = "postgres")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_callback_postgres_rejects_fails_alone() {
-    use time::OffsetDateTime;
-    use twilio_delivery::ids::MessageSid;
-    use twilio_delivery::model::{Applied, HistoryEntry, MessageRecord, SentMessage, StatusEvent};
-    use twilio_delivery::store::{ListQuery, Page, PostgresStore, StoreError};
-
-    /// A `PostgresStore` that gives message 8's events a `To` of 4 000 bytes that do not
-    /// compress before writing them: a value PostgreSQL cannot index, which no callback can
-    /// carry any more (`callback::MAX_ADDRESS`).
-    #[derive(Debug)]
-    struct LongAddressFor8 {
-        inner: PostgresStore,
-        long: String,
-    }
-
-    #[async_trait::async_trait]
-    impl StatusStore for LongAddressFor8 {
-        async fn record_sent(&self, s: &SentMessage) -> Result<Applied, StoreError> {
-            self.inner.record_sent(s).await
-        }
-        async fn apply(&self, e: &StatusEvent) -> Result<Applied, StoreError> {
-            let mut v = self.apply_batch(std::slice::from_ref(e)).await?;
-            Ok(v.remove(0))
-        }
-        async fn apply_batch(&self, events: &[StatusEvent]) -> Result<Vec<Applied>, StoreError> {
-            let mut events = events.to_vec();
-            for e in events.iter_mut().filter(|e| e.sid == sid(8)) {
-                e.to = Some(self.long.clone());
-            }
-            self.inner.apply_batch(&events).await
-        }
-        async fn get(&self, sid: &MessageSid) -> Result<Option<MessageRecord>, StoreError> {
-            self.inner.get(sid).await
-        }
-        async fn history(&self, sid: &MessageSid) -> Result<Vec<HistoryEntry>, StoreError> {
-            self.inner.history(sid).await
-        }
-        async fn pending_since(
-            &self,
-            f: OffsetDateTime,
-            t: OffsetDateTime,
-            n: u32,
-        ) -> Result<Vec<MessageRecord>, StoreError> {
-            self.inner.pending_since(f, t, n).await
-        }
-        async fn list(&self, q: &ListQuery) -> Result<Page, StoreError> {
-            self.inner.list(q).await
-        }
-    }
-
+    use twilio_delivery::store::PostgresStore;
+    use twilio_delivery::store::sqlx::{self, AssertSqlSafe};
     let Some(url) = pg::url() else { return };
     let prefix = pg::random_prefix();
-    let inner = PostgresStore::connect(&url)
+    let store = PostgresStore::connect(&url)
         .await
         .unwrap()
         .with_prefix(prefix.clone());
-    inner.migrate().await.unwrap();
-    let long = std::iter::repeat_with(fastrand::alphanumeric)
-        .take(4000)
-        .collect();
-    let store = Arc::new(LongAddressFor8 { inner, long });
+    store.migrate().await.unwrap();
+    let p = prefix.as_str();
+    let pool = pg::pool().await.unwrap();
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "CREATE FUNCTION {p}refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+         IF NEW.message_sid = '{}' THEN \
+         RAISE EXCEPTION 'index row size exceeds maximum' USING ERRCODE = '54000'; \
+         END IF; RETURN NEW; END $$; \
+         CREATE TRIGGER {p}refuse BEFORE INSERT ON {p}events \
+         FOR EACH ROW EXECUTE FUNCTION {p}refuse();",
+        sid(8)
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    let store = Arc::new(store);
     let hook = Arc::new(hook(store.clone(), Duration::from_secs(10)));
     let posts: Vec<_> = (1..=16)
         .map(|n| {
@@ -325,7 +290,7 @@ async fn a_callback_postgres_rejects_fails_alone() {
         let stored = store.get(&sid(n)).await.unwrap().is_some();
         assert_eq!(stored, n != 8, "message {n}");
     }
-    pg::drop_tables(&pg::pool().await.unwrap(), &prefix).await;
+    pg::drop_tables(&pool, &prefix).await;
 }
 
 // ---------------------------------------------------------------------------------------------

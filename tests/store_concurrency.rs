@@ -563,6 +563,8 @@ mod postgres {
             "b holds it now"
         );
         drop(held_b);
+        drop_tables(a.pool(), &prefix).await;
+        drop_tables(a.pool(), other.prefix()).await;
     }
 
     #[test]
@@ -587,6 +589,7 @@ mod postgres {
                 assert!(Instant::now() < deadline, "the lock outlived its guard");
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
+            drop_tables(b.pool(), b.prefix()).await;
         });
     }
 }
