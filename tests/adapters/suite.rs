@@ -105,6 +105,9 @@ fn signed(signed_url: &str, target: &str, pairs: &[(String, String)]) -> Req {
     signed_with(&token(), signed_url, target, pairs)
 }
 
+/// Four bytes of an address: a thousand of them are far past `callback::MAX_ADDRESS`.
+const LONG_ADDRESS: &str = "+1ab";
+
 fn status_of(n: u32, status: &str) -> Vec<(String, String)> {
     callback_pairs(&sid(n), status, None)
 }
@@ -355,6 +358,21 @@ fn contract_steps() -> Vec<Step> {
                 &format!("https://hooks.example.com:443{PATH}"),
                 PATH,
                 &status_of(23, "sent"),
+            ),
+            204,
+        ),
+        step(
+            "an address over 256 bytes is left out, the callback kept",
+            signed(
+                &url,
+                PATH,
+                &status_of(25, "delivered")
+                    .into_iter()
+                    .map(|(k, v)| match k.as_str() {
+                        "To" => (k, LONG_ADDRESS.repeat(1000)),
+                        _ => (k, v),
+                    })
+                    .collect::<Vec<_>>(),
             ),
             204,
         ),
@@ -729,8 +747,20 @@ pub fn check_stores(kind: Kind, outcome: &Outcome) {
     let contract = find("contract");
     assert_eq!(
         sids("contract"),
-        numbered(&[1, 2, 5, 10, 11, 12, 13, 14, 15, 21, 22, 23]),
+        numbered(&[1, 2, 5, 10, 11, 12, 13, 14, 15, 21, 22, 23, 25]),
         "{kind:?}"
+    );
+    let (long, long_history) = contract.last().unwrap();
+    assert_eq!(
+        (long.status.clone(), long.to.clone()),
+        (S::Delivered, None),
+        "{kind:?}"
+    );
+    assert!(
+        long_history[0]
+            .raw
+            .contains(&("To".into(), LONG_ADDRESS.repeat(1000))),
+        "{kind:?}: the raw pair is kept"
     );
     let (one, one_history) = &contract[0];
     assert_eq!(one.status, S::Delivered, "{kind:?}");
