@@ -179,12 +179,12 @@ enum Leftovers {
 }
 
 impl Leftovers {
+    /// Drops PostgreSQL's tables; a directory goes with `self`.
     async fn remove(self) {
         #[cfg(feature = "postgres")]
         if let Self::Tables(pool, prefix) = &self {
             common::pg::drop_tables(pool, prefix).await;
         }
-        drop(self);
     }
 }
 
