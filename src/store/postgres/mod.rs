@@ -71,11 +71,18 @@ const BATCH_ATTEMPTS: usize = 2;
 ///
 /// Needs PostgreSQL 11 or later (the schema's delete trigger on `messages`, version 5).
 ///
+/// The messages not final are listed in the `pending` table, which the reconciler reads. A
+/// message that becomes final keeps its row there until a pending read passes it
+/// ([`pending`](StatusStore::pending), [`pending_since`](StatusStore::pending_since),
+/// [`pending_page`](StatusStore::pending_page), which the reconciler calls) and deletes it, so
+/// the webhook's writes do no delete. Without a reconciler the table keeps one small row per
+/// message; a pending read now and then clears the window it passes.
+///
 /// Server settings: the store relies on PostgreSQL's durable defaults (`fsync`,
 /// `synchronous_commit`, `full_page_writes`). At a sustained rate of thousands of callbacks a
-/// second, much of the WAL is whole pages written again after each checkpoint
-/// (`docs/PERFORMANCE.md`, "Full-page images"): a larger `max_wal_size` makes checkpoints, and
-/// so those pages, rarer.
+/// second, a good part of the WAL is whole pages written again after each checkpoint (about a
+/// quarter of it right after one, `docs/PERFORMANCE.md`): a larger `max_wal_size` makes
+/// checkpoints, and so those pages, rarer.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
