@@ -78,8 +78,8 @@ impl Writes {
     /// order of its final `SELECT` (PostgreSQL runs a data-modifying `WITH` part when the query
     /// first reads it, and the parts no one reads after the query): its check first, then the
     /// messages, the pending list's new rows and the history, then the feed. The check (`gate`)
-    /// sets the lock timeout for the statement (`$37`), locks the rows read (`$35` SIDs in order, `$36`
-    /// their versions) and tells whether all are unchanged. The parts that write messages read
+    /// sets the lock timeout for the statement (`$37`), locks the rows read (`$35` SIDs in
+    /// order, `$36` their versions) and tells whether all are unchanged. The parts that write messages read
     /// it too, so nothing is written before the rows are locked in SID order; when it fails,
     /// or fewer messages were created or updated than planned, the final `SELECT`'s first
     /// column calls `batch_conflict()`, which fails the statement before the rest runs. Positions
